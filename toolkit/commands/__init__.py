@@ -1,0 +1,1 @@
+"""One module per ``routekit`` command group; each has ``register(subparsers)``."""

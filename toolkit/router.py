@@ -1,0 +1,508 @@
+"""Route a request by intent: pick candidates by policy, call, fall back honestly, explain.
+
+The routing decision is written once, as a generator (:meth:`Router._route`) that
+*yields* what it wants done — call this candidate, sleep this long — and receives
+the outcome.  ``complete`` drives it synchronously and ``acomplete`` with
+``await``, so sync and async share every rule.
+
+Order of filters for each candidate (each rejection leaves a reason code):
+privacy boundary (never relaxed by a fallback) -> vendor / region allow-lists ->
+kill switch -> open circuit -> context window -> budget -> quality floor.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Generator
+
+from .circuit import CircuitBreaker
+from .costs import PriceBook, Usage
+from .overrides import Overrides
+from .policy import ModelSpec, Policy, RouteSpec, load_policy
+from .routelog import RouteLogWriter
+from .transport import Reply, TransportError
+
+
+@dataclass(frozen=True)
+class Attempt:
+    alias: str
+    model: str
+    provider: str
+    region: str | None
+    outcome: str                  # "ok", "verify_failed" or an error kind
+    error_class: str | None
+    status: int | None
+    retryable: bool | None
+    retry_after_s: float | None
+    latency_ms: float
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: float | None
+    unpriced: bool
+    message: str | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    alias: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Result:
+    request_id: str
+    intent: str
+    text: str
+    served_model: str             # the policy alias that answered
+    response_model: str           # what the provider said it served
+    provider: str
+    tier: int
+    fallback_used: bool
+    degraded: bool
+    verification: str
+    attempts: tuple[Attempt, ...]
+    skipped: tuple[Skip, ...]
+    cost_usd: float | None
+    unpriced: bool
+    latency_ms: float
+    price_version: str
+    policy_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["attempts"] = [_as_dict(a) for a in self.attempts]
+        d["skipped"] = [_as_dict(s) for s in self.skipped]
+        return d
+
+    def explain(self) -> str:
+        lines = [f"intent {self.intent!r} -> {self.served_model} ({self.response_model} via {self.provider}, tier {self.tier})"
+                 + ("  [DEGRADED: below the route's quality floor]" if self.degraded else "")
+                 + ("  [fallback]" if self.fallback_used else "")]
+        lines += _explain_steps(self.attempts, self.skipped)
+        cost = "unpriced" if self.cost_usd is None else f"${self.cost_usd:.6f}"
+        lines.append(f"  cost {cost} ({self.price_version}), {self.latency_ms:.0f} ms, policy {self.policy_version}")
+        return "\n".join(lines)
+
+
+def _explain_steps(attempts: tuple[Attempt, ...], skipped: tuple[Skip, ...]) -> list[str]:
+    lines = [f"  skipped {s.alias}: {s.reason} ({s.detail})" for s in skipped]
+    for a in attempts:
+        what = "served" if a.outcome == "ok" else f"failed: {a.outcome}" + (f" [{a.error_class}]" if a.error_class else "")
+        lines.append(f"  tried {a.alias} ({a.model}): {what}, {a.latency_ms:.0f} ms")
+    return lines
+
+
+class RoutingError(RuntimeError):
+    """Base of the errors a routed request raises; each carries its record."""
+
+    record: dict[str, Any]
+
+
+class NoEligibleRoute(RoutingError):
+    """No candidate could serve: every one was rejected or failed (listed in the message)."""
+
+    def __init__(self, intent: str, route: RouteSpec, attempts: tuple[Attempt, ...], skipped: tuple[Skip, ...],
+                 note: str = ""):
+        self.intent, self.attempts, self.skipped = intent, attempts, skipped
+        head = f"no eligible candidate served intent {intent!r} (quality floor min_tier {route.min_tier}, " \
+               f"on_exhausted: {route.on_exhausted})"
+        super().__init__("\n".join([head + (f": {note}" if note else ""), *_explain_steps(attempts, skipped)]))
+
+
+class UnknownIntent(RoutingError, KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass
+class _Request:
+    intent: str
+    messages: list[dict]
+    team: str
+    sensitivity: str | None
+    max_tokens: int | None
+    stream: bool = False
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.time)
+
+
+_CALL, _SLEEP = "call", "sleep"
+
+
+class Router:
+    """Routes requests by intent through a policy.
+
+    >>> router = Router("data/policy.demo.yaml")
+    >>> result = router.complete("triage", "Is this email spam? ...", team="support")
+    >>> result.served_model, result.fallback_used, result.cost_usd
+    """
+
+    def __init__(self, policy: Policy | str | Path, *, transport: Any = None,
+                 log: RouteLogWriter | str | Path | None = RouteLogWriter, prices: PriceBook | None = None,
+                 budgets: Any = None, circuit: CircuitBreaker | None = None, sleep=time.sleep):
+        self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
+        if transport is None:
+            from .transport import LiteLLMTransport
+            transport = LiteLLMTransport()
+        self.transport = transport
+        if log is RouteLogWriter:
+            log = RouteLogWriter()
+        elif isinstance(log, (str, Path)):
+            log = RouteLogWriter(Path(log))
+        self.log: RouteLogWriter | None = log
+        self.prices = prices or PriceBook.load()
+        self.budgets = budgets
+        self.circuit = circuit or CircuitBreaker(self.policy.circuit.failures, self.policy.circuit.cooldown_s)
+        self.overrides = Overrides(self.policy.overrides_path)
+        self._sleep = sleep
+        self._windows: dict[str, int | None] = {}
+        self._rates_cache: dict[str, Any] = {}
+
+    # --- public API ------------------------------------------------------------------------
+
+    def complete(self, intent: str, messages: str | list[dict], *, team: str = "default",
+                 sensitivity: str | None = None, max_tokens: int | None = None) -> Result:
+        req = _Request(intent, _as_messages(messages), team, sensitivity, max_tokens)
+        gen = self._route(req)
+        return _drive_sync(gen, self.transport, req, self._sleep)
+
+    async def acomplete(self, intent: str, messages: str | list[dict], *, team: str = "default",
+                        sensitivity: str | None = None, max_tokens: int | None = None) -> Result:
+        req = _Request(intent, _as_messages(messages), team, sensitivity, max_tokens)
+        gen = self._route(req)
+        return await _drive_async(gen, self.transport, req)
+
+    # --- the decision ------------------------------------------------------------------------
+
+    def _route(self, req: _Request) -> Generator[tuple[str, Any], Any, Result]:
+        policy = self.policy
+        route = policy.routes.get(req.intent)
+        if route is None:
+            raise UnknownIntent(f"unknown intent {req.intent!r}; the policy {policy.path} routes: "
+                                f"{', '.join(sorted(policy.routes))}")
+        chain = policy.chain(req.intent)
+        t0 = time.perf_counter()
+        prompt = _PromptSize(self, policy.models[chain[0]], req.messages)
+        boundary = policy.required_boundary(route, req.sensitivity)
+        attempts: list[Attempt] = []
+        skipped: list[Skip] = []
+        usage_total = [0, 0, 0, 0, 0]
+
+        def finish(reply: Reply | None, served: str | None, verification: str, error: Exception | None):
+            spec = policy.models[served] if served else None
+            record = self._record(req, route, chain, boundary, attempts, skipped, usage_total, prompt.final(reply),
+                                  spec, served, reply, verification, error, (time.perf_counter() - t0) * 1000)
+            if self.log is not None:
+                self.log.write(record)
+            return record
+
+        route_off = self.overrides.get(req.intent)
+        if route_off is not None:
+            skipped.extend(Skip(a, "route_disabled", route_off.describe()) for a in chain)
+            err = NoEligibleRoute(req.intent, route, (), tuple(skipped), note=f"route {route_off.describe()}")
+            err.record = finish(None, None, "skipped", err)
+            raise err
+
+        queue: list[str] = []
+        below: list[str] = []
+        for alias in chain:
+            spec = policy.models[alias]
+            reason = self._reject(alias, spec, route, boundary, prompt, req)
+            if reason is not None:
+                skipped.append(Skip(alias, *reason))
+            elif spec.tier < route.min_tier:
+                below.append(alias)
+            else:
+                queue.append(alias)
+        if route.on_exhausted == "degrade":
+            queue += below
+        else:
+            skipped += [Skip(a, "below_floor", f"tier {policy.models[a].tier} < min_tier {route.min_tier}")
+                        for a in below]
+
+        last_error: TransportError | None = None
+        for i, alias in enumerate(queue):
+            spec = policy.models[alias]
+            if i > 0:
+                # Earlier failures in this request may have opened this candidate's circuit.
+                left = self.circuit.is_open(alias)
+                if left is not None:
+                    skipped.append(Skip(alias, "circuit_open", f"cooling down for {left:.1f}s more"))
+                    continue
+            waited = False
+            while True:
+                try:
+                    reply: Reply = yield _CALL, spec
+                except TransportError as e:
+                    attempts.append(self._attempt(alias, spec, e.usage, e.latency_ms, e.kind, e, e.provider))
+                    self._add_usage(usage_total, e.usage)
+                    self.circuit.failure(alias, e.retry_after_s if e.kind == "rate_limited" else None)
+                    last_error = e
+                    is_last = i == len(queue) - 1
+                    if (is_last and not waited and e.kind == "rate_limited" and e.retry_after_s is not None
+                            and e.retry_after_s <= route.max_retry_after_s):
+                        waited = True  # honour a short Retry-After once on the last candidate
+                        yield _SLEEP, e.retry_after_s
+                        continue
+                    break
+                verdict = self._verify(route, reply.text)
+                outcome = "ok" if verdict != "fail" else "verify_failed"
+                attempts.append(self._attempt(alias, spec, reply.usage, reply.latency_ms, outcome, None,
+                                              reply.provider))
+                self._add_usage(usage_total, reply.usage)
+                self.circuit.success(alias)
+                if outcome == "verify_failed" and route.verify and route.verify.escalate and i < len(queue) - 1:
+                    break
+                result_record = finish(reply, alias, verdict, None)
+                return self._result(req, route, chain, alias, reply, verdict, attempts, skipped, result_record)
+            if last_error is not None and not last_error.retryable:
+                break
+
+        note = ""
+        if last_error is not None and not last_error.retryable:
+            note = f"stopped at a non-retryable failure ({last_error.kind})"
+        err = NoEligibleRoute(req.intent, route, tuple(attempts), tuple(skipped), note=note)
+        err.record = finish(None, None, "skipped", last_error or err)
+        raise err
+
+    def _reject(self, alias: str, spec: ModelSpec, route: RouteSpec, boundary: str | None, prompt: "_PromptSize",
+                req: _Request) -> tuple[str, str] | None:
+        if boundary == "local" and spec.effective_boundary != "local":
+            return "boundary", f"request needs a local model; {spec.target} is {spec.effective_boundary}"
+        if not spec.is_tool:
+            if route.allowed_vendors is not None and spec.effective_vendor not in route.allowed_vendors:
+                return "vendor", f"{spec.effective_vendor} not in {list(route.allowed_vendors)}"
+            if route.allowed_regions is not None and spec.region not in route.allowed_regions:
+                return "region", f"{spec.region} not in {list(route.allowed_regions)}"
+        off = self.overrides.get(alias)
+        if off is not None:
+            return "disabled", off.describe()
+        left = self.circuit.is_open(alias)
+        if left is not None:
+            return "circuit_open", f"cooling down for {left:.1f}s more"
+        window = self._window(spec)
+        if window is not None and prompt.exceeds(window):
+            return "context_window", f"{prompt.tokens} prompt tokens > window {window}"
+        if self.budgets is not None:
+            denial = self.budgets.deny(self, alias, spec, route, req, prompt)
+            if denial is not None:
+                return "budget", denial
+        return None
+
+    def _window(self, spec: ModelSpec) -> int | None:
+        if spec.alias not in self._windows:
+            rates = None if spec.is_tool else self.prices.lookup(spec.price_key or spec.model)
+            self._windows[spec.alias] = spec.context_window or (rates.max_input_tokens if rates else None)
+        return self._windows[spec.alias]
+
+    def _rates(self, alias: str):
+        if alias not in self._rates_cache:
+            self._rates_cache[alias] = self.prices.rates_for(self.policy.models[alias])
+        return self._rates_cache[alias]
+
+    def _count(self, spec: ModelSpec, messages: list[dict]) -> int:
+        if spec.is_tool:
+            return sum(len(str(m.get("content", ""))) for m in messages) // 4
+        from .tokens import count_messages
+        return count_messages(spec.model, messages).tokens
+
+    def _verify(self, route: RouteSpec, text: str) -> str:
+        v = route.verify
+        if v is None:
+            return "skipped"
+        if v.non_empty and not text.strip():
+            return "fail"
+        if v.regex is not None and not re.search(v.regex, text):
+            return "fail"
+        if v.json_schema is not None:
+            import jsonschema
+            try:
+                jsonschema.validate(json.loads(text), v.json_schema)
+            except (ValueError, jsonschema.ValidationError):
+                return "fail"
+        if v.callable is not None:
+            from .transport import load_tool
+            if not load_tool(v.callable)(text):
+                return "fail"
+        return "pass"
+
+    # --- records ----------------------------------------------------------------------------
+
+    def _attempt(self, alias: str, spec: ModelSpec, usage: Usage, latency_ms: float, outcome: str,
+                 error: TransportError | None, provider: str) -> Attempt:
+        rates = self._rates(alias)
+        cost = None if rates is None else rates.cost(usage)[0]
+        return Attempt(
+            alias=alias, model=spec.target, provider=provider, region=spec.region, outcome=outcome,
+            error_class=error.error_class if error else None, status=error.status if error else None,
+            retryable=error.retryable if error else None, retry_after_s=error.retry_after_s if error else None,
+            latency_ms=round(latency_ms, 3), input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens, cost_usd=cost, unpriced=rates is None,
+            message=error.message if error else None)
+
+    @staticmethod
+    def _add_usage(total: list[int], u: Usage) -> None:
+        for i, v in enumerate((u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
+                               u.reasoning_tokens)):
+            total[i] += v
+
+    def _result(self, req: _Request, route: RouteSpec, chain: list[str], alias: str, reply: Reply,
+                verification: str, attempts: list[Attempt], skipped: list[Skip], record: dict) -> Result:
+        spec = self.policy.models[alias]
+        return Result(
+            request_id=req.request_id, intent=req.intent, text=reply.text, served_model=alias,
+            response_model=reply.response_model, provider=reply.provider, tier=spec.tier,
+            fallback_used=record["fallback_used"], degraded=record["degraded"], verification=verification,
+            attempts=tuple(attempts), skipped=tuple(skipped), cost_usd=record["cost_usd"],
+            unpriced=record["unpriced"], latency_ms=record["latency_ms"], price_version=self.prices.version,
+            policy_version=self.policy.version)
+
+    def _record(self, req: _Request, route: RouteSpec, chain: list[str], boundary: str | None,
+                attempts: list[Attempt], skipped: list[Skip], usage: list[int], prompt_tokens: int,
+                spec: ModelSpec | None, served: str | None, reply: Reply | None, verification: str,
+                error: Exception | None, latency_ms: float) -> dict[str, Any]:
+        first = self.policy.models[chain[0]]
+        costs = [a.cost_usd for a in attempts]
+        unpriced = any(a.unpriced for a in attempts)
+        failed = [a.cost_usd or 0.0 for a in attempts if a.outcome != "ok"]
+        savings = 0.0
+        for a in attempts:
+            rates = self._rates(a.alias)
+            if rates is not None and a.cache_read_tokens:
+                savings += rates.cost(Usage(input_tokens=a.cache_read_tokens, cache_read_tokens=a.cache_read_tokens))[1]
+        store = route.store_prompts
+        kind = getattr(error, "kind", None) or ("no_eligible_route" if error is not None else None)
+        return {
+            "schema_version": 1,
+            "request_id": req.request_id,
+            "timestamp": datetime.fromtimestamp(req.started, timezone.utc).isoformat(timespec="microseconds")
+                         .replace("+00:00", "Z"),
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": first.target,
+            "gen_ai.response.model": reply.response_model if reply else None,
+            "gen_ai.provider.name": reply.provider if reply else None,
+            "gen_ai.usage.input_tokens": usage[0],
+            "gen_ai.usage.output_tokens": usage[1],
+            "usage.cache_read_tokens": usage[2],
+            "usage.cache_write_tokens": usage[3],
+            "usage.reasoning_tokens": usage[4],
+            "intent": req.intent,
+            "route_id": req.intent,
+            "team": req.team,
+            "sensitivity": req.sensitivity,
+            "boundary": boundary or "none",
+            "policy_version": self.policy.version,
+            "price_version": self.prices.version,
+            "outcome": "served" if reply else ("blocked" if any(s.reason == "budget" for s in skipped) and not attempts
+                                               else "failed"),
+            "error_kind": None if reply else kind,
+            "requested_alias": chain[0],
+            "served_alias": served,
+            "served_tier": spec.tier if spec else None,
+            "min_tier": route.min_tier,
+            "fallback_used": bool(served and served != chain[0]),
+            "degraded": bool(spec and spec.tier < route.min_tier),
+            "verification": verification,
+            "attempt_count": len(attempts),
+            "attempts": [_as_dict(a) for a in attempts],
+            "skipped": [_as_dict(s) for s in skipped],
+            "cost_usd": None if unpriced else round(sum(c or 0.0 for c in costs), 12),
+            "failed_cost_usd": round(sum(failed), 12),
+            "cache_savings_usd": round(savings, 12),
+            "unpriced": unpriced,
+            "latency_ms": round(latency_ms, 3),
+            "stream": req.stream,
+            "prompt_hash": prompt_hash(req.messages),
+            "prompt_tokens": prompt_tokens,
+            "prompt": json.dumps(req.messages) if store else None,
+            "output": reply.text if (store and reply) else None,
+            "shadow_of": None,
+            "source": "router",
+            "extra": None,
+        }
+
+
+class _PromptSize:
+    """Prompt tokens, counted only when needed: UTF-8 bytes bound the token count from above,
+    so a window check rarely needs the tokenizer, and a served request uses the provider's count."""
+
+    def __init__(self, router: "Router", spec: ModelSpec, messages: list[dict]):
+        self._router, self._spec, self._messages = router, spec, messages
+        self._bytes = sum(len(str(m.get("content") or "").encode()) + 8 for m in messages)
+        self._tokens: int | None = None
+
+    @property
+    def tokens(self) -> int:
+        if self._tokens is None:
+            self._tokens = self._router._count(self._spec, self._messages)
+        return self._tokens
+
+    def exceeds(self, window: int) -> bool:
+        return self._bytes > window and self.tokens > window
+
+    def final(self, reply: Reply | None) -> int:
+        if reply is not None and reply.usage.input_tokens and self._tokens is None:
+            return reply.usage.input_tokens
+        return self.tokens
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return {f: getattr(obj, f) for f in obj.__dataclass_fields__}
+
+
+def prompt_hash(messages: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _as_messages(messages: str | list[dict]) -> list[dict]:
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    return list(messages)
+
+
+def _drive_sync(gen: Generator, transport: Any, req: _Request, sleep) -> Result:
+    send: Any = None
+    throw: TransportError | None = None
+    while True:
+        try:
+            action, arg = gen.throw(throw) if throw is not None else gen.send(send)
+        except StopIteration as stop:
+            return stop.value
+        send, throw = None, None
+        if action == _SLEEP:
+            sleep(arg)
+            continue
+        try:
+            send = transport.complete(arg, req.messages, max_tokens=req.max_tokens)
+        except TransportError as e:
+            throw = e
+
+
+async def _drive_async(gen: Generator, transport: Any, req: _Request) -> Result:
+    send: Any = None
+    throw: TransportError | None = None
+    while True:
+        try:
+            action, arg = gen.throw(throw) if throw is not None else gen.send(send)
+        except StopIteration as stop:
+            return stop.value
+        send, throw = None, None
+        if action == _SLEEP:
+            await asyncio.sleep(arg)
+            continue
+        try:
+            send = await transport.acomplete(arg, req.messages, max_tokens=req.max_tokens)
+        except TransportError as e:
+            throw = e
