@@ -190,3 +190,72 @@ def test_records_hold_no_secret_or_prompt(sim_env, policy_copy, log_dir, monkeyp
         router.complete("triage", "secret plan")  # a bad key fails loudly, it is not papered over
     raw = "\n".join(f.read_text() for f in log_dir.glob("date=*/*.jsonl"))
     assert "sk-proj" not in raw and "secret plan" not in raw
+
+
+def _policy_with(sim_env, tmp_path, routes: str):
+    p = tmp_path / "p.yaml"
+    p.write_text(f"""
+models:
+  cheap: {{model: openai/gpt-4o-mini, tier: 1, api_base: "{sim_env.url}/v1"}}
+  strong: {{model: openai/gpt-4.1, tier: 2, api_base: "{sim_env.url}/v1"}}
+  local: {{model: openai/gemma-3-270m, tier: 0, boundary: local, api_base: "{sim_env.url}/v1",
+          price: {{input_per_mtok: 0, output_per_mtok: 0}}}}
+routes:
+{routes}
+""")
+    return p
+
+
+def test_shadow_records_both_without_touching_the_answer(sim_env, tmp_path, log_dir):
+    p = _policy_with(sim_env, tmp_path, "  triage: {primary: cheap, shadow: strong, shadow_rate: 1.0}")
+    seen = []
+    router = Router(p, log=log_dir, shadow_sink=lambda prod, shadow: seen.append((prod, shadow)))
+    r = router.complete("triage", "hello")
+    router.drain()
+    assert r.served_model == "cheap" and r.text.startswith("[gpt-4o-mini]")
+    records = read_records(log_dir)
+    [shadow] = [x for x in records if x["shadow_of"]]
+    assert shadow["shadow_of"] == r.request_id and shadow["served_alias"] == "strong"
+    assert seen and seen[0][1].text.startswith("[gpt-4.1]")
+
+
+def test_shadow_never_crosses_the_boundary(sim_env, tmp_path, log_dir):
+    p = _policy_with(sim_env, tmp_path, "  private: {primary: local, shadow: strong, shadow_rate: 1.0}")
+    router = Router(p, log=log_dir)
+    router.complete("private", "salary data", sensitivity="private")
+    router.drain()
+    assert sim_env.state.stats.get(("openai", "gpt-4.1"), 0) == 0
+    assert not [x for x in read_records(log_dir) if x["shadow_of"]]
+
+
+class _Budget:
+    def __init__(self, deny: set[str], block: bool):
+        self.deny, self.block, self.settled = deny, block, []
+
+    def reserve(self, *, alias, **kw):
+        from toolkit.router import BudgetDenied
+        if alias in self.deny:
+            raise BudgetDenied("team-monthly", f"budget team-monthly would be exceeded by {alias}", self.block)
+        return alias
+
+    def settle(self, hold, cost_usd):
+        self.settled.append((hold, cost_usd))
+
+
+def test_budget_hook_downgrades_but_never_below_floor(sim_env, tmp_path, log_dir):
+    p = _policy_with(sim_env, tmp_path, "  work: {primary: strong, fallbacks: [cheap], min_tier: 1, on_exhausted: degrade}")
+    budget = _Budget({"strong"}, block=False)
+    r = Router(p, log=log_dir, budgets=budget).complete("work", "x")
+    assert r.served_model == "cheap" and r.skipped[0].reason == "budget"
+    assert budget.settled[0][0] == "cheap" and budget.settled[0][1] > 0
+    p = _policy_with(sim_env, tmp_path, "  work: {primary: strong, fallbacks: [local], min_tier: 1, on_exhausted: degrade}")
+    with pytest.raises(NoEligibleRoute, match="budget team-monthly"):
+        Router(p, log=log_dir, budgets=_Budget({"strong"}, block=False)).complete("work", "x")
+
+
+def test_budget_hook_blocks(sim_env, tmp_path, log_dir):
+    p = _policy_with(sim_env, tmp_path, "  work: {primary: strong, fallbacks: [cheap]}")
+    with pytest.raises(NoEligibleRoute, match="team-monthly"):
+        Router(p, log=log_dir, budgets=_Budget({"strong"}, block=True)).complete("work", "x")
+    assert read_records(log_dir)[-1]["outcome"] == "blocked"
+    assert sum(sim_env.state.stats.values()) == 0

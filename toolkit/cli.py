@@ -1,16 +1,18 @@
 """The ``routekit`` command.
 
-Each command group lives in ``toolkit/commands/<name>.py`` with a ``register``
-function; only the chosen command's heavy imports (litellm, polars) are paid.
+Each command group lives in ``toolkit/commands/<name>.py`` with a ``register(subparsers)``
+function and an ``ORDER`` number (its place in ``--help``).  Modules are found by
+listing the package, so adding a command touches no other file; only the chosen
+command's heavy imports (litellm, polars) are paid.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
-# Order here is the order in --help.
-COMMANDS = ("route", "policy", "switch", "sim", "local", "demo")
+from . import commands
 
 EPILOG = """examples:
   routekit policy check data/policy.demo.yaml
@@ -26,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Route LLM calls by task intent through a policy table, fall back honestly, see the cost.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"toolkit.commands.{name}").register(sub)
+    modules = [importlib.import_module(f"toolkit.commands.{m.name}") for m in pkgutil.iter_modules(commands.__path__)]
+    for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
+        module.register(sub)
     return parser
 
 

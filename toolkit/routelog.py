@@ -46,16 +46,17 @@ unpriced                       bool      some attempt's model had no price: cost
 latency_ms                     float     wall time of the whole request
 stream                         bool      streamed request
 prompt_hash                    str       sha256 of the canonical messages (the prompt itself is not stored)
-prompt_tokens                  int       counted prompt tokens
+prompt_tokens                  int       prompt tokens (the provider's count when served, else counted)
 prompt                         str       raw messages as JSON, only where the route sets store_prompts
 output                         str       answer text, only where the route sets store_prompts
+output_hash                    str       sha256 of the answer text (agreement checks without the text)
 shadow_of                      str       for a shadow call: the production request_id
 source                         str       router | synth | litellm_proxy | otel
 extra                          str       JSON object of fields an importer did not map (kept, not dropped)
 =============================  ========  ==========================================================
 
 Skip reason codes: boundary, vendor, region, disabled, circuit_open, context_window, below_floor,
-budget, route_disabled.
+budget, route_disabled.  Attempt outcomes: ok, verify_failed, or an error kind of transport.py.
 
 Files: ``LOG_DIR/date=YYYY-MM-DD/routes.jsonl`` (append-only, one line per record, written with
 a single ``write`` under an exclusive lock, so threads and processes never interleave) and, once
@@ -99,7 +100,8 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("attempts", "attempts"), ("skipped", "skipped"),
     ("cost_usd", "float"), ("failed_cost_usd", "float"), ("cache_savings_usd", "float"), ("unpriced", "bool"),
     ("latency_ms", "float"), ("stream", "bool"), ("prompt_hash", "str"), ("prompt_tokens", "int"),
-    ("prompt", "str"), ("output", "str"), ("shadow_of", "str"), ("source", "str"), ("extra", "str"),
+    ("prompt", "str"), ("output", "str"), ("output_hash", "str"), ("shadow_of", "str"), ("source", "str"),
+    ("extra", "str"),
 )
 FIELD_NAMES = tuple(name for name, _ in FIELDS)
 

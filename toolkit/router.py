@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any, Generator, Protocol
 
 from .circuit import CircuitBreaker
 from .costs import PriceBook, Usage
@@ -120,6 +121,26 @@ class NoEligibleRoute(RoutingError):
         super().__init__("\n".join([head + (f": {note}" if note else ""), *_explain_steps(attempts, skipped)]))
 
 
+class BudgetDenied(RoutingError):
+    """Raised by a budget hook's ``reserve``: ``block`` stops the request (naming the budget);
+    otherwise the Router moves on to the next, cheaper, candidate — never below the floor."""
+
+    def __init__(self, budget: str, message: str, block: bool):
+        self.budget, self.block = budget, block
+        super().__init__(message)
+
+
+class BudgetHook(Protocol):
+    """What the Router needs from a budget ledger (see toolkit/budgets.py)."""
+
+    def reserve(self, *, alias: str, spec: ModelSpec, route: RouteSpec, team: str, intent: str,
+                prompt_tokens: int, max_tokens: int | None) -> Any:
+        """Hold the estimated cost of one attempt, or raise :class:`BudgetDenied`."""
+
+    def settle(self, hold: Any, cost_usd: float | None) -> None:
+        """Replace a hold with the attempt's real cost (None: unpriced)."""
+
+
 class UnknownIntent(RoutingError, KeyError):
     def __str__(self) -> str:
         return self.args[0]
@@ -150,7 +171,8 @@ class Router:
 
     def __init__(self, policy: Policy | str | Path, *, transport: Any = None,
                  log: RouteLogWriter | str | Path | None = RouteLogWriter, prices: PriceBook | None = None,
-                 budgets: Any = None, circuit: CircuitBreaker | None = None, sleep=time.sleep):
+                 budgets: "BudgetHook | None" = None, circuit: CircuitBreaker | None = None, sleep=time.sleep,
+                 shadow_sink: Any = None, seed: int | None = None):
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         if transport is None:
             from .transport import LiteLLMTransport
@@ -168,6 +190,9 @@ class Router:
         self._sleep = sleep
         self._windows: dict[str, int | None] = {}
         self._rates_cache: dict[str, Any] = {}
+        self.shadow_sink = shadow_sink
+        self._rng = random.Random(seed)
+        self._pool = None
 
     # --- public API ------------------------------------------------------------------------
 
@@ -232,6 +257,7 @@ class Router:
                         for a in below]
 
         last_error: TransportError | None = None
+        budget_note = ""
         for i, alias in enumerate(queue):
             spec = policy.models[alias]
             if i > 0:
@@ -240,12 +266,30 @@ class Router:
                 if left is not None:
                     skipped.append(Skip(alias, "circuit_open", f"cooling down for {left:.1f}s more"))
                     continue
+            if budget_note and spec.tier < route.min_tier:
+                # A budget may route down to a cheaper candidate, never below the quality floor.
+                skipped.append(Skip(alias, "below_floor", f"tier {spec.tier} < min_tier {route.min_tier} "
+                                                          f"(not used to get around a budget)"))
+                continue
+            hold = None
+            if self.budgets is not None:
+                try:
+                    hold = self.budgets.reserve(alias=alias, spec=spec, route=route, team=req.team,
+                                                intent=req.intent, prompt_tokens=prompt.tokens,
+                                                max_tokens=req.max_tokens or spec.max_output_tokens or route.max_output_tokens)
+                except BudgetDenied as denied:
+                    skipped.append(Skip(alias, "budget", str(denied)))
+                    budget_note = str(denied)
+                    if denied.block:
+                        break
+                    continue
             waited = False
             while True:
                 try:
                     reply: Reply = yield _CALL, spec
                 except TransportError as e:
                     attempts.append(self._attempt(alias, spec, e.usage, e.latency_ms, e.kind, e, e.provider))
+                    self._settle(hold, attempts[-1])
                     self._add_usage(usage_total, e.usage)
                     self.circuit.failure(alias, e.retry_after_s if e.kind == "rate_limited" else None)
                     last_error = e
@@ -260,18 +304,24 @@ class Router:
                 outcome = "ok" if verdict != "fail" else "verify_failed"
                 attempts.append(self._attempt(alias, spec, reply.usage, reply.latency_ms, outcome, None,
                                               reply.provider))
+                self._settle(hold, attempts[-1])
+                hold = None
                 self._add_usage(usage_total, reply.usage)
                 self.circuit.success(alias)
                 if outcome == "verify_failed" and route.verify and route.verify.escalate and i < len(queue) - 1:
                     break
                 result_record = finish(reply, alias, verdict, None)
-                return self._result(req, route, chain, alias, reply, verdict, attempts, skipped, result_record)
+                result = self._result(req, route, chain, alias, reply, verdict, attempts, skipped, result_record)
+                self._maybe_shadow(req, route, boundary, result)
+                return result
             if last_error is not None and not last_error.retryable:
                 break
 
         note = ""
         if last_error is not None and not last_error.retryable:
             note = f"stopped at a non-retryable failure ({last_error.kind})"
+        elif budget_note:
+            note = f"budget: {budget_note}"
         err = NoEligibleRoute(req.intent, route, tuple(attempts), tuple(skipped), note=note)
         err.record = finish(None, None, "skipped", last_error or err)
         raise err
@@ -294,11 +344,60 @@ class Router:
         window = self._window(spec)
         if window is not None and prompt.exceeds(window):
             return "context_window", f"{prompt.tokens} prompt tokens > window {window}"
-        if self.budgets is not None:
-            denial = self.budgets.deny(self, alias, spec, route, req, prompt)
-            if denial is not None:
-                return "budget", denial
         return None
+
+    def _settle(self, hold: Any, attempt: Attempt) -> None:
+        if hold is not None:
+            self.budgets.settle(hold, attempt.cost_usd)
+
+    def _maybe_shadow(self, req: _Request, route: RouteSpec, boundary: str | None, production: Result) -> None:
+        """Send a sampled copy of a served request to the route's shadow candidate, in the background.
+
+        The user's answer and latency are untouched; the shadow call leaves its own record with
+        ``shadow_of`` set, and ``shadow_sink(production, shadow)`` (if given) sees both answers.
+        """
+        if route.shadow is None or self._rng.random() >= route.shadow_rate:
+            return
+        spec = self.policy.models[route.shadow]
+        if self._reject(route.shadow, spec, route, boundary, _PromptSize(self, spec, req.messages), req):
+            return  # a shadow never crosses a boundary or ignores a kill switch
+        self._shadow_pool().submit(self._run_shadow, req, route, spec, production)
+
+    def _shadow_pool(self):
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="routekit-shadow")
+        return self._pool
+
+    def _run_shadow(self, req: _Request, route: RouteSpec, spec: ModelSpec, production: Result) -> None:
+        shadow_req = _Request(req.intent, req.messages, req.team, req.sensitivity, req.max_tokens)
+        t0 = time.perf_counter()
+        reply: Reply | None = None
+        try:
+            reply = self.transport.complete(spec, req.messages, max_tokens=req.max_tokens)
+            attempt = self._attempt(spec.alias, spec, reply.usage, reply.latency_ms, "ok", None, reply.provider)
+        except TransportError as e:
+            attempt = self._attempt(spec.alias, spec, e.usage, e.latency_ms, e.kind, e, e.provider)
+        except Exception:  # noqa: BLE001 — a shadow must never disturb production
+            return
+        usage = [attempt.input_tokens, attempt.output_tokens, attempt.cache_read_tokens,
+                 attempt.cache_write_tokens, attempt.reasoning_tokens]
+        record = self._record(shadow_req, route, [spec.alias], None, [attempt], [], usage, attempt.input_tokens,
+                              spec if reply else None, spec.alias if reply else None, reply,
+                              "skipped", None, (time.perf_counter() - t0) * 1000)
+        record.update(shadow_of=req.request_id, fallback_used=False, requested_alias=spec.alias,
+                      **{"gen_ai.request.model": spec.target})
+        if self.log is not None:
+            self.log.write(record)
+        if self.shadow_sink is not None and reply is not None:
+            shadow = self._result(shadow_req, route, [spec.alias], spec.alias, reply, "skipped", [attempt], [], record)
+            self.shadow_sink(production, shadow)
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait for background shadow calls to finish (tests, scripts, notebook cells)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _window(self, spec: ModelSpec) -> int | None:
         if spec.alias not in self._windows:
@@ -428,6 +527,7 @@ class Router:
             "prompt_tokens": prompt_tokens,
             "prompt": json.dumps(req.messages) if store else None,
             "output": reply.text if (store and reply) else None,
+            "output_hash": hashlib.sha256(reply.text.encode()).hexdigest() if reply else None,
             "shadow_of": None,
             "source": "router",
             "extra": None,

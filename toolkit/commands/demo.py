@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+ORDER = 90
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run routed traffic for every intent against the simulator and local model",

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+ORDER = 85
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("local", help="the real local model (Gemma 3 270M via llama-cpp-python)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+ORDER = 20
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("policy", help="check a policy table")

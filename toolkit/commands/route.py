@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+ORDER = 10
+
 
 def add_policy_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default=os.environ.get("ROUTEKIT_POLICY", "data/policy.demo.yaml"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+ORDER = 80
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="the local provider simulator (for tests, demos and drills)")

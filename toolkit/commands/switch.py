@@ -7,6 +7,8 @@ import sys
 
 from .route import add_policy_arg
 
+ORDER = 30
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("disable", help="take a model or a route out of service now",
