@@ -4,13 +4,19 @@ After ``failures`` consecutive retryable failures a model's circuit opens for
 ``cooldown_s``; a 429 with Retry-After opens it for that long.  After the
 cooldown one request is let through (half-open): success closes the circuit,
 failure opens it again.  State is per process; ``openings`` counts every
-opening so dashboards can show them.
+opening.  With ``state_path`` set, each opening and closing is also published
+to a small JSON file (beside the overrides file) so that ``routekit status``
+can show the on-call person which circuits are open in running processes.
 """
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -26,6 +32,7 @@ class CircuitBreaker:
     failures: int = 3
     cooldown_s: float = 30.0
     clock: callable = time.monotonic
+    state_path: Path | None = None
     _state: dict[str, _State] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -42,7 +49,9 @@ class CircuitBreaker:
             s = self._state.get(key)
             if s is not None:
                 s.failures = 0
-                s.tripped = False
+                if s.tripped:
+                    s.tripped = False
+                    self._publish(key, None, s.openings)
 
     def failure(self, key: str, retry_after_s: float | None = None) -> bool:
         """Count a failure; return True when this failure opened the circuit."""
@@ -60,10 +69,34 @@ class CircuitBreaker:
             s.failures = 0
             s.tripped = True
             s.openings += 1
+            self._publish(key, time.time() + cooldown, s.openings)
             return True
+
+    def _publish(self, key: str, open_until: float | None, openings: int) -> None:
+        if self.state_path is None:
+            return
+        try:
+            with open(self.state_path.with_suffix(".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                data = read_published(self.state_path)
+                data[key] = {"open_until": open_until, "openings": openings, "pid": os.getpid(),
+                             "changed": time.time()}
+                tmp = self.state_path.with_suffix(f".tmp{os.getpid()}")
+                tmp.write_text(json.dumps(data, indent=1))
+                os.replace(tmp, self.state_path)
+        except OSError:
+            pass  # publishing is best effort: routing must never fail because of it
 
     def snapshot(self) -> dict[str, dict]:
         now = self.clock()
         return {k: {"open": s.open_until > now, "seconds_left": max(0.0, round(s.open_until - now, 1)),
                     "consecutive_failures": s.failures, "openings": s.openings}
                 for k, s in self._state.items()}
+
+
+def read_published(path: Path) -> dict[str, dict]:
+    """Circuit events published by running Routers: alias -> {open_until, openings, pid, changed}."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}

@@ -204,6 +204,12 @@ class Policy:
         p = Path(self.path)
         return p.with_name(p.stem + ".overrides.json")
 
+    @property
+    def circuits_path(self) -> Path:
+        """Where running Routers publish circuit openings (beside the overrides file)."""
+        o = self.overrides_path
+        return o.with_name(o.name.removesuffix(".json").removesuffix(".overrides") + ".circuits.json")
+
 
 ROUTE_REF = "route:"
 

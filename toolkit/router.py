@@ -185,7 +185,8 @@ class Router:
         self.log: RouteLogWriter | None = log
         self.prices = prices or PriceBook.load()
         self.budgets = budgets
-        self.circuit = circuit or CircuitBreaker(self.policy.circuit.failures, self.policy.circuit.cooldown_s)
+        self.circuit = circuit or CircuitBreaker(self.policy.circuit.failures, self.policy.circuit.cooldown_s,
+                                                 state_path=self.policy.circuits_path)
         self.overrides = Overrides(self.policy.overrides_path)
         self._sleep = sleep
         self._windows: dict[str, int | None] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from .route import add_policy_arg
 
@@ -69,10 +70,16 @@ def enable(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     policy, overrides = _load(args)
     active = overrides.active()
+    from ..circuit import read_published
+
+    now = time.time()
+    circuits = read_published(policy.circuits_path)
+    open_now = {k: c for k, c in circuits.items() if c.get("open_until") and c["open_until"] > now}
     if args.json:
         from dataclasses import asdict
         print(json.dumps({"policy": policy.path, "overrides_file": str(policy.overrides_path),
-                          "disabled": [asdict(o) for o in active.values()]}, indent=2))
+                          "disabled": [asdict(o) for o in active.values()],
+                          "circuits": circuits, "open_circuits": sorted(open_now)}, indent=2))
         return 0
     print(f"policy {policy.path} (version {policy.version}); overrides in {policy.overrides_path}")
     if not active:
@@ -80,5 +87,12 @@ def status(args: argparse.Namespace) -> int:
     for target, o in active.items():
         kind = "route" if target in policy.routes else "model"
         print(f"  {kind} {target}: {o.describe()}")
-    print("circuits: per process; open circuits are listed in each request's record (skipped: circuit_open)")
+    if not circuits:
+        print("circuits: none opened (as published by running routers)")
+    for alias, c in sorted(circuits.items()):
+        if alias in open_now:
+            state = f"OPEN for {c['open_until'] - now:.0f}s more"
+        else:
+            state = "closed" if c.get("open_until") is None else "half-open (cooldown over, next request probes)"
+        print(f"  circuit {alias}: {state}; opened {c['openings']}x (pid {c['pid']})")
     return 0
