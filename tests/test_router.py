@@ -39,7 +39,7 @@ def test_primary_down_falls_back_with_two_attempts(router, sim_env, log_dir):
     assert r.attempts[0].retryable is True
     [rec] = read_records(log_dir)
     assert rec["fallback_used"] is True and rec["attempt_count"] == 2
-    assert sim_env.state.stats[("openai", "claude-sonnet-4-5")] == 1  # no hidden SDK retries
+    assert sim_env.state.stats[("anthropic", "claude-sonnet-4-5")] == 1  # no hidden SDK retries
 
 
 def test_fallback_below_floor_fails_loudly(router, sim_env, log_dir):
@@ -49,7 +49,7 @@ def test_fallback_below_floor_fails_loudly(router, sim_env, log_dir):
         router.complete("synthesis", "Summarise the week.")
     msg = str(e.value)
     assert "min_tier 3" in msg and "mid-anthropic: below_floor (tier 2 < min_tier 3)" in msg
-    assert sim_env.state.stats.get(("openai", "claude-haiku-4-5"), 0) == 0  # never silently served
+    assert sim_env.state.stats.get(("anthropic", "claude-haiku-4-5"), 0) == 0  # never silently served
     [rec] = read_records(log_dir)
     assert rec["outcome"] == "failed" and rec["served_alias"] is None and not rec["degraded"]
 
@@ -147,7 +147,7 @@ def test_short_retry_after_is_honoured_on_last_candidate(sim_env, policy_copy, l
     with pytest.raises(NoEligibleRoute):
         router.complete("code", "x")
     assert slept == [0.5]
-    assert sim_env.state.stats[("openai", "gemini-2.5-pro")] == 2
+    assert sim_env.state.stats[("gemini", "gemini-2.5-pro")] == 2
 
 
 def test_unknown_intent(router):

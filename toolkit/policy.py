@@ -130,6 +130,9 @@ class RouteSpec(_Strict):
     owner: str | None = None
     shadow: str | None = None
     shadow_rate: float = Field(default=0.0, ge=0, le=1)
+    # A stream that breaks after its first token fails with a clear error; true: start the answer over
+    # on the next candidate instead (the caller gets a StreamRestart, the result and record say so).
+    stream_restart: bool = False
 
 
 class BudgetSpec(_Strict):

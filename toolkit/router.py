@@ -3,7 +3,15 @@
 The routing decision is written once, as a generator (:meth:`Router._route`) that
 *yields* what it wants done — call this candidate, sleep this long — and receives
 the outcome.  ``complete`` drives it synchronously and ``acomplete`` with
-``await``, so sync and async share every rule.
+``await``; ``stream`` and ``astream`` drive the same generator while passing the
+answer's text on as it arrives, so every way of calling shares every rule.
+
+Streaming: a candidate that fails before its first token falls back like any
+failure.  After the first token there is no silent switch: the caller gets
+:class:`StreamInterrupted` (attempt outcome ``stream_cut``, record error_kind
+``stream_cut``) — unless the route sets ``stream_restart: true``, in which case
+the answer starts over on the next candidate after a :class:`StreamRestart`
+event, and the result says ``restarted``.
 
 Order of filters for each candidate (each rejection leaves a reason code):
 privacy boundary (never relaxed by a fallback) -> vendor / region allow-lists ->
@@ -18,10 +26,10 @@ import random
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Generator, Protocol
+from typing import Any, AsyncIterator, Callable, Generator, Iterator, Protocol
 
 from .circuit import CircuitBreaker
 from .costs import PriceBook, Usage
@@ -79,6 +87,7 @@ class Result:
     latency_ms: float
     price_version: str
     policy_version: str
+    restarted: bool = False       # streamed: the answer started over after a stream cut (route opted in)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,7 +98,8 @@ class Result:
     def explain(self) -> str:
         lines = [f"intent {self.intent!r} -> {self.served_model} ({self.response_model} via {self.provider}, tier {self.tier})"
                  + ("  [DEGRADED: below the route's quality floor]" if self.degraded else "")
-                 + ("  [fallback]" if self.fallback_used else "")]
+                 + ("  [fallback]" if self.fallback_used else "")
+                 + ("  [RESTARTED after a stream cut]" if self.restarted else "")]
         lines += _explain_steps(self.attempts, self.skipped)
         cost = "unpriced" if self.cost_usd is None else f"${self.cost_usd:.6f}"
         lines.append(f"  cost {cost} ({self.price_version}), {self.latency_ms:.0f} ms, policy {self.policy_version}")
@@ -141,6 +151,84 @@ class BudgetHook(Protocol):
         """Replace a hold with the attempt's real cost (None: unpriced)."""
 
 
+class StreamInterrupted(RoutingError):
+    """A streamed answer broke after its first token.  The text already delivered is in ``partial``;
+    the Router does not switch to another model behind the caller's back (see RouteSpec.stream_restart)."""
+
+    kind = "stream_cut"
+
+    def __init__(self, intent: str, alias: str, cause: TransportError):
+        self.intent, self.alias, self.cause, self.partial = intent, alias, cause, cause.partial
+        super().__init__(f"the streamed answer for intent {intent!r} from {alias} broke after "
+                         f"{len(cause.partial)} characters ({cause.kind}: {cause.message}); not switched to "
+                         f"another model silently — retry the request, or set stream_restart: true on the route")
+
+
+@dataclass(frozen=True)
+class StreamRestart:
+    """Yielded by a stream whose route allows restarts, between the deltas of two candidates:
+    discard the ``discarded`` characters shown so far; the next deltas are a new answer."""
+
+    failed_alias: str
+    reason: str                   # the taxonomy kind of the cut
+    discarded: int
+
+
+class RoutedStream:
+    """What :meth:`Router.stream` returns: iterate for text deltas (``str``), then read ``result``.
+
+    >>> s = router.stream("triage", "Is this spam?")
+    >>> for delta in s:
+    ...     print(delta, end="", flush=True)
+    >>> s.result.served_model, s.result.cost_usd
+
+    A failure raises while iterating (:class:`NoEligibleRoute`, :class:`StreamInterrupted`).
+    ``close()`` (or leaving a ``with`` block) before the end stops the call and records it as abandoned.
+    """
+
+    def __init__(self, drive: Callable[["RoutedStream"], Iterator[str | StreamRestart]]):
+        self.result: Result | None = None
+        self._it = drive(self)
+
+    def __iter__(self) -> "RoutedStream":
+        return self
+
+    def __next__(self) -> str | StreamRestart:
+        return next(self._it)
+
+    def close(self) -> None:
+        self._it.close()
+
+    def __enter__(self) -> "RoutedStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RoutedAsyncStream:
+    """What :meth:`Router.astream` returns: ``async for`` text deltas, then read ``result``."""
+
+    def __init__(self, drive: Callable[["RoutedAsyncStream"], AsyncIterator[str | StreamRestart]]):
+        self.result: Result | None = None
+        self._it = drive(self)
+
+    def __aiter__(self) -> "RoutedAsyncStream":
+        return self
+
+    async def __anext__(self) -> str | StreamRestart:
+        return await self._it.__anext__()
+
+    async def aclose(self) -> None:
+        await self._it.aclose()
+
+    async def __aenter__(self) -> "RoutedAsyncStream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+
 class UnknownIntent(RoutingError, KeyError):
     def __str__(self) -> str:
         return self.args[0]
@@ -159,6 +247,7 @@ class _Request:
 
 
 _CALL, _SLEEP = "call", "sleep"
+ABANDONED = "abandoned"   # attempt outcome: the caller stopped reading a stream
 
 
 class Router:
@@ -167,6 +256,10 @@ class Router:
     >>> router = Router("data/policy.demo.yaml")
     >>> result = router.complete("triage", "Is this email spam? ...", team="support")
     >>> result.served_model, result.fallback_used, result.cost_usd
+    >>> stream = router.stream("synthesis", "Summarise the week.")
+    >>> for delta in stream:
+    ...     print(delta, end="")
+    >>> stream.result.served_model
     """
 
     def __init__(self, policy: Policy | str | Path, *, transport: Any = None,
@@ -208,6 +301,20 @@ class Router:
         req = _Request(intent, _as_messages(messages), team, sensitivity, max_tokens)
         gen = self._route(req)
         return await _drive_async(gen, self.transport, req)
+
+    def stream(self, intent: str, messages: str | list[dict], *, team: str = "default",
+               sensitivity: str | None = None, max_tokens: int | None = None) -> RoutedStream:
+        """Route like :meth:`complete`, passing the answer on as it arrives (see the module docstring)."""
+        req = _Request(intent, _as_messages(messages), team, sensitivity, max_tokens, stream=True)
+        gen = self._route(req)
+        return RoutedStream(lambda out: _drive_stream(gen, self.transport, req, self._sleep, out))
+
+    def astream(self, intent: str, messages: str | list[dict], *, team: str = "default",
+                sensitivity: str | None = None, max_tokens: int | None = None) -> RoutedAsyncStream:
+        """Async :meth:`stream`: ``async for delta in router.astream(...)``."""
+        req = _Request(intent, _as_messages(messages), team, sensitivity, max_tokens, stream=True)
+        gen = self._route(req)
+        return RoutedAsyncStream(lambda out: _drive_astream(gen, self.transport, req, out))
 
     # --- the decision ------------------------------------------------------------------------
 
@@ -289,11 +396,20 @@ class Router:
                 try:
                     reply: Reply = yield _CALL, spec
                 except TransportError as e:
-                    attempts.append(self._attempt(alias, spec, e.usage, e.latency_ms, e.kind, e, e.provider))
-                    self._settle(hold, attempts[-1])
+                    attempt = self._attempt(alias, spec, e.usage, e.latency_ms, e.kind, e, e.provider)
+                    if e.partial:  # a stream broke after its first token
+                        attempt = replace(attempt, outcome="stream_cut", message=f"{e.kind} after {len(e.partial)} "
+                                                                                 f"characters: {e.message}")
+                    attempts.append(attempt)
+                    self._settle(hold, attempt)
                     self._add_usage(usage_total, e.usage)
-                    self.circuit.failure(alias, e.retry_after_s if e.kind == "rate_limited" else None)
+                    if e.kind != ABANDONED:
+                        self.circuit.failure(alias, e.retry_after_s if e.kind == "rate_limited" else None)
                     last_error = e
+                    if e.partial and not route.stream_restart:
+                        err = StreamInterrupted(req.intent, alias, e)
+                        err.record = finish(None, None, "skipped", err)
+                        raise err
                     is_last = i == len(queue) - 1
                     if (is_last and not waited and e.kind == "rate_limited" and e.retry_after_s is not None
                             and e.retry_after_s <= route.max_retry_after_s):
@@ -309,7 +425,9 @@ class Router:
                 hold = None
                 self._add_usage(usage_total, reply.usage)
                 self.circuit.success(alias)
-                if outcome == "verify_failed" and route.verify and route.verify.escalate and i < len(queue) - 1:
+                # A streamed answer was already shown: a failed check is reported, never silently replaced.
+                if (outcome == "verify_failed" and route.verify and route.verify.escalate and i < len(queue) - 1
+                        and not req.stream):
                     break
                 result_record = finish(reply, alias, verdict, None)
                 result = self._result(req, route, chain, alias, reply, verdict, attempts, skipped, result_record)
@@ -467,7 +585,7 @@ class Router:
             fallback_used=record["fallback_used"], degraded=record["degraded"], verification=verification,
             attempts=tuple(attempts), skipped=tuple(skipped), cost_usd=record["cost_usd"],
             unpriced=record["unpriced"], latency_ms=record["latency_ms"], price_version=self.prices.version,
-            policy_version=self.policy.version)
+            policy_version=self.policy.version, restarted=any(a.outcome == "stream_cut" for a in attempts))
 
     def _record(self, req: _Request, route: RouteSpec, chain: list[str], boundary: str | None,
                 attempts: list[Attempt], skipped: list[Skip], usage: list[int], prompt_tokens: int,
@@ -607,3 +725,98 @@ async def _drive_async(gen: Generator, transport: Any, req: _Request) -> Result:
             send = await transport.acomplete(arg, req.messages, max_tokens=req.max_tokens)
         except TransportError as e:
             throw = e
+
+
+def _drive_stream(gen: Generator, transport: Any, req: _Request, sleep, out: RoutedStream
+                  ) -> Iterator[str | StreamRestart]:
+    """Drive the decision like ``_drive_sync``, calling ``transport.stream`` and passing its text on."""
+    send: Any = None
+    throw: TransportError | None = None
+    restart: StreamRestart | None = None   # to announce before the next candidate's first delta
+    while True:
+        try:
+            action, arg = gen.throw(throw) if throw is not None else gen.send(send)
+        except StopIteration as stop:
+            out.result = stop.value
+            return
+        if action == _SLEEP:
+            send, throw = None, None
+            sleep(arg)
+            continue
+        pending, send, throw, restart = restart, None, None, None
+        shown: list[str] = []
+        t0 = time.perf_counter()
+        chunks = None
+        try:
+            if pending is not None:   # the route starts over after a cut: say so first
+                yield pending
+            chunks = transport.stream(arg, req.messages, max_tokens=req.max_tokens)
+            for item in chunks:
+                if isinstance(item, Reply):
+                    send = item
+                else:
+                    shown.append(item)
+                    yield item
+        except TransportError as e:
+            throw = _shown(e, shown)
+            restart = StreamRestart(arg.alias, e.kind, len(e.partial)) if e.partial else None
+        except GeneratorExit:
+            if chunks is not None:
+                chunks.close()
+            _abandon(gen, arg, t0)
+            raise
+
+
+async def _drive_astream(gen: Generator, transport: Any, req: _Request, out: RoutedAsyncStream
+                         ) -> AsyncIterator[str | StreamRestart]:
+    send: Any = None
+    throw: TransportError | None = None
+    restart: StreamRestart | None = None   # to announce before the next candidate's first delta
+    while True:
+        try:
+            action, arg = gen.throw(throw) if throw is not None else gen.send(send)
+        except StopIteration as stop:
+            out.result = stop.value
+            return
+        if action == _SLEEP:
+            send, throw = None, None
+            await asyncio.sleep(arg)
+            continue
+        pending, send, throw, restart = restart, None, None, None
+        shown: list[str] = []
+        t0 = time.perf_counter()
+        chunks = None
+        try:
+            if pending is not None:
+                yield pending
+            chunks = transport.astream(arg, req.messages, max_tokens=req.max_tokens)
+            async for item in chunks:
+                if isinstance(item, Reply):
+                    send = item
+                else:
+                    shown.append(item)
+                    yield item
+        except TransportError as e:
+            throw = _shown(e, shown)
+            restart = StreamRestart(arg.alias, e.kind, len(e.partial)) if e.partial else None
+        except GeneratorExit:
+            if chunks is not None:
+                await chunks.aclose()
+            _abandon(gen, arg, t0)
+            raise
+
+
+def _shown(e: TransportError, shown: list[str]) -> TransportError:
+    """Mark a failure with the text the caller already saw (whatever the transport knew)."""
+    e.partial = e.partial or "".join(shown)
+    return e
+
+
+def _abandon(gen: Generator, spec: ModelSpec, t0: float) -> None:
+    """The caller stopped reading: let the decision record the attempt (and settle its budget hold)."""
+    stop = TransportError(ABANDONED, "the caller stopped reading the stream", provider=spec.provider_prefix,
+                          latency_ms=(time.perf_counter() - t0) * 1000)
+    try:
+        gen.throw(stop)
+    except (RoutingError, StopIteration):
+        pass

@@ -1,31 +1,51 @@
 """The one narrow seam between routekit and providers.
 
-Everything above this module sees a :class:`Reply` or a :class:`TransportError`
-with a ``kind`` from one small taxonomy; nothing above it knows a vendor's name.
-litellm is imported lazily (it takes seconds), and its providers' differences —
-exception classes for the same HTTP answer, ``""`` vs ``None`` for an empty
-answer, bare ``IndexError`` on ``choices: []``, the OpenAI SDK's hidden retries —
-are folded in here.
+Everything above this module sees a :class:`Reply` (or, streamed, text deltas
+then a Reply) or a :class:`TransportError` with a ``kind`` from one small
+taxonomy; nothing above it knows a vendor's name.  litellm is imported lazily
+(it takes seconds), and its providers' differences are folded in here:
 
-Error kinds (``retryable`` means another candidate, or the same one later, may
-succeed, so the Router moves on):
+- the same HTTP answer becomes a different exception class per provider (a
+  refused connection is ``InternalServerError`` for openai/ and anthropic/,
+  ``APIConnectionError`` elsewhere; an HTML page is ``BadRequestError(422)`` for
+  gemini/ and bedrock/; Anthropic's ``overloaded_error`` arrives as a 500), and a
+  failure inside a stream is wrapped in ``MidStreamFallbackError``;
+- an empty answer is ``""`` or ``None``; ``choices: []`` escapes as a bare
+  ``IndexError``; a stream cut short ends *quietly* on some providers (litellm
+  adds a ``stop`` of its own), so the provider's own end-of-answer marker is checked;
+- the OpenAI SDK retries 3 times unless told not to (``max_retries=0`` here:
+  every request that reaches a vendor is one attempt in the record);
+- gemini/ streams ignore ``timeout``, so they get an HTTP client that honours it,
+  and async streams carry their own deadline per chunk;
+- ``response.model`` is the provider's word when not streaming; streamed, litellm
+  reports the requested name, so the provider's own is read from the stream.
+  Bedrock Converse names no model, and litellm drops Ollama's name from an answer
+  not streamed: those report the requested model (never a policy alias).
 
-============== ========= ==========================================
+Error kinds (``retryable``: another candidate, or the same one later, may succeed,
+so the Router moves on; ``status`` is the provider's HTTP status when it answered
+with one, as litellm reports it — None for connection failures and timeouts):
+
+============== ========= ===========================================================
 kind           retryable typical cause
-============== ========= ==========================================
-rate_limited   yes       429, with ``retry_after_s`` when given
-overloaded     yes       529 / ``overloaded_error``
+============== ========= ===========================================================
+rate_limited   yes       429, with ``retry_after_s`` from Retry-After when given
+overloaded     yes       529 / Anthropic ``overloaded_error``
 server_error   yes       500, 502, 503, 504
-timeout        yes       no answer within the model's timeout
-connection     yes       refused, reset, DNS
+timeout        yes       no answer (or no next chunk) within the model's ``timeout_s``
+connection     yes       closed without an answer, reset, refused, cut mid-body
 empty          yes       200 with no text
-malformed      yes       200 with HTML, broken JSON, ``choices: []``
+malformed      yes       200 with HTML, broken JSON, ``choices: []``, a stream without its end
+tool_error     yes       a deterministic tool candidate raised (a model may still serve)
 context_window no        prompt longer than the model's window
-content_policy no        refused by the provider's filter
+content_policy no        refused by the provider's filter (error or ``content_filter`` stop)
 auth           no        401/403, missing key variable
 bad_request    no        400/404/422 the provider rejects as such
-tool_error     no        a deterministic tool candidate raised
-============== ========= ==========================================
+============== ========= ===========================================================
+
+A streamed failure after text was delivered keeps that text in ``partial``; the
+Router then never switches silently (see ``Router.stream``).  ``routekit sim
+matrix`` prints what every simulated fault becomes, per protocol (docs/errors.md).
 """
 from __future__ import annotations
 
@@ -34,18 +54,23 @@ import importlib
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, AsyncIterator, Callable, Iterator, Protocol
 
 from .costs import Usage
 from .policy import ModelSpec
 from .redact import scrub
 
-RETRYABLE = {"rate_limited", "overloaded", "server_error", "timeout", "connection", "empty", "malformed"}
-KINDS = (*sorted(RETRYABLE), "context_window", "content_policy", "auth", "bad_request", "tool_error")
+RETRYABLE = {"rate_limited", "overloaded", "server_error", "timeout", "connection", "empty", "malformed",
+             "tool_error"}
+KINDS = (*sorted(RETRYABLE), "context_window", "content_policy", "auth", "bad_request")
 
 # A placeholder key for endpoints that need none (the simulator, a local server).
 NO_KEY = "routekit-no-key"
+
+# Providers whose answers carry what the call cost (usage.cost); others' costs come from the price snapshot.
+_BILLS_IN_BAND = {"openrouter"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +86,7 @@ class Reply:
 class TransportError(Exception):
     def __init__(self, kind: str, message: str, *, provider: str, status: int | None = None,
                  retry_after_s: float | None = None, error_class: str | None = None,
-                 latency_ms: float = 0.0, usage: Usage | None = None):
+                 latency_ms: float = 0.0, usage: Usage | None = None, partial: str = ""):
         self.kind = kind
         self.retryable = kind in RETRYABLE
         self.provider = provider
@@ -70,6 +95,7 @@ class TransportError(Exception):
         self.error_class = error_class or kind
         self.latency_ms = latency_ms
         self.usage = usage or Usage()
+        self.partial = partial       # text a stream had delivered before it failed
         self.message = scrub(message) or kind
         super().__init__(f"{kind}: {self.message}")
 
@@ -79,6 +105,13 @@ class Transport(Protocol):
 
     async def acomplete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply: ...
 
+    def stream(self, spec: ModelSpec, messages: list[dict], *,
+               max_tokens: int | None = None) -> Iterator[str | Reply]:
+        """Text deltas as they arrive, then one :class:`Reply` (full text, usage)."""
+
+    def astream(self, spec: ModelSpec, messages: list[dict], *,
+                max_tokens: int | None = None) -> AsyncIterator[str | Reply]: ...
+
 
 def _litellm():
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch prices from the network
@@ -86,6 +119,7 @@ def _litellm():
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
+    litellm.disable_hf_tokenizer_download = True  # a streamed llama-3 answer would otherwise try the Hub
     return litellm
 
 
@@ -95,13 +129,23 @@ class LiteLLMTransport:
     def __init__(self) -> None:
         self._lit = _litellm()
         self._providers: dict[str, str] = {}
+        self._clients: dict[float, Any] = {}
         # routekit writes its own record and computes its own cost; litellm's background success
         # logging (callbacks routekit does not use) would only compete for the GIL with the Router.
         from litellm._internal_context import is_internal_call
 
-        self._quiet = is_internal_call
+        self._internal = is_internal_call
 
-    def _kwargs(self, spec: ModelSpec, messages: list[dict], max_tokens: int | None) -> dict[str, Any]:
+    @contextmanager
+    def _quiet(self):
+        token = self._internal.set(True)
+        try:
+            yield
+        finally:
+            self._internal.reset(token)
+
+    def _kwargs(self, spec: ModelSpec, messages: list[dict], max_tokens: int | None,
+                stream: bool = False) -> dict[str, Any]:
         kw: dict[str, Any] = dict(spec.params)
         # max_retries=0 turns off the OpenAI SDK's hidden retries; num_retries stays unset (its wrapper costs ~0.7 ms)
         kw.update(model=spec.model, messages=messages, timeout=spec.timeout_s, max_retries=0)
@@ -120,6 +164,8 @@ class LiteLLMTransport:
         limit = max_tokens or spec.max_output_tokens
         if limit:
             kw["max_tokens"] = limit
+        if stream:
+            kw.update(stream=True, stream_options={"include_usage": True})
         return kw
 
     def provider(self, spec: ModelSpec) -> str:
@@ -132,20 +178,20 @@ class LiteLLMTransport:
             self._providers[spec.target] = name
         return name
 
+    # --- one answer ----------------------------------------------------------------------------
+
     def complete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply:
         if spec.is_tool:
             return call_tool(spec, messages)
         provider = self.provider(spec)
         t0 = time.perf_counter()
-        token = self._quiet.set(True)
         try:
-            resp = self._lit.completion(**self._kwargs(spec, messages, max_tokens))
+            with self._quiet():
+                resp = self._lit.completion(**self._kwargs(spec, messages, max_tokens))
         except TransportError:
             raise
         except Exception as e:  # noqa: BLE001 — every provider failure is classified below
             raise classify(e, provider, (time.perf_counter() - t0) * 1000) from None
-        finally:
-            self._quiet.reset(token)
         return _reply(resp, spec, provider, (time.perf_counter() - t0) * 1000)
 
     async def acomplete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply:
@@ -153,47 +199,194 @@ class LiteLLMTransport:
             return await asyncio.to_thread(call_tool, spec, messages)
         provider = self.provider(spec)
         t0 = time.perf_counter()
-        token = self._quiet.set(True)
         try:
-            resp = await self._lit.acompletion(**self._kwargs(spec, messages, max_tokens))
+            with self._quiet():
+                resp = await self._lit.acompletion(**self._kwargs(spec, messages, max_tokens))
         except TransportError:
             raise
         except Exception as e:  # noqa: BLE001
             raise classify(e, provider, (time.perf_counter() - t0) * 1000) from None
-        finally:
-            self._quiet.reset(token)
         return _reply(resp, spec, provider, (time.perf_counter() - t0) * 1000)
+
+    # --- streamed ------------------------------------------------------------------------------
+
+    def stream(self, spec: ModelSpec, messages: list[dict], *,
+               max_tokens: int | None = None) -> Iterator[str | Reply]:
+        """Yield text deltas as the provider sends them, then one :class:`Reply`.
+
+        Raises :class:`TransportError`; once text was yielded its ``partial`` holds that text.
+        """
+        if spec.is_tool:
+            reply = call_tool(spec, messages)
+            yield reply.text
+            yield reply
+            return
+        acc = _Stream(spec, self.provider(spec))
+        resp = None
+        try:
+            kw = self._kwargs(spec, messages, max_tokens, stream=True)
+            if acc.provider == "gemini":
+                kw["client"] = self._sync_client(spec.timeout_s)
+            with self._quiet():
+                resp = self._lit.completion(**kw)
+            chunks = iter(resp)
+            while True:
+                with self._quiet():
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                text = acc.add(chunk)
+                if text:
+                    yield text
+        except TransportError:
+            raise
+        except Exception as e:  # noqa: BLE001 — classified like any other failure, keeping the text so far
+            raise acc.failed(e) from None
+        finally:
+            _close(resp)
+        yield acc.reply(resp)
+
+    async def astream(self, spec: ModelSpec, messages: list[dict], *,
+                      max_tokens: int | None = None) -> AsyncIterator[str | Reply]:
+        """Async :meth:`stream`; every wait (the call, each chunk) has the model's ``timeout_s`` as deadline."""
+        if spec.is_tool:
+            reply = await asyncio.to_thread(call_tool, spec, messages)
+            yield reply.text
+            yield reply
+            return
+        acc = _Stream(spec, self.provider(spec))
+        resp = None
+        try:
+            with self._quiet():
+                async with asyncio.timeout(spec.timeout_s):
+                    resp = await self._lit.acompletion(**self._kwargs(spec, messages, max_tokens, stream=True))
+            chunks = aiter(resp)
+            while True:
+                with self._quiet():
+                    async with asyncio.timeout(spec.timeout_s):
+                        chunk = await anext(chunks, None)
+                if chunk is None:
+                    break
+                text = acc.add(chunk)
+                if text:
+                    yield text
+        except TransportError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise acc.failed(e) from None
+        finally:
+            if resp is not None and hasattr(resp, "aclose"):
+                await resp.aclose()
+        yield acc.reply(resp)
+
+    def _sync_client(self, timeout_s: float) -> Any:
+        client = self._clients.get(timeout_s)
+        if client is None:
+            from litellm.llms.custom_httpx.http_handler import HTTPHandler
+
+            client = self._clients[timeout_s] = HTTPHandler(timeout=timeout_s)
+        return client
+
+
+def _close(resp: Any) -> None:
+    """Release a sync stream's connection when the caller stopped early or it failed."""
+    inner = getattr(resp, "completion_stream", None)
+    close = getattr(inner, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # noqa: BLE001 — best effort: the stream is already finished or broken
+            pass
+
+
+class _Stream:
+    """What one streamed answer has delivered so far, and how it ends."""
+
+    def __init__(self, spec: ModelSpec, provider: str):
+        self.spec, self.provider = spec, provider
+        self.t0 = time.perf_counter()
+        self.parts: list[str] = []
+        self.usage: Any = None
+
+    def ms(self) -> float:
+        return (time.perf_counter() - self.t0) * 1000
+
+    def add(self, chunk: Any) -> str:
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = chunk.usage
+        choices = getattr(chunk, "choices", None) or ()
+        delta = getattr(choices[0], "delta", None) if choices else None
+        text = getattr(delta, "content", None)
+        if isinstance(text, str) and text:
+            self.parts.append(text)
+            return text
+        return ""
+
+    def failed(self, e: Exception) -> TransportError:
+        err = classify(e, self.provider, self.ms())
+        err.partial = "".join(self.parts)
+        err.usage = _usage(self.usage)
+        return err
+
+    def reply(self, resp: Any) -> Reply:
+        text, usage = "".join(self.parts), _usage(self.usage)
+        # litellm adds a "stop" of its own when a stream ends without the provider's end marker.
+        finish = getattr(resp, "received_finish_reason", None) or getattr(resp, "intermittent_finish_reason", None)
+        if finish is None:
+            raise TransportError("malformed", "stream ended before the provider's end-of-answer marker",
+                                 provider=self.provider, error_class="IncompleteStream", latency_ms=self.ms(),
+                                 usage=usage, partial=text)
+        _refuse_filtered(finish, self.provider, self.ms(), usage, text)
+        if not text.strip():
+            raise TransportError("empty", "provider streamed no text", provider=self.provider, status=200,
+                                 latency_ms=self.ms(), usage=usage)
+        said = getattr(resp, "_provider_response_model", None)  # litellm's copy of the stream's own "model"
+        return Reply(text=text, usage=usage, provider=self.provider, response_model=_served_name(said, self.spec),
+                     latency_ms=self.ms(), provider_cost_usd=_provider_cost(self.usage, self.provider))
+
+
+def _refuse_filtered(finish: Any, provider: str, latency_ms: float, usage: Usage, partial: str = "") -> None:
+    if finish == "content_filter":
+        raise TransportError("content_policy", "the provider's content filter stopped the answer",
+                             provider=provider, status=200, error_class="content_filter", latency_ms=latency_ms,
+                             usage=usage, partial=partial)
 
 
 def _reply(resp: Any, spec: ModelSpec, provider: str, latency_ms: float) -> Reply:
     try:
-        message = resp.choices[0].message
+        choice = resp.choices[0]
+        message = choice.message
     except (IndexError, AttributeError, TypeError):
         raise TransportError("malformed", "response has no choices", provider=provider,
                              error_class="IndexError", latency_ms=latency_ms) from None
-    usage = usage_of(resp)
+    usage = _usage(getattr(resp, "usage", None))
+    _refuse_filtered(getattr(choice, "finish_reason", None), provider, latency_ms, usage)
     text = message.content if isinstance(message.content, str) else ""
     if not text.strip():
         raise TransportError("empty", "provider answered with no text", provider=provider, status=200,
                              latency_ms=latency_ms, usage=usage)
-    provider_cost = None
-    raw_usage = getattr(resp, "usage", None)
-    if raw_usage is not None and isinstance(getattr(raw_usage, "cost", None), (int, float)):
-        provider_cost = float(raw_usage.cost)
-    return Reply(text=text, usage=usage, provider=provider,
-                 response_model=_served_name(resp, spec), latency_ms=latency_ms, provider_cost_usd=provider_cost)
+    return Reply(text=text, usage=usage, provider=provider, response_model=_served_name(resp.model, spec),
+                 latency_ms=latency_ms, provider_cost_usd=_provider_cost(getattr(resp, "usage", None), provider))
 
 
-def _served_name(resp: Any, spec: ModelSpec) -> str:
-    said = getattr(resp, "model", None)
-    if isinstance(said, str) and said:
-        # litellm may echo the name without our provider prefix; keep the provider's own words.
-        return said
-    return spec.model.split("/", 1)[-1] if spec.model else spec.target
+def _served_name(said: Any, spec: ModelSpec) -> str:
+    """The provider's own word for the model it served, else the requested model — never an alias."""
+    requested = spec.model.split("/", 1)[-1] if spec.model else spec.target
+    if not isinstance(said, str) or not said:
+        return requested
+    # litellm puts its own prefix on some echoes (ollama_chat/NAME): that is not the provider's word.
+    prefix = spec.provider_prefix + "/"
+    return said[len(prefix):] if said.startswith(prefix) and said[len(prefix):] == requested else said
 
 
-def usage_of(resp: Any) -> Usage:
-    u = getattr(resp, "usage", None)
+def _provider_cost(raw_usage: Any, provider: str) -> float | None:
+    cost = getattr(raw_usage, "cost", None) if provider in _BILLS_IN_BAND else None
+    return float(cost) if isinstance(cost, (int, float)) else None
+
+
+def _usage(u: Any) -> Usage:
+    """litellm's usage (OpenAI field names) -> routekit's: input includes cached reads and writes,
+    output includes reasoning tokens."""
     if u is None:
         return Usage()
     get = lambda obj, name: (getattr(obj, name, None) if obj is not None else None) or 0  # noqa: E731
@@ -210,70 +403,86 @@ def usage_of(resp: Any) -> Usage:
     )
 
 
-_RETRY_AFTER = re.compile(r"(?i)retry-after")
+def usage_of(resp: Any) -> Usage:
+    """Usage of a litellm response, in routekit's terms."""
+    return _usage(getattr(resp, "usage", None))
+
+
+# --- the error taxonomy ------------------------------------------------------------------------
 
 
 def _retry_after(e: Exception) -> float | None:
-    for attr in ("litellm_response_headers", "headers"):
-        headers = getattr(e, attr, None)
-        if headers:
-            for k in headers:
-                if _RETRY_AFTER.fullmatch(str(k)):
-                    try:
-                        return float(headers[k])
-                    except (TypeError, ValueError):
-                        return None
-    response = getattr(e, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is not None:
+    for headers in (getattr(e, "litellm_response_headers", None), getattr(e, "headers", None),
+                    getattr(getattr(e, "response", None), "headers", None)):
+        if not headers:
+            continue
         try:
-            value = headers.get("retry-after")
-            return float(value) if value is not None else None
+            value = next((headers[k] for k in headers if str(k).lower() == "retry-after"), None)
+            if value is not None:
+                return float(value)
         except (TypeError, ValueError):
             return None
     return None
 
 
-_CONNECTION_WORDS = re.compile(r"(?i)connection (refused|reset|error|aborted)|connecterror|cannot connect|"
-                               r"remote ?protocol ?error|server disconnected|name or service not known")
-_MALFORMED_WORDS = re.compile(r"(?i)<html|<!doctype|jsondecode|expecting value|invalid json|unable to parse|"
-                              r"failed to parse|unexpected token|not valid json|malformed")
-_TIMEOUT_WORDS = re.compile(r"(?i)timed? ?out|timeout")
+_CONTEXT_WORDS = re.compile(r"(?i)context.length|context window|prompt is too long|input is too long|"
+                            r"exceeds the maximum number of tokens|maximum context")
+_POLICY_WORDS = re.compile(r"(?i)content.?policy|content_filter|content management policy|safety system")
 _OVERLOADED_WORDS = re.compile(r"(?i)overloaded")
+_TIMEOUT_WORDS = re.compile(r"(?i)timed? ?out\b|timeout")
+_MALFORMED_WORDS = re.compile(r"(?i)<html|<!doctype|jsondecode|expecting value|unterminated string|invalid json|"
+                              r"unable to get json|unable to parse|failed to parse|not valid json|unexpected string "
+                              r"response|invalid response|error converting to valid response|checksum mismatch|"
+                              r"undecoded bytes|malformed")
+_CONNECTION_WORDS = re.compile(r"(?i)connection (refused|reset|error|aborted)|connecterror|cannot connect|"
+                               r"remote ?protocol ?error|server disconnected|peer closed connection|"
+                               r"incomplete chunked read|name or service not known|errno 10[34]|errno 111")
+_MAX_MESSAGE = 600
+# Exception classes litellm uses when no HTTP answer came back (their status_code is made up).
+_NO_ANSWER = {"APIConnectionError", "Timeout", "APITimeoutError", "TimeoutError", "ReadTimeout",
+              "InternalServerError", "APIError", "ServiceUnavailableError", "BadGatewayError"}
 
 
 def classify(e: Exception, provider: str, latency_ms: float) -> TransportError:
-    """Map any exception litellm raises to one taxonomy kind."""
+    """Map any exception litellm raises (for any provider, streamed or not) to one taxonomy kind."""
+    # A failure inside a stream arrives wrapped; the wrapped exception carries the class and headers.
+    inner = getattr(e, "original_exception", None)
+    if type(e).__name__ == "MidStreamFallbackError" and isinstance(inner, Exception):
+        e = inner
     name = type(e).__name__
     status = getattr(e, "status_code", None)
     status = status if isinstance(status, int) else None
-    text = str(e)
+    # Some providers append a whole Python traceback (whose code lines mention "timeout"): keep the message.
+    text = str(e).split("\nTraceback (most recent call last)", 1)[0].strip()[:_MAX_MESSAGE]
 
     def err(kind: str, **kw: Any) -> TransportError:
-        return TransportError(kind, text, provider=provider, status=status, error_class=name,
-                              latency_ms=latency_ms, **kw)
+        # The status is kept only where the provider really answered with it.
+        answered = kind not in ("timeout", "connection", "malformed")
+        return TransportError(kind, text, provider=provider, status=status if answered else None,
+                              error_class=name, latency_ms=latency_ms, **kw)
 
-    if name == "ContextWindowExceededError":
+    client_error = status is not None and 400 <= status < 500 and status not in (408, 429)
+    if name == "ContextWindowExceededError" or (client_error and _CONTEXT_WORDS.search(text)):
         return err("context_window")
-    if name == "ContentPolicyViolationError":
+    if name == "ContentPolicyViolationError" or (client_error and _POLICY_WORDS.search(text)):
         return err("content_policy")
     if status == 529 or _OVERLOADED_WORDS.search(text):
         return err("overloaded", retry_after_s=_retry_after(e))
     if name == "RateLimitError" or status == 429:
         return err("rate_limited", retry_after_s=_retry_after(e))
-    if name in ("Timeout", "APITimeoutError", "TimeoutError", "ReadTimeout") or (
-            name not in ("BadRequestError",) and _TIMEOUT_WORDS.search(text) and status in (None, 408, 504)):
-        return err("timeout")
     if name in ("AuthenticationError", "PermissionDeniedError") or status in (401, 403):
         return err("auth")
-    if _MALFORMED_WORDS.search(text) or name in ("JSONDecodeError", "IndexError"):
+    if name in ("Timeout", "APITimeoutError", "TimeoutError", "ReadTimeout") or (
+            name in _NO_ANSWER and _TIMEOUT_WORDS.search(text)):
+        return err("timeout")
+    if name in ("JSONDecodeError", "IndexError") or _MALFORMED_WORDS.search(text):
         return err("malformed")
     if name == "APIConnectionError" or _CONNECTION_WORDS.search(text):
         return err("connection")
-    if status is not None and status >= 500 or name in ("InternalServerError", "ServiceUnavailableError", "APIError"):
+    if (status is not None and status >= 500) or name in _NO_ANSWER:
         return err("server_error")
-    if name in ("BadRequestError", "NotFoundError", "UnprocessableEntityError", "UnsupportedParamsError") or (
-            status is not None and 400 <= status < 500):
+    if client_error or name in ("BadRequestError", "NotFoundError", "UnprocessableEntityError",
+                                "UnsupportedParamsError"):
         return err("bad_request")
     return err("server_error")
 

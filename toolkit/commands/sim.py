@@ -1,23 +1,62 @@
-"""routekit sim serve"""
+"""routekit sim serve | routekit sim matrix"""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 
 ORDER = 80
+
+SERVE_EXAMPLES = """examples:
+  routekit sim serve --port 8088
+  routekit sim serve --scenario scenario.yaml        # default: {latency_ms: 20}  models: {gpt-4.1: {down: true}}
+  curl -X POST localhost:8088/_sim/models/claude-sonnet-4-5 \
+       -d '{"error_rate": 1, "error_status": 429, "retry_after_s": 5}'
+  curl -X POST localhost:8088/_sim/models/gemini-2.5-pro -d '{"fault": "cut_stream"}'
+  curl localhost:8088/_sim/stats
+"""
+
+MATRIX_EXAMPLES = """examples:
+  routekit sim matrix                           # print the table
+  routekit sim matrix --check                   # exit 1 if any cell differs from its expected kind
+  routekit sim matrix --write docs/errors.md    # refresh the table in the docs
+"""
+
+# The table sits between these markers in a Markdown file written with --write.
+START, END = "<!-- sim-matrix:start -->", "<!-- sim-matrix:end -->"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="the local provider simulator (for tests, demos and drills)")
     ps = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
-    s = ps.add_parser("serve", help="serve vendor protocols on 127.0.0.1 with a configurable fault model",
-                      description="A real HTTP server that answers any model name in each vendor's protocol. "
-                                  "Change a model's behaviour at run time with POST /_sim/models/NAME "
-                                  '(e.g. {"down": true}); GET /_sim/stats counts requests.')
+    s = ps.add_parser("serve", help="serve seven vendor protocols on 127.0.0.1 with a configurable fault model",
+                      description="A real HTTP server that answers any model name in each vendor's own protocol "
+                                  "(OpenAI, Azure OpenAI, OpenRouter, Anthropic, Gemini, Bedrock Converse, "
+                                  "Ollama), streamed or not. Change a model's behaviour at run time with "
+                                  "POST /_sim/models/NAME (fields of toolkit.sim.Behaviour: down, timeout, empty, "
+                                  "error_rate + error_status + retry_after_s, latency_ms/latency_sigma, "
+                                  "fault: html|malformed|reset|cut_stream|stall_stream|context_window|"
+                                  "content_policy, cached_tokens, cache_write_tokens, reasoning_tokens). "
+                                  "GET /_sim/stats counts requests per protocol and model.",
+                      epilog=SERVE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--port", type=int, default=8088)
     s.add_argument("--scenario", help="YAML with 'default' and per-model behaviour")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=serve)
+
+    m = ps.add_parser("matrix", help="every protocol x every fault -> the transport's error kind",
+                      description="Drive every simulated fault through every protocol, called and streamed, "
+                                  "through litellm's real adapters and routekit's transport, and print the error "
+                                  "kind each becomes: each cell names the exception litellm raised; a bold cell "
+                                  "became another kind than the row's; † marks a stream that failed after its "
+                                  "first token; (N s) is the Retry-After the transport kept. Runs its own "
+                                  "simulator.",
+                      epilog=MATRIX_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("--timeout", type=float, default=0.5, help="per-call timeout in seconds (default 0.5)")
+    m.add_argument("--check", action="store_true", help="exit 1 if any cell is not its expected kind")
+    m.add_argument("--write", metavar="FILE", help=f"replace the table between {START} and {END} in FILE")
+    m.set_defaults(func=matrix)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -30,4 +69,32 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     print(f"routekit simulator on http://127.0.0.1:{args.port}", flush=True)
     serve(args.port, scenario, args.seed)
+    return 0
+
+
+def matrix(args: argparse.Namespace) -> int:
+    from ..sim import fault_matrix, matrix_table
+
+    cells = fault_matrix(timeout_s=args.timeout, progress=sys.stderr.isatty())
+    table = matrix_table(cells)
+    print(table)
+    bad = [c for c in cells if not c.ok]
+    if args.write:
+        path = Path(args.write)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            print(f"cannot read {path}: {e.strerror}", file=sys.stderr)
+            return 2
+        block = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+        if not block.search(text):
+            print(f"{path}: no {START} ... {END} block to replace", file=sys.stderr)
+            return 2
+        path.write_text(block.sub(lambda _: f"{START}\n{table}\n{END}", text))
+        print(f"table written to {path}", file=sys.stderr)
+    if bad:
+        print(f"{len(bad)} cells differ from the expected kind: " +
+              ", ".join(f"{c.protocol}/{c.fault}/{c.mode} -> {c.kind} ({c.requests} requests)" for c in bad),
+              file=sys.stderr)
+        return 1 if args.check else 0
     return 0

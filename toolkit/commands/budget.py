@@ -1,0 +1,81 @@
+"""routekit budget status: spend vs limit of every budget of a policy, in its current period."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .route import add_policy_arg
+
+ORDER = 45
+
+EXAMPLES = """examples:
+  routekit budget status --policy data/policy.example.yaml
+  routekit budget status --policy data/policy.example.yaml --log /var/log/routekit      # ledger beside that log
+  routekit budget status --policy data/policy.example.yaml --ledger redis://cache:6379/0 --json
+
+Budgets live in the policy (budgets: name, scope, period, limit_usd, alerts, on_limit). The ledger is the
+SQLite file budgets.sqlite beside the route log unless --ledger names another file or a redis:// URL.
+Periods are UTC days and months. 'in flight' is held by requests not settled yet.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("budget", help="budgets: spend vs limit per budget and period")
+    ps = p.add_subparsers(dest="budget_command", metavar="ACTION", required=True)
+    s = ps.add_parser("status", help="spend vs limit of every budget in its current period",
+                      description="Show each budget of the policy in its current UTC period: limit, settled spend, "
+                                  "amount held by requests in flight, share used, alerts fired, and what happens at "
+                                  "the limit (block or downgrade). Exit 2 on a bad policy or ledger.",
+                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_policy_arg(s)
+    s.add_argument("--ledger", help="SQLite ledger file or redis:// URL (default: budgets.sqlite beside the log)")
+    s.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
+                   help="route log directory the default ledger sits in (default ./routelog)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=status)
+
+
+def status(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from ..budgets import BudgetLedger, default_ledger_path, open_store
+    from ..policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as e:
+        print(f"bad policy:\n{e}", file=sys.stderr)
+        return 2
+    target = str(args.ledger or default_ledger_path(args.log))
+    is_file = not target.startswith(("redis://", "rediss://", "unix://"))
+    note = f"no ledger at {target} yet: nothing spent through a budgeted Router" \
+        if is_file and not Path(target).exists() else None
+    try:
+        ledger = BudgetLedger(policy.budgets, open_store(":memory:" if note else target), alerts=())
+        rows = ledger.status()
+        ledger.close()
+    except Exception as e:  # noqa: BLE001 — an unreachable Redis or a damaged file is reported, not raised
+        print(f"cannot read the ledger {target}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"policy": policy.path, "ledger": target, "note": note,
+                          "budgets": [{**asdict(r), "used": r.used} for r in rows]}, indent=2))
+        return 0
+    if not rows:
+        print(f"{policy.path} defines no budgets")
+        return 0
+    print(f"ledger: {target}" + (f"  ({note})" if note else "") + "\n")
+    table = [["budget", "scope", "period", "limit $", "spent $", "in flight $", "used", "alerts fired", "at limit",
+              "unpriced"]]
+    table += [[r.budget, r.scope, f"{r.period} {r.period_key}", f"{r.limit_usd:,.2f}", f"{r.spent_usd:,.4f}",
+               f"{r.reserved_usd:,.4f}", f"{r.used:.0%}", ", ".join(f"{x:.0%}" for x in r.alerts_fired) or "-",
+               r.on_limit, str(r.unpriced)] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for n, r in enumerate(table):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
