@@ -503,3 +503,24 @@ def test_default_alert_hook_is_a_log_line(ledger_path):
     with pytest.raises(ValueError, match="unique"):
         BudgetLedger([BudgetSpec(name="a", limit_usd=1), BudgetSpec(name="a", limit_usd=2)], SQLiteStore(ledger_path))
     assert NANO == 10**9
+
+
+def test_router_enforces_policy_budgets_by_default_with_the_policy_webhook(sim_env, tmp_path, log_dir, receiver,
+                                                                           monkeypatch):
+    """No ledger passed in: the Router builds one from the policy, beside its log; the budget's webhook
+    (named by environment variable, never written in the policy) receives its alerts."""
+    monkeypatch.setenv("SUPPORT_BUDGET_HOOK", receiver.url)
+    sim_env.state.set("gpt-4o-mini", {"output_tokens": 40})
+    p = _budget_policy(sim_env, tmp_path, "  - {name: support-daily, scope: {team: support}, period: daily, "
+                                          "limit_usd: 0.0003, alert_webhook_env: SUPPORT_BUDGET_HOOK}\n"
+                                          "  - {name: other, scope: {team: nobody}, period: daily, limit_usd: 1}")
+    router = Router(p, log=log_dir)
+    with pytest.raises(NoEligibleRoute, match="support-daily"):
+        for _ in range(50):
+            router.complete("triage", "Is this invoice overdue?", team="support", max_tokens=64)
+    assert (log_dir / "budgets.sqlite").exists()
+    deadline = time.time() + 5  # webhooks are delivered from a background thread
+    while len({a["level"] for a in receiver.bodies}) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert {a["budget"] for a in receiver.bodies} == {"support-daily"}
+    assert {a["level"] for a in receiver.bodies} == {0.5, 0.8, 1.0}

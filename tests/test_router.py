@@ -259,3 +259,23 @@ def test_budget_hook_blocks(sim_env, tmp_path, log_dir):
         Router(p, log=log_dir, budgets=_Budget({"strong"}, block=True)).complete("work", "x")
     assert read_records(log_dir)[-1]["outcome"] == "blocked"
     assert sum(sim_env.state.stats.values()) == 0
+
+
+def test_measured_score_floor(sim_env, tmp_path, log_dir):
+    routes = ("  work: {primary: cheap, fallbacks: [strong], min_tier: 1, on_exhausted: %s}\n"
+              "baselines:\n  work: {min_score: 0.8, scores: {cheap: {score: 0.55, n: 40}, strong: {score: 0.9, n: 40}}}")
+    r = Router(_policy_with(sim_env, tmp_path, routes % "fail"), log=log_dir).complete("work", "x")
+    assert r.served_model == "strong" and not r.degraded
+    assert r.skipped[0].reason == "below_floor" and "measured score 0.550 < min_score 0.8" in r.skipped[0].detail
+    sim_env.state.set("gpt-4.1", {"down": True})
+    r = Router(_policy_with(sim_env, tmp_path, routes % "degrade"), log=log_dir).complete("work", "x")
+    assert r.served_model == "cheap" and r.degraded        # served below the measured floor: flagged
+    assert read_records(log_dir)[-1]["degraded"] is True
+
+
+def test_baselines_name_known_routes_and_models(sim_env, tmp_path):
+    from toolkit.policy import PolicyError, load_policy
+
+    p = _policy_with(sim_env, tmp_path, "  work: {primary: cheap}\nbaselines:\n  work: {min_score: 0.5, scores: {nope: {score: 1, n: 1}}}")
+    with pytest.raises(PolicyError, match="unknown model alias 'nope'"):
+        load_policy(p)

@@ -105,6 +105,14 @@ class Alert:
 AlertHook = Callable[[Alert], None]
 
 
+def _only_for(budget: str, hook: AlertHook) -> AlertHook:
+    """A hook that sees only one budget's alerts (a policy's per-budget webhook)."""
+    def deliver(alert: Alert) -> None:
+        if alert.budget == budget:
+            hook(alert)
+    return deliver
+
+
 def log_alert(alert: Alert) -> None:
     """The default hook: one WARNING line on the ``routekit.budgets`` logger."""
     log.warning("%s", alert.message())
@@ -220,7 +228,12 @@ class BudgetLedger:
                     log_dir: str | os.PathLike | None = None, **kw: Any) -> "BudgetLedger":
         """The policy's budgets over ``ledger`` (a SQLite path or a ``redis://`` URL; default: a SQLite
         file beside the route log, ``log_dir``/budgets.sqlite)."""
-        return cls(policy.budgets, open_store(ledger or default_ledger_path(log_dir)), **kw)
+        alerts = list(kw.pop("alerts", (log_alert,)))
+        for b in policy.budgets:
+            url = os.environ.get(b.alert_webhook_env) if b.alert_webhook_env else None
+            if url:
+                alerts.append(_only_for(b.name, WebhookAlert(url)))
+        return cls(policy.budgets, open_store(ledger or default_ledger_path(log_dir)), alerts=alerts, **kw)
 
     # --- BudgetHook ---------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ PROMPTS = {
     "review": "Review this diff: the retry loop now sleeps 0s on a 429 before trying again.",
     "private": "The capital of France is",
     "private-chat": "The capital of France is",
+    "drafts": "Draft a two-line reply thanking the customer for their refund request.",
 }
 
 
@@ -101,6 +102,14 @@ def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=prin
         echo("== extraction allows degrading: its vendors rate-limited, the regex tool serves, flagged degraded ==")
         sim.state.set("gpt-4.1-mini", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
         sim.state.set("anthropic.claude-3-5-haiku-20241022-v1:0", {"error_status": 503, "error_rate": 1.0})
+        ask("extraction")
+        sim.state.reset()
+
+        echo("== gemini-2.5-pro rate-limited: review is served by Llama through OpenRouter ==")
+        sim.state.set("gemini-2.5-pro", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
+        ask("review")
+        echo("== Azure's gpt-4.1-mini rate-limited: extraction is served by Claude on Bedrock ==")
+        sim.state.set("gpt-4.1-mini", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
         ask("extraction")
         sim.state.reset()
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -142,6 +142,27 @@ class BudgetSpec(_Strict):
     limit_usd: float = Field(gt=0)
     alerts: tuple[float, ...] = (0.5, 0.8, 1.0)
     on_limit: Literal["block", "downgrade"] = "block"
+    alert_webhook_env: str | None = None  # NAME of an env var holding a webhook URL (URLs carry tokens)
+
+    @model_validator(mode="after")
+    def _env_name(self) -> "BudgetSpec":
+        if self.alert_webhook_env is not None and not ENV_VAR_NAME.match(self.alert_webhook_env):
+            raise ValueError("alert_webhook_env must be the NAME of an environment variable")
+        return self
+
+
+class MeasuredScore(_Strict):
+    score: float
+    n: int = Field(ge=0)
+
+
+class Baseline(_Strict):
+    """Measured quality of each candidate for one intent (``routekit eval floor`` prints this block).
+    A candidate scoring below ``min_score`` is below the route's floor, like a tier below ``min_tier``."""
+
+    min_score: float
+    scores: dict[str, MeasuredScore] = Field(default_factory=dict)
+    suggested_min_tier: int | None = None
 
 
 class CircuitSpec(_Strict):
@@ -156,6 +177,7 @@ class _PolicyFile(_Strict):
     budgets: tuple[BudgetSpec, ...] = ()
     circuit: CircuitSpec = CircuitSpec()
     sensitivity: dict[str, Boundary] = Field(default_factory=lambda: {"private": "local"})
+    baselines: dict[str, Baseline] = Field(default_factory=dict)
     description: str | None = None
 
 
@@ -188,6 +210,7 @@ class Policy:
     circuit: CircuitSpec
     sensitivity: dict[str, Boundary]
     version: str  # sha256 of the file's bytes, first 12 hex digits
+    baselines: dict[str, Baseline] = field(default_factory=dict)
 
     def chain(self, intent: str) -> list[str]:
         """Every candidate alias for ``intent`` in order, ``route:`` references expanded."""
@@ -338,6 +361,7 @@ def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Polic
         circuit=parsed.circuit,
         sensitivity=parsed.sensitivity,
         version=hashlib.sha256(raw).hexdigest()[:12],
+        baselines=parsed.baselines,
     )
     problems += [Problem(name, at(path), key(path), msg) for path, msg in static_checks(policy, check_prices)]
     if problems:
@@ -384,6 +408,12 @@ def static_checks(policy: Policy, check_prices: bool = False) -> list[tuple[tupl
         if route.on_exhausted == "fail" and not any(models[a].tier >= route.min_tier for a in chain):
             out.append((("routes", intent, "min_tier"),
                         f"no candidate of route {intent!r} reaches min_tier {route.min_tier}: the route can never serve"))
+    for intent, baseline in policy.baselines.items():
+        if intent not in routes:
+            out.append((("baselines", intent), f"unknown route {intent!r}"))
+        for alias in baseline.scores:
+            if alias not in models:
+                out.append((("baselines", intent, "scores", alias), f"unknown model alias {alias!r}"))
     for i, b in enumerate(policy.budgets):
         for dim, value in b.scope.items():
             if dim in ("intent", "route") and value not in routes:

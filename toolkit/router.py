@@ -277,6 +277,11 @@ class Router:
             log = RouteLogWriter(Path(log))
         self.log: RouteLogWriter | None = log
         self.prices = prices or PriceBook.load()
+        if budgets is None and self.policy.budgets:
+            # A policy's budgets are enforced by default, on a SQLite ledger beside the route log.
+            from .budgets import BudgetLedger
+            budgets = BudgetLedger.from_policy(self.policy, log_dir=self.log.root if self.log else None,
+                                               prices=self.prices)
         self.budgets = budgets
         self.circuit = circuit or CircuitBreaker(self.policy.circuit.failures, self.policy.circuit.cooldown_s,
                                                  state_path=self.policy.circuits_path)
@@ -354,15 +359,14 @@ class Router:
             reason = self._reject(alias, spec, route, boundary, prompt, req)
             if reason is not None:
                 skipped.append(Skip(alias, *reason))
-            elif spec.tier < route.min_tier:
+            elif self._below_floor(alias, route):
                 below.append(alias)
             else:
                 queue.append(alias)
         if route.on_exhausted == "degrade":
             queue += below
         else:
-            skipped += [Skip(a, "below_floor", f"tier {policy.models[a].tier} < min_tier {route.min_tier}")
-                        for a in below]
+            skipped += [Skip(a, "below_floor", self._below_floor(a, route)) for a in below]
 
         last_error: TransportError | None = None
         budget_note = ""
@@ -374,9 +378,9 @@ class Router:
                 if left is not None:
                     skipped.append(Skip(alias, "circuit_open", f"cooling down for {left:.1f}s more"))
                     continue
-            if budget_note and spec.tier < route.min_tier:
+            if budget_note and self._below_floor(alias, route):
                 # A budget may route down to a cheaper candidate, never below the quality floor.
-                skipped.append(Skip(alias, "below_floor", f"tier {spec.tier} < min_tier {route.min_tier} "
+                skipped.append(Skip(alias, "below_floor", f"{self._below_floor(alias, route)} "
                                                           f"(not used to get around a budget)"))
                 continue
             hold = None
@@ -463,6 +467,18 @@ class Router:
         window = self._window(spec)
         if window is not None and prompt.exceeds(window):
             return "context_window", f"{prompt.tokens} prompt tokens > window {window}"
+        return None
+
+    def _below_floor(self, alias: str, route: RouteSpec) -> str | None:
+        """Why ``alias`` is below the route's quality floor (declared tier, or a measured score from
+        the policy's ``baselines``), or None when it meets it."""
+        spec = self.policy.models[alias]
+        if spec.tier < route.min_tier:
+            return f"tier {spec.tier} < min_tier {route.min_tier}"
+        baseline = self.policy.baselines.get(route.intent)
+        measured = baseline.scores.get(alias) if baseline else None
+        if measured is not None and measured.score < baseline.min_score:
+            return f"measured score {measured.score:.3f} < min_score {baseline.min_score} (n={measured.n})"
         return None
 
     def _settle(self, hold: Any, attempt: Attempt) -> None:
@@ -631,7 +647,7 @@ class Router:
             "served_tier": spec.tier if spec else None,
             "min_tier": route.min_tier,
             "fallback_used": bool(served and served != chain[0]),
-            "degraded": bool(spec and spec.tier < route.min_tier),
+            "degraded": bool(served and self._below_floor(served, route)),
             "verification": verification,
             "attempt_count": len(attempts),
             "attempts": [_as_dict(a) for a in attempts],
