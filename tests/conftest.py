@@ -74,3 +74,24 @@ def read_records(log_dir: Path) -> list[dict]:
     for f in sorted(Path(log_dir).glob("date=*/*.jsonl")):
         out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_route_log_is_clean(tmp_path_factory):
+    """At the end of the session, scan every route log any test wrote: no secret-looking string anywhere,
+    no raw prompt or output unless its route opted in (store_prompts)."""
+    yield
+    from toolkit.policy import PolicyError, load_policy
+    from toolkit.routelog import privacy_findings
+
+    base = tmp_path_factory.getbasetemp()
+    allowed = set()
+    for f in [*base.rglob("*.yaml"), *DATA.glob("*.yaml")]:
+        try:
+            policy = load_policy(f)
+        except (PolicyError, OSError):
+            continue  # tests write broken policies on purpose
+        allowed |= {(policy.version, intent) for intent, r in policy.routes.items() if r.store_prompts}
+    roots = sorted({p.parent for p in base.rglob("date=*") if p.is_dir() and "_rollups" not in p.parts})
+    findings = [f for root in roots for f in privacy_findings(root, allowed)]
+    assert findings == [], "route logs written by this test session leak:\n" + "\n".join(findings[:20])

@@ -19,6 +19,10 @@ _EXPORTS = {
     "scan_log": "routelog", "RouteLogWriter": "routelog",
     "PriceBook": "costs", "Usage": "costs",
     "SimServer": "sim",
+    "StreamInterrupted": "router", "StreamRestart": "router", "BudgetDenied": "router",
+    "BudgetLedger": "budgets",
+    "Scenario": "estimate", "estimate_scenarios": "estimate",
+    "synthesize": "synth", "compact": "routelog",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -57,7 +57,9 @@ extra                          str       JSON object of fields an importer did n
 =============================  ========  ==========================================================
 
 Skip reason codes: boundary, vendor, region, disabled, circuit_open, context_window, below_floor,
-budget, route_disabled.  Attempt outcomes: ok, verify_failed, or an error kind of transport.py.
+budget, route_disabled.  Attempt outcomes: ok, verify_failed, stream_cut (a stream failed after its first token), abandoned
+(the caller stopped reading a stream), or an error kind of transport.py; a record's error_kind
+takes the same values.
 Every string in a record is checked for secret shapes (toolkit.redact) before it is written.
 
 Files
