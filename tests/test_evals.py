@@ -236,3 +236,15 @@ def test_floor_from_measured_scores(tmp_path, policy_copy):
 
     block = yaml.safe_load(r.stdout[r.stdout.index("baselines:"):])
     assert block["baselines"]["triage"]["scores"]["mid-anthropic"] == {"score": 1.0, "n": 10}
+
+
+def test_reference_answers_are_accepted_by_their_own_checks(tmp_path):
+    """The simulator's answer key from a prompt set: one answer per literal-expected item, and each is scored 1."""
+    from toolkit.evals import reference_answers
+
+    items = load_prompts([DATA / "prompts" / "triage.jsonl", DATA / "prompts" / "gsm8k.jsonl",
+                          DATA / "prompts" / "code.jsonl"])
+    key = reference_answers(items)
+    keyed = [i for i in items if i.question in key]
+    assert len(keyed) == len([i for i in items if i.intent in ("triage", "math")]) > 0   # code: regex, no literal
+    assert all(evals.score(i, key[i.question]).value == 1.0 for i in keyed)

@@ -298,3 +298,34 @@ def test_cli_serve_in_its_own_process_with_a_scenario(tmp_path):
     r = subprocess.run([sys.executable, "-m", "toolkit.cli", "sim", "serve", "--scenario", str(bad)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "bad.yaml: models.x: unknown behaviour keys ['latency']" in r.stderr
+
+
+def test_skilled_models_answer_a_fixed_share_of_the_answer_key(fresh, tmp_path):
+    """A model with skill s answers right a share ~s of the keyed prompts, the same ones on every call and
+    through every protocol; without a skill it echoes; a prompt not in the key is echoed whatever the skill."""
+    questions = {f"What is {i} plus {i}?": str(2 * i) for i in range(200)}
+    fresh.state.answers = questions
+    fresh.state.set("sharp", {"skill": 0.75, "latency_ms": 0})
+    fresh.state.set("dull", {"latency_ms": 0})
+
+    def ask(model: str, prompt: str, protocol: str = "openai") -> str:
+        path, body = wire_request(protocol, model, "Answer briefly. " + prompt, False)
+        r = _client.post(fresh.url + path, json=body, timeout=10).json()
+        return r["choices"][0]["message"]["content"] if protocol == "openai" else r["content"][0]["text"]
+
+    right = {q for q, a in questions.items() if ask("sharp", q) == a}
+    assert 0.65 < len(right) / len(questions) < 0.85
+    assert {q for q, a in list(questions.items())[:40] if ask("sharp", q, "anthropic") == a} \
+        == right & set(list(questions)[:40])                          # same prompts right on another protocol
+    assert not any(ask("dull", q) == a for q, a in list(questions.items())[:20])
+    assert ask("sharp", "Something nobody keyed").startswith("[sharp]")
+
+    with pytest.raises(ValueError, match="skill 1.5 is not a share"):
+        Behaviour(skill=1.5)
+    bad = tmp_path / "s.yaml"
+    bad.write_text("answer: {x: y}\n")
+    with pytest.raises(ValueError, match=r"s.yaml: unknown scenario keys \['answer'\]"):
+        load_scenario(bad)
+    good = tmp_path / "g.yaml"
+    good.write_text("answers: {'What is 2 plus 2?': '4'}\nmodels: {m: {skill: 1.0}}\n")
+    assert load_scenario(good)["answers"] == {"What is 2 plus 2?": "4"}

@@ -1,17 +1,32 @@
-"""The demo: routed traffic for every intent against the simulator and the real local model.
+"""The demo: routed traffic for every intent against the simulator and the real local model, then the dashboards.
 
-``routekit demo`` (what ``make demo`` runs) starts what it needs, routes a prompt
-per intent, then shows the honest-fallback rules at work — a primary down, a
-fallback below the quality floor, a private request with the local model down —
-printing where each request went and why.
+``routekit demo`` (what ``make demo`` runs) starts what it needs and, in one route log:
+
+1. writes a synthetic 90-day history (ending yesterday) with known incidents for the dashboards to find;
+2. routes a prompt per intent, then shows the honest-fallback rules at work — a primary down, a fallback
+   below the quality floor, a rate-limited vendor, the kill switch — printing where each request went and why;
+3. measures quality: a shadow trial on triage, a baseline over the shipped prompt sets, a fallback drill;
+4. runs every dashboard notebook through papermill into ``reports/`` (HTML + index.html).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT_DIR = ROOT / "data" / "prompts"
+DRILL = ROOT / "data" / "drills" / "primary-down.yaml"
+HISTORY_REQUESTS = 60_000
+SHADOW = ("triage", "fast-google")          # intent, candidate alias
+BASELINE_SETS = ("triage", "gsm8k")         # prompt sets whose expected answers the simulator can be keyed with
+BASELINE_MODELS = ("fast-openai", "fast-google", "mid-anthropic", "strong-openai", "local")
+SKILL_BY_TIER = {1: 0.6, 2: 0.75, 3: 0.9}   # share of keyed prompts a simulated model answers right
 
 PROMPTS = {
     "triage": "Customer says: 'my invoice INV-2231 was charged twice'. Is this billing, bug or how-to?",
@@ -41,7 +56,8 @@ def services(sim_port: int | None = None, local_port: int | None = None, local: 
         sim = stack.enter_context(SimServer(port=sim_port or 0))
         env = {"ROUTEKIT_SIM_URL": sim.url}
         if local:
-            port = local_port or localmodel.DEFAULT_PORT
+            given = urlsplit(os.environ.get("ROUTEKIT_LOCAL_URL", "")).port   # a local model already serving
+            port = local_port or given or localmodel.DEFAULT_PORT
             if not localmodel.is_up(port):
                 port = local_port or (localmodel.DEFAULT_PORT if _port_free(localmodel.DEFAULT_PORT) else free_port())
                 proc = localmodel.start(port)
@@ -63,13 +79,21 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=print) -> dict:
+def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=print, *,
+        reports_dir: str | None = "reports", history_requests: int = HISTORY_REQUESTS) -> dict:
+    """The whole demo; ``reports_dir=None`` stops after the quality measurements (no notebooks)."""
     from .router import NoEligibleRoute, Router
+    from .synth import synthesize
 
     out_dir = Path(out)
     log_dir = out_dir / "routelog"
+    quality_dir = out_dir / "quality"
+    for owned in (log_dir, quality_dir):  # the demo's own output, rewritten on every run
+        shutil.rmtree(owned, ignore_errors=True)
     os.environ["ROUTEKIT_OVERRIDES"] = str(out_dir / "overrides.json")
     summary: dict = {"served": 0, "failed": 0, "fallbacks": 0, "degraded": 0}
+    echo(f"== a synthetic 90-day history ({history_requests:,} requests, known incidents) into {log_dir} ==")
+    synthesize(log_dir, days=90, requests=history_requests, seed=7, policy=policy_path, progress=True)
     with services() as svc:
         sim = svc["sim"]
         router = Router(policy_path, log=log_dir)
@@ -118,7 +142,59 @@ def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=prin
         ask("triage")
         router.overrides.enable("fast-openai")
 
-        stats = sim.state.stats
-        summary["sim_requests"] = sum(stats.values())
+        summary["sim_requests"] = sum(sim.state.stats.values())
+        measure_quality(policy_path, log_dir, quality_dir, sim, echo)
     echo(f"demo summary: {summary}; route log in {log_dir}")
+    if reports_dir is not None:
+        from .reports import run_all
+
+        echo(f"== dashboards: papermill runs every notebook over {log_dir} into {reports_dir}/ ==")
+        written = run_all(log_dir, reports_dir, {"policy_path": policy_path, "quality_dir": str(quality_dir)})
+        echo(f"open {written[-1]}")
     return summary
+
+
+def measure_quality(policy_path: str, log_dir: Path, quality_dir: Path, sim, echo=print) -> None:
+    """What the quality dashboard reads, under ``quality_dir``: a shadow trial, a baseline and a fallback drill.
+
+    The simulator gets the prompt sets' answer key and a skill per model tier, so the scores differ the way
+    a stronger model's would; the local model (the real Gemma) answers for itself.
+    """
+    import json
+
+    from .drill import run_drill, wire_name
+    from .evals import compare_shadow, load_prompts, reference_answers, run_baseline
+    from .policy import load_policy
+    from .router import Router
+
+    policy = load_policy(policy_path)
+    scored = load_prompts([PROMPT_DIR / f"{name}.jsonl" for name in BASELINE_SETS])
+    sim.state.answers = reference_answers(scored)
+    for spec in policy.models.values():
+        if spec.model and spec.tier in SKILL_BY_TIER:
+            sim.state.set(wire_name(spec), {"skill": SKILL_BY_TIER[spec.tier]})
+
+    echo(f"== shadow trial: every {SHADOW[0]} request also goes to {SHADOW[1]} in the background ==")
+    route = policy.routes[SHADOW[0]].model_copy(update={"shadow": SHADOW[1], "shadow_rate": 1.0})
+    # an in-memory variant of the policy: its version says so in every record it leaves
+    trial = Router(replace(policy, routes={**policy.routes, SHADOW[0]: route}, version=f"{policy.version}+shadow"),
+                   log=log_dir)
+    for item in [p for p in scored if p.intent == SHADOW[0]] * 3:
+        trial.complete(SHADOW[0], list(item.messages), team="demo")
+    trial.drain()
+    comparisons = [c.to_dict() for c in compare_shadow(log_dir)]
+    quality_dir.mkdir(parents=True, exist_ok=True)
+    (quality_dir / "shadow.json").write_text(json.dumps(comparisons, indent=2))
+    for c in comparisons:
+        echo(f"  {c['intent']}: {c['candidate']} vs {c['production']} over {c['pairs']} pairs: {c['verdict']}")
+
+    echo(f"== baseline: {len(scored)} prompts x {len(BASELINE_MODELS)} models ==")
+    base = run_baseline(policy, scored, list(BASELINE_MODELS), quality_dir / "baseline", log=log_dir)
+    echo(str(base.summary.filter(intent="*").select("model", "mean_score", "p50_latency_ms", "total_cost_usd")))
+
+    echo("== fallback drill: every primary down for half the run ==")
+    drills = load_prompts([PROMPT_DIR / f"{name}.jsonl" for name in ("triage", "extraction", "code")])
+    drill = run_drill(policy_path, DRILL, drills, sim_url=sim.url, out_dir=quality_dir / "drills" / DRILL.stem,
+                      log=log_dir, progress=True)
+    totals = drill.summary["totals"]
+    echo(f"  silent downgrades: {totals['silent_downgrades']}; drill {'passed' if drill.ok else 'FAILED'}")

@@ -364,6 +364,17 @@ def score(item: PromptItem, output: str, judge: "LLMJudge | None" = None) -> Sco
     return _deterministic(item, output)
 
 
+def reference_answers(items: Iterable[PromptItem]) -> dict[str, str]:
+    """Question -> an answer its check accepts, for every item whose ``expected`` is a literal answer
+    (exact, normalized, contains, numeric): the simulator's answer key (``SimState.answers``), so simulated
+    models with a ``skill`` score what it says on a real prompt set."""
+    key = {}
+    for item in items:
+        if item.scorer in ("exact", "normalized", "contains", "numeric") and item.expected is not None:
+            key[item.question] = f"#### {item.expected}" if item.scorer == "numeric" else str(item.expected)
+    return key
+
+
 async def ascore(item: PromptItem, output: str, judge: "LLMJudge | None" = None) -> Score:
     if item.scorer == "judge":
         return await _need_judge(judge).ascore(item, output)

@@ -37,7 +37,9 @@ Scenario file (YAML)::
     models:
       claude-sonnet-4-5: {down: true}
       gpt-4o-mini: {error_rate: 0.2, error_status: 429, retry_after_s: 1}
-      gemini-2.5-pro: {cached_tokens: 40, reasoning_tokens: 12}
+      gemini-2.5-pro: {cached_tokens: 40, reasoning_tokens: 12, skill: 0.9}
+    answers:                  # an answer key: models with a skill answer a share of these prompts right
+      "How do I add a second admin to our workspace?": how-to
 
 :func:`fault_matrix` drives every fault through every protocol with litellm's real adapters and
 routekit's transport (``routekit sim matrix``, docs/errors.md).
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import hashlib
 import json
 import random
 import socket
@@ -82,6 +85,7 @@ class Behaviour:
     timeout: bool = False            # never answers (the client times out)
     empty: bool = False              # 200 with empty text
     answer: str | None = None        # fixed answer text; default: a deterministic echo
+    skill: float | None = None       # share of the answer key's prompts answered right (None: never)
     output_tokens: int | None = None
     cached_tokens: int = 0           # cached input tokens read (inside the prompt count)
     cache_write_tokens: int = 0      # input tokens written to a cache (Anthropic, Bedrock)
@@ -94,6 +98,8 @@ class Behaviour:
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f"unknown fault {self.fault!r}; known: {', '.join(FAULTS)}")
+        if self.skill is not None and not 0 <= self.skill <= 1:
+            raise ValueError(f"skill {self.skill} is not a share between 0 and 1")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], base: "Behaviour | None" = None) -> "Behaviour":
@@ -114,6 +120,9 @@ class SimState:
 
     def reset(self) -> None:
         self.default = Behaviour.from_dict(self.scenario.get("default", {}))
+        # prompt text -> right answer: a request whose prompt contains the text is answered right by a model
+        # with skill s for a fixed share s of such prompts (a hash of model and prompt decides which)
+        self.answers: dict[str, str] = {str(k): str(v) for k, v in (self.scenario.get("answers") or {}).items()}
         self.models = {name: Behaviour.from_dict(b, self.default)
                        for name, b in (self.scenario.get("models") or {}).items()}
 
@@ -130,7 +139,12 @@ def load_scenario(path: str | Path) -> dict[str, Any]:
 
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a scenario is a mapping with 'default' and/or 'models'")
+        raise ValueError(f"{path}: a scenario is a mapping with 'default', 'models' and/or 'answers'")
+    stray = sorted(set(data) - {"default", "models", "answers"})
+    if stray:
+        raise ValueError(f"{path}: unknown scenario keys {stray}; known: default, models, answers")
+    if not isinstance(data.get("answers") or {}, dict):
+        raise ValueError(f"{path}: answers: expected a mapping of prompt text to its right answer")
     for where, b in [("default", data.get("default") or {}), *((f"models.{n}", b) for n, b in
                                                                (data.get("models") or {}).items())]:
         try:
@@ -175,11 +189,24 @@ def _text_of(content: Any) -> str:
     return str(content or "")
 
 
-def _answer(b: Behaviour, call: Call) -> Answer:
+def _known_answer(b: Behaviour, call: Call, answers: dict[str, str]) -> str | None:
+    if not b.skill:
+        return None
+    for question, right in answers.items():
+        if question in call.prompt:
+            draw = int.from_bytes(hashlib.sha256(f"{call.model}\0{question}".encode()).digest()[:8], "big") / 2**64
+            return right if draw < b.skill else None
+    return None
+
+
+def _answer(b: Behaviour, call: Call, answers: dict[str, str] | None = None) -> Answer:
+    known = _known_answer(b, call, answers or {})
     if b.empty or b.fault == "content_policy":
         text = ""
     elif b.answer is not None:
         text = b.answer
+    elif known is not None:
+        text = known
     else:
         words = call.prompt.split()
         text = f"[{call.model}] " + " ".join(words[:12]) + (" ..." if len(words) > 12 else "")
@@ -599,7 +626,7 @@ async def handle(request: web.Request, state: SimState, proto: _Protocol) -> web
         return web.json_response(payload, status=status, headers=proto.error_headers(status))
     if b.fault == "html":
         return web.Response(body=HTML_PAGE, content_type="text/html")
-    answer = _answer(b, call)
+    answer = _answer(b, call, state.answers)
     state.usage[(proto.name, call.model)] = proto.usage(answer)
     if not call.stream:
         data = json.dumps(proto.body(answer)).encode()

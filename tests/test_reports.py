@@ -1,0 +1,147 @@
+"""`routekit report`: papermill runs of the four notebooks into offline HTML and an index.
+
+The session fixtures here (a small synthetic log, the reports written from it once) are shared with
+test_browser.py and test_notebooks.py.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from toolkit import reports
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
+QUALITY = FIXTURES / "quality"
+POLICY = ROOT / "data" / "policy.demo.yaml"        # the policy the synthetic log was routed with
+
+
+# Fixtures imported by other test modules are instantiated once per module that holds them: this cache makes the
+# log and the reports once per session wherever they are used.
+_ONCE: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def fixture_log(tmp_path_factory) -> Path:
+    """Two weeks of synthetic traffic, 3,000 requests (toolkit.synth: real writer, real compaction)."""
+    from toolkit.synth import synthesize
+
+    if "log" not in _ONCE:
+        _ONCE["log"] = synthesize(tmp_path_factory.mktemp("fixture") / "routelog", days=14, requests=3000,
+                                  seed=3).log_dir
+    return _ONCE["log"]
+
+
+@pytest.fixture(scope="session")
+def report_params() -> dict:
+    return {"quality_dir": str(QUALITY), "policy_path": str(POLICY)}
+
+
+@pytest.fixture(scope="session")
+def written(fixture_log, report_params, tmp_path_factory) -> tuple[Path, list[Path]]:
+    """Every report, run once for the session (the way `make demo` calls it)."""
+    if "reports" not in _ONCE:
+        out = tmp_path_factory.mktemp("reports")
+        _ONCE["reports"] = out, reports.run_all(fixture_log, out, report_params)
+    return _ONCE["reports"]
+
+
+def test_run_all_writes_each_notebook_html_and_the_index_last(written):
+    out, paths = written
+    assert [p.name for p in paths] == ["spend_review.ipynb", "spend_review.html", "latency.ipynb", "latency.html",
+                                       "quality.ipynb", "quality.html", "what_if.ipynb", "what_if.html", "index.html"]
+    assert all(p.parent == out and p.stat().st_size > 0 for p in paths)
+    index = (out / "index.html").read_text()
+    for page in ("spend_review.html", "latency.html", "quality.html", "what_if.html"):
+        assert f'href="{page}"' in index
+
+
+def test_executed_notebooks_ran_on_the_given_log_without_errors(written, fixture_log):
+    out, _ = written
+    for name, n_charts in (("spend_review", 9), ("latency", 5), ("quality", 5), ("what_if", 2)):
+        nb = json.loads((out / f"{name}.ipynb").read_text())
+        injected = next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+        assert f"log_dir = \"{fixture_log}\"" in "".join(injected["source"])
+        outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+        assert not [o for o in outputs if o["output_type"] == "error"], name
+        charts = [o for o in outputs if "image/svg+xml" in o.get("data", {})]
+        assert len(charts) == n_charts, name
+        # JupyterLab gets the interactive Vega-Lite spec beside the SVG
+        assert all(any(k.startswith("application/vnd.vegalite") for k in o["data"]) for o in charts)
+
+
+def test_html_is_self_contained_and_offline(written):
+    out, _ = written
+    for page, n_charts in (("spend_review.html", 9), ("latency.html", 5), ("quality.html", 5), ("what_if.html", 2),
+                           ("index.html", 0)):
+        html = (out / page).read_text()
+        assert not re.search(r"<script[^>]*\ssrc=", html), page           # no script fetched from anywhere
+        assert not re.search(r"""(?:src|href)=["']https?://""", html), page  # no CDN, no font server
+        assert len(re.findall(r'<svg class="marks"', html)) == n_charts, page  # inline SVG, not <img>
+        if n_charts:
+            assert "<title>" in html.split("<svg", 1)[1]  # marks carry hover titles
+
+
+def test_reports_show_findings_and_the_quality_inputs(written):
+    out, _ = written
+    spend = (out / "spend_review.html").read_text()
+    assert "Findings" in spend and "Spend by team per day" in spend
+    quality = (out / "quality.html").read_text()
+    assert "the primary model of every intent is down for the first half of the run" in quality   # the drill
+    assert "switch" in quality and "Baseline quality per model and intent" in quality
+    what_if = (out / "what_if.html").read_text()
+    for scenario in ("all-strong", "tiered-cached", "as logged"):
+        assert scenario in what_if
+
+
+def test_unknown_report_parameter_or_missing_log_fail_clearly(tmp_path, fixture_log):
+    with pytest.raises(reports.ReportError, match="unknown report weekly"):
+        reports.run("weekly", fixture_log, tmp_path)
+    with pytest.raises(reports.ReportError, match="unknown parameter colour for spend"):
+        reports.run("spend", fixture_log, tmp_path, {"colour": "red"})
+    with pytest.raises(reports.ReportError, match=f"route log {tmp_path / 'nope'}: no such directory"):
+        reports.run("all", tmp_path / "nope", tmp_path)
+    assert not list(tmp_path.glob("*.html"))
+
+
+def test_parse_value_types_like_papermill():
+    assert [reports.parse_value(v) for v in ("None", "true", "False", "12", "2.5", "2026-11-01", "team")] == [
+        None, True, False, 12, 2.5, "2026-11-01", "team"]
+
+
+def test_names_and_declared_parameters():
+    assert reports.names("all") == ["spend", "latency", "quality", "what-if"]
+    assert reports.names(["quality", "spend", "quality"]) == ["quality", "spend"]
+    declared = reports.notebook_parameters("what-if")
+    assert {"log_dir", "since", "until", "policy_path", "out_dir", "scenarios_path", "volume", "interactive"} <= set(
+        declared)
+    assert declared["interactive"] == "True"  # (as source text) the runner turns widgets off; JupyterLab keeps them
+
+
+def test_cli_help_teaches_and_errors_exit_1(tmp_path):
+    helped = subprocess.run([sys.executable, "-m", "toolkit.cli", "report", "--help"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert helped.returncode == 0 and "routekit report all --log routelog" in helped.stdout
+    failed = subprocess.run([sys.executable, "-m", "toolkit.cli", "report", "spend", "--log", str(tmp_path / "none")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert failed.returncode == 1 and "no such directory" in failed.stderr
+
+
+def test_a_failing_notebook_is_reported_and_the_others_still_publish(fixture_log, tmp_path):
+    # a scenario file that does not exist: what-if fails in its cell, spend still gets its page and the index
+    with pytest.raises(reports.ReportError, match=r"what-if: cell \d+ failed: ScenarioError: .*nope.yaml"):
+        reports.run(["what-if", "spend"], fixture_log, tmp_path, {"scenarios_path": str(tmp_path / "nope.yaml"),
+                                                                  "out_dir": "charts"}, progress=False,
+                    base=tmp_path)
+    assert (tmp_path / "spend_review.html").exists() and (tmp_path / "what_if.ipynb").exists()
+    # -p out_dir: PNG copies of the charts, the path taken relative to the caller's directory
+    assert sorted(p.name for p in (tmp_path / "charts").glob("*.png")) == sorted(
+        f"spend_{k}.png" for k in ("team", "intent", "model", "provider", "budgets", "drivers", "waste",
+                                   "cost_per_success", "cache_savings"))
+    assert not (tmp_path / "what_if.html").exists()
+    assert 'href="spend_review.html"' in (tmp_path / "index.html").read_text()

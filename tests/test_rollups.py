@@ -1,0 +1,388 @@
+"""Rollups: contract, exact sums against the raw records, engines agreeing, incremental and interrupted builds.
+
+The logs here are written by the real RouteLogWriter (JSONL) and compacted by the real compactor
+(Parquet); expected numbers are computed in plain Python from the records that were written.
+"""
+from __future__ import annotations
+
+import math
+import random
+import signal
+import subprocess
+import sys
+import time as systime
+from collections import Counter
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from toolkit import rollups
+from toolkit.routelog import RouteLogWriter, compact
+
+MODELS = {  # alias -> (model, provider, median latency ms)
+    "fast": ("openai/gpt-4o-mini", "openai", 200.0),
+    "strong": ("anthropic/claude-sonnet-4-5", "anthropic", 1500.0),
+    "local": ("ollama/gemma-3-270m", "ollama", 60.0),
+}
+ROUTES = {"triage": ("fast", "local"), "code": ("strong", "fast"), "private": ("local", None)}
+TEAMS = ("search", "support", "ml")
+DAY0 = date(2026, 10, 5)
+
+
+def synth_records(rng: random.Random, day: date, n: int, *, latency_scale: float = 1.0) -> list[dict]:
+    """n route records of one UTC day, shaped like the router's (attempts, skips, fallbacks, shadows)."""
+    out = []
+    for _ in range(n):
+        intent = rng.choice(list(ROUTES))
+        primary, fallback = ROUTES[intent]
+        outcome = rng.choices(["served", "failed", "blocked"], [88, 9, 3])[0]
+        use_fallback = outcome == "served" and fallback is not None and rng.random() < 0.15
+        alias = fallback if use_fallback else primary
+        model, provider, median = MODELS[alias]
+        latency = round(median * latency_scale * rng.lognormvariate(0, 0.5), 3)
+
+        def attempt(a: str, result: str) -> dict:
+            return {"alias": a, "model": MODELS[a][0], "provider": MODELS[a][1], "outcome": result,
+                    "latency_ms": latency / 2, "cost_usd": 0.0001}
+
+        attempts = []
+        if outcome != "blocked":
+            if use_fallback or outcome == "failed":
+                attempts.append(attempt(primary, rng.choice(["rate_limited", "timeout"])))
+            if outcome == "failed" and fallback:
+                attempts.append(attempt(fallback, "server_error"))
+            if outcome == "served":
+                attempts.append(attempt(alias, "ok"))
+        skipped = [{"alias": primary, "reason": rng.choice(["circuit_open", "budget", "context_window"]),
+                    "detail": "x"} for _ in range(rng.choice([0, 0, 0, 1, 2]))]
+        unpriced = rng.random() < 0.03
+        served = outcome == "served"
+        ts = datetime.combine(day, time(), timezone.utc) + timedelta(microseconds=rng.randrange(86_400_000_000))
+        out.append({
+            "request_id": f"{rng.getrandbits(64):016x}", "timestamp": ts,
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": MODELS[primary][0],
+            "gen_ai.response.model": model if served else None, "gen_ai.provider.name": provider if served else None,
+            "gen_ai.usage.input_tokens": rng.randint(10, 3000), "gen_ai.usage.output_tokens": rng.randint(0, 800),
+            "usage.cache_read_tokens": rng.choice([0, 0, 128]), "usage.cache_write_tokens": rng.choice([0, 64]),
+            "usage.reasoning_tokens": rng.randint(0, 50), "intent": intent, "route_id": intent,
+            "team": rng.choice(TEAMS), "outcome": outcome,
+            "error_kind": None if served else ("budget" if outcome == "blocked" else "rate_limited"),
+            "requested_alias": primary, "served_alias": alias if served else None,
+            "fallback_used": use_fallback, "degraded": served and rng.random() < 0.04,
+            "verification": rng.choice(["pass", "fail", "skipped", "skipped"]),
+            "attempt_count": len(attempts), "attempts": attempts, "skipped": skipped,
+            "cost_usd": None if unpriced else round(rng.uniform(0, 0.02), 12),
+            "failed_cost_usd": round(0.0001 * sum(a["outcome"] != "ok" for a in attempts), 12),
+            "cache_savings_usd": round(rng.choice([0.0, 0.00025]), 12), "unpriced": unpriced,
+            "latency_ms": latency, "prompt_tokens": rng.randint(10, 3000),
+            "shadow_of": f"{rng.getrandbits(64):016x}" if rng.random() < 0.03 else None, "source": "synth",
+        })
+    return out
+
+
+def make_log(root: Path, per_day: list[int], *, seed: int = 7, compacted: tuple[int, ...] = (0,),
+             torn: tuple[int, ...] = (1,)) -> list[dict]:
+    """A log of len(per_day) days from DAY0: days in ``compacted`` go to Parquet through the real
+    compactor, days in ``torn`` get a torn (unparseable) line.  Returns the good records."""
+    rng = random.Random(seed)
+    records: list[dict] = []
+    with RouteLogWriter(root) as writer:
+        for i, n in enumerate(per_day):
+            recs = synth_records(rng, DAY0 + timedelta(days=i), n)
+            writer.write_records(recs)
+            records += recs
+    for i in torn:
+        with open(root / f"date={DAY0 + timedelta(days=i)}" / "routes.jsonl", "a") as f:
+            f.write('{"request_id": "torn-by-a-crash", "timesta\n')
+    if compacted:
+        compact(root, days=[(DAY0 + timedelta(days=i)).isoformat() for i in compacted])
+    return records
+
+
+def expected_totals(records: list[dict]) -> dict[str, float]:
+    """Every measure of the contract, summed in plain Python from the records."""
+    def total(f) -> float:
+        return sum(f(r) for r in records)
+
+    return {
+        "requests": len(records), "attempts": total(lambda r: r["attempt_count"]),
+        "failed_attempts": total(lambda r: sum(a["outcome"] != "ok" for a in r["attempts"])),
+        "retried_requests": total(lambda r: r["attempt_count"] > 1),
+        "input_tokens": total(lambda r: r["gen_ai.usage.input_tokens"]),
+        "output_tokens": total(lambda r: r["gen_ai.usage.output_tokens"]),
+        "cache_read_tokens": total(lambda r: r["usage.cache_read_tokens"]),
+        "cache_write_tokens": total(lambda r: r["usage.cache_write_tokens"]),
+        "reasoning_tokens": total(lambda r: r["usage.reasoning_tokens"]),
+        "cost_usd": total(lambda r: r["cost_usd"] or 0.0), "failed_cost_usd": total(lambda r: r["failed_cost_usd"]),
+        "cache_savings_usd": total(lambda r: r["cache_savings_usd"]),
+        "unpriced_requests": total(lambda r: r["unpriced"]), "latency_ms_sum": total(lambda r: r["latency_ms"]),
+        "circuit_open_skips": total(lambda r: sum(s["reason"] == "circuit_open" for s in r["skipped"])),
+        "verification_failures": total(lambda r: r["verification"] == "fail"),
+        "prompt_tokens": total(lambda r: r["prompt_tokens"]),
+    }
+
+
+def table(log: Path | str) -> pl.DataFrame:
+    """The stored rollup, in a canonical row order."""
+    return rollups.load_rollups(log, build=False).collect().sort(list(rollups.KEYS), nulls_last=True)
+
+
+@pytest.fixture(scope="module")
+def small_log(tmp_path_factory) -> tuple[Path, list[dict]]:
+    root = tmp_path_factory.mktemp("rollups") / "routelog"
+    return root, make_log(root, [400, 350, 300], compacted=(0,), torn=(1,))
+
+
+def test_rollup_sums_equal_the_raw_records(small_log, tmp_path):
+    src, records = small_log
+    log = tmp_path / "routelog"
+    _copy(src, log)
+    report = rollups.build_rollups(log)
+    assert report.records_read == len(records) == 1050  # the torn line is not a record
+    df = table(log)
+    assert df.schema == pl.Schema(rollups.rollup_schema())
+    got = df.select(pl.col(m).sum() for m in rollups.MEASURE_ORDER).row(0, named=True)
+    for measure, want in expected_totals(records).items():
+        if isinstance(got[measure], int):
+            assert got[measure] == want, measure
+        else:
+            assert got[measure] == pytest.approx(want, rel=1e-9, abs=1e-9), measure
+
+    # keys: per UTC day and hour, per team x outcome, per latency bin (the contract's formula)
+    def key_counts(f) -> Counter:
+        return Counter(f(r) for r in records)
+
+    def rollup_counts(*cols: str) -> Counter:
+        return Counter({tuple(r[:-1]) if len(cols) > 1 else r[0]: r[-1]
+                        for r in df.group_by(*cols).agg(pl.col("requests").sum()).iter_rows()})
+
+    assert rollup_counts("date") == key_counts(lambda r: r["timestamp"].date())
+    assert rollup_counts("hour") == key_counts(lambda r: r["timestamp"].replace(minute=0, second=0, microsecond=0))
+    assert rollup_counts("team", "outcome") == key_counts(lambda r: (r["team"], r["outcome"]))
+    assert rollup_counts("latency_bin") == key_counts(
+        lambda r: math.floor(math.log10(max(r["latency_ms"], 0.01)) * 100))
+    assert rollup_counts("is_shadow") == key_counts(lambda r: r["shadow_of"] is not None)
+    assert rollup_counts("served_model", "provider") == key_counts(
+        lambda r: (r["gen_ai.response.model"], r["gen_ai.provider.name"]))
+    # one file per day, hive-partitioned, with the date inside too
+    files = sorted(p.relative_to(log).as_posix() for p in log.glob("_rollups/v1/date=*/*.parquet"))
+    assert files == [f"_rollups/v1/date={DAY0 + timedelta(days=i)}/part-0.parquet" for i in range(3)]
+
+
+def test_duckdb_and_polars_agree_exactly(small_log, tmp_path):
+    src, _ = small_log
+    a, b = tmp_path / "a", tmp_path / "b"
+    _copy(src, a)
+    _copy(src, b)
+    rollups.build_rollups(a, "polars")
+    rollups.build_rollups(b, "duckdb")
+    assert table(a).equals(table(b))
+
+
+def test_file_urls_read_and_write_through_each_engine(small_log, tmp_path):
+    src, records = small_log
+    log = tmp_path / "routelog"
+    _copy(src, log)
+    url = log.resolve().as_uri()
+    assert url.startswith("file:///")
+    expected = None
+    for engine in ("polars", "duckdb"):
+        report = rollups.build_rollups(url, engine, force=True)
+        assert report.records_read == len(records)
+        got = rollups.load_rollups(url, build=False).collect().sort(list(rollups.KEYS), nulls_last=True)
+        expected = got if expected is None else expected
+        assert got.equals(expected)
+    assert table(log).equals(expected)  # the same files, seen by path
+
+
+def test_incremental_build_reads_only_changed_days(tmp_path):
+    log = tmp_path / "routelog"
+    records = make_log(log, [120, 100, 90, 80], compacted=(0, 1), torn=())
+    days = [(DAY0 + timedelta(days=i)).isoformat() for i in range(4)]
+    first = rollups.build_rollups(log)
+    assert first.days_built == days and first.records_read == 390 == len(records)
+
+    again = rollups.build_rollups(log)
+    assert again.days_built == [] and again.days_unchanged == 4 and again.records_read == 0
+    built = table(log)
+    assert rollups.build_rollups(log, force=True).days_built == days and table(log).equals(built)  # idempotent
+
+    # new records land on day 2 only
+    more = synth_records(random.Random(99), DAY0 + timedelta(days=2), 25)
+    with RouteLogWriter(log) as w:
+        w.write_records(more)
+    r = rollups.build_rollups(log)
+    assert r.days_built == [days[2]] and r.records_read == 90 + 25 and r.days_unchanged == 3
+
+    # compacting a day changes its files, not its numbers
+    before = table(log)
+    compact(log, days=[days[3]])
+    r = rollups.build_rollups(log)
+    assert r.days_built == [days[3]]
+    assert table(log).equals(before)
+
+    # a day whose log is gone loses its rollup
+    import shutil
+
+    shutil.rmtree(log / f"date={days[0]}")
+    r = rollups.build_rollups(log)
+    assert r.days_built == [] and r.days_removed == [days[0]]
+    assert not (log / f"_rollups/v1/date={days[0]}").exists()
+    remaining = [x for x in records + more if x["timestamp"].date() != DAY0]
+    assert table(log)["requests"].sum() == len(remaining)
+
+    # and the incremental result is what a fresh build gives
+    fresh = tmp_path / "fresh"
+    _copy(log, fresh, rollups_too=False)
+    rollups.build_rollups(fresh)
+    assert table(fresh).equals(table(log))
+
+
+def test_interrupted_build_leaves_old_or_new_days_and_the_next_build_finishes(tmp_path, monkeypatch):
+    log = tmp_path / "routelog"
+    make_log(log, [60, 60, 60], compacted=(), torn=())
+    rollups.build_rollups(log)
+    old = table(log)
+    with RouteLogWriter(log) as w:  # every day changes
+        for i in range(3):
+            w.write_records(synth_records(random.Random(i), DAY0 + timedelta(days=i), 10))
+
+    real_replace, calls = rollups._replace, []
+
+    def dies_on_the_second_day(where, tmp, path):
+        calls.append(path)
+        if len(calls) == 3:  # day 1's file (day 0's file and the manifest went through)
+            raise KeyboardInterrupt
+        real_replace(where, tmp, path)
+
+    monkeypatch.setattr(rollups, "_replace", dies_on_the_second_day)
+    monkeypatch.setitem(rollups.BYTES_PER_QUERY, "polars", 1)  # one day per query, manifest after each
+    with pytest.raises(KeyboardInterrupt):
+        rollups.build_rollups(log)
+    monkeypatch.undo()
+
+    # readers see whole files only: day 0 new, days 1 and 2 still old
+    now = table(log)
+    per_day = lambda df: dict(df.group_by("date").agg(pl.col("requests").sum()).iter_rows())  # noqa: E731
+    assert per_day(now) == {DAY0: 70, DAY0 + timedelta(days=1): 60, DAY0 + timedelta(days=2): 60}
+    assert per_day(old) == {DAY0 + timedelta(days=i): 60 for i in range(3)}
+
+    # the manifest vouches for day 0 only, so the next build redoes days 1 and 2, and cleans up
+    r = rollups.build_rollups(log)
+    assert r.days_built == [(DAY0 + timedelta(days=i)).isoformat() for i in (1, 2)]
+    assert per_day(table(log)) == {DAY0 + timedelta(days=i): 70 for i in range(3)}
+    leftovers = [p.name for p in (log / "_rollups").rglob("*") if p.is_file() and p.name.startswith(".part")]
+    assert leftovers == []
+
+
+def test_killed_rollup_process_leaves_a_readable_state(tmp_path):
+    """SIGKILL a real `routekit rollup` mid-way (wherever it is), then check nothing is half-written."""
+    log = tmp_path / "routelog"
+    make_log(log, [150] * 8, compacted=tuple(range(8)), torn=())
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "rollup", "--log", str(log)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = systime.monotonic() + 60
+    while not list(log.glob("_rollups/v1/date=*/part-0.parquet")) and systime.monotonic() < deadline:
+        systime.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    # every day the manifest vouches for has its whole file; no file is half-written
+    manifest = rollups._read_manifest(rollups.Log.at(log))
+    for day, entry in manifest.items():
+        assert pl.read_parquet(log / f"_rollups/v1/date={day}/part-0.parquet")["requests"].sum() == entry["records"]
+    for part in log.glob("_rollups/v1/date=*/part-0.parquet"):
+        assert pl.read_parquet(part).height > 0
+    r = rollups.build_rollups(log)
+    assert sorted(r.days_built + list(manifest)) == sorted(rollups.Log.at(log).sources())
+    assert table(log)["requests"].sum() == 1200
+
+
+def test_a_record_stored_in_another_days_partition_keeps_its_own_date(tmp_path):
+    log = tmp_path / "routelog"
+    rec = synth_records(random.Random(1), DAY0, 1)[0]
+    rec["timestamp"] = datetime.combine(DAY0 + timedelta(days=1), time(0, 30), timezone.utc)
+    from toolkit.routelog import record_line
+
+    with RouteLogWriter(log) as w:
+        w.write_lines(DAY0.isoformat(), [record_line(rec)])  # e.g. an importer's late write
+    rollups.build_rollups(log)
+    assert (log / f"_rollups/v1/date={DAY0}/part-0.parquet").exists()
+    assert rollups.load_rollups(log, since=DAY0 + timedelta(days=1), build=False).collect()["requests"].sum() == 1
+    assert rollups.load_rollups(log, until=DAY0, build=False).collect().height == 0
+
+
+def test_unknown_engine_and_missing_log_are_clear_errors(tmp_path, capsys):
+    from toolkit.cli import main
+
+    with pytest.raises(ValueError, match="unknown engine 'pandas'"):
+        rollups.build_rollups(tmp_path, "pandas")
+    assert main(["rollup", "--log", str(tmp_path / "nope")]) == 2
+    assert "no route log at" in capsys.readouterr().err
+
+
+def test_rollup_command_prints_what_it_did(small_log, tmp_path, capsys):
+    import json
+
+    from toolkit.cli import main
+
+    src, records = small_log
+    log = tmp_path / "routelog"
+    _copy(src, log)
+    assert main(["rollup", "--log", str(log), "--engine", "duckdb"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"duckdb: read {len(records):,} records from 3 changed day(s), wrote ")
+    assert main(["rollup", "--log", str(log), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["engine"] == "polars" and report["records_read"] == 0 and report["days_unchanged"] == 3
+    assert report["seconds"] > 0
+
+
+# --- finishing numbers -------------------------------------------------------------------------
+
+
+def _rows(rows: list[dict]) -> pl.DataFrame:
+    """A hand-made rollup: given columns, zero/null elsewhere."""
+    schema = rollups.rollup_schema()
+    full = [{c: r.get(c, 0 if schema[c] in (pl.Int64, pl.Float64) else None) for c in schema} for r in rows]
+    return pl.DataFrame(full, schema=schema)
+
+
+def test_summarize_rates_and_cost_per_success_by_hand():
+    df = _rows([
+        {"team": "a", "outcome": "served", "requests": 6, "cost_usd": 0.6, "latency_bin": 200, "fallback_used": True},
+        {"team": "a", "outcome": "served", "requests": 2, "cost_usd": 0.2, "latency_bin": 300, "degraded": True},
+        {"team": "a", "outcome": "failed", "requests": 2, "cost_usd": 0.2, "failed_cost_usd": 0.2,
+         "latency_bin": 300},
+        {"team": "b", "outcome": "blocked", "requests": 5, "latency_bin": None},
+    ])
+    s = {r["team"]: r for r in rollups.summarize(df, ["team"]).iter_rows(named=True)}
+    a, b = s["a"], s["b"]
+    assert (a["requests"], a["served"], a["failed"], a["blocked"]) == (10, 8, 2, 0)
+    assert a["error_rate"] == pytest.approx(0.2) and a["fallback_rate"] == pytest.approx(0.6)
+    assert a["degraded_rate"] == pytest.approx(0.2)
+    assert a["cost_per_success_usd"] == pytest.approx(1.0 / 8)  # all spend over served requests
+    assert b["cost_per_success_usd"] is None and b["p50_ms"] is None and b["blocked"] == 5
+    # 10 requests: 6 in bin 200 (100.0..102.3 ms), 4 in bin 300 (1000..1023 ms)
+    assert 100 <= a["p50_ms"] < 102.33 and 1000 <= a["p95_ms"] < 1023.3
+    total = rollups.summarize(df).row(0, named=True)
+    assert total["requests"] == 15 and total["cost_usd"] == pytest.approx(1.0)
+
+
+def test_percentiles_interpolate_inside_the_bin():
+    # 100 requests spread evenly over bin 200 (100 ms .. 10**2.01 ms): request k sits at k + 0.5
+    # hundredths of the bin's width, in log space; p99 is request 0.99 * 99 = 98.01
+    df = _rows([{"team": "a", "requests": 100, "latency_bin": 200}])
+    p = rollups.percentiles(df).row(0, named=True)
+    assert p["p50_ms"] == pytest.approx(10 ** (2 + 0.01 * (49.5 + 0.5) / 100))
+    assert p["p99_ms"] == pytest.approx(10 ** (2 + 0.01 * (98.01 + 0.5) / 100))
+    # one request alone in its bin reads as the bin's middle
+    one = rollups.percentiles(_rows([{"requests": 1, "latency_bin": 250}])).row(0, named=True)
+    assert one["p50_ms"] == one["p99_ms"] == pytest.approx(10 ** 2.505)
+
+
+def _copy(src: Path, dst: Path, rollups_too: bool = True) -> None:
+    import shutil
+
+    shutil.copytree(src, dst, ignore=None if rollups_too else shutil.ignore_patterns("_rollups"))

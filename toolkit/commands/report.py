@@ -1,0 +1,62 @@
+"""routekit report spend|latency|quality|what-if|all --log DIR --out DIR [-p key value ...]"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+ORDER = 60
+
+EXAMPLES = """examples:
+  routekit report all --log routelog                       # every dashboard into reports/
+  routekit report spend --log routelog -p since 2026-11-01 -p until 2026-11-30 -p by intent
+  routekit report latency --log /data/routelog --out /tmp/oncall -p grain hour -p since 2026-11-23
+  routekit report quality --log routelog -p quality_dir evals
+  routekit report what-if --log routelog -p scenarios_path data/scenarios/three-approaches.yaml -p volume 2
+  routekit report spend --log routelog -p out_dir reports/charts   # PNG copies of the charts for slides
+
+parameters (-p key value; see each notebook's parameters cell):
+  all       since until policy_path out_dir (a directory for PNG copies of the charts)
+  spend     by (team|intent|model|provider|route) grain (hour|day|week|month) top
+  latency   grain slowest_n
+  quality   quality_dir
+  what-if   scenarios_path by (intent|model) month focus volume tokens price
+Values are typed as on papermill's command line (None, true/false, numbers, else text); paths are relative to
+the current directory.  Each report is an executed notebook (.ipynb) and a self-contained .html that opens
+offline from disk; index.html links them.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="run the dashboard notebooks (papermill) into HTML reports",
+                       description="Run the spend, latency, quality and what-if notebooks headless through papermill "
+                                   "over a route log (they read its rollups, building new days first) and write "
+                                   "executed notebooks, offline HTML pages and an index.html.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("which", nargs="+", metavar="REPORT", choices=["spend", "latency", "quality", "what-if", "all"],
+                   help="spend, latency, quality, what-if, or all")
+    p.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
+                   help="route log directory (default $ROUTEKIT_LOG_DIR or routelog)")
+    p.add_argument("--out", default="reports", help="output directory (default reports)")
+    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="notebook parameter (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..reports import ReportError, parse_value, run as run_reports
+
+    params = {k: parse_value(v) for k, v in args.param}
+    t0 = time.perf_counter()
+    try:
+        done = run_reports(args.which, args.log, args.out, params, progress=not args.no_progress)
+    except ReportError as e:
+        print(f"routekit report: {e}", file=sys.stderr)
+        return 1
+    for r in done:
+        print(f"{r.name:<8} {r.html}  ({r.seconds:.1f} s + {r.export_seconds:.1f} s HTML)")
+    print(f"index    {done[0].html.parent / 'index.html'}")
+    print(f"wall time {time.perf_counter() - t0:.1f} s")
+    return 0

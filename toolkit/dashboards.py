@@ -1,0 +1,625 @@
+"""From rollups to chart-ready frames: every number a dashboard shows, computed in polars.
+
+Input is the rollup table of ``toolkit.rollups`` (contract v1: one additive row per hour x team x intent x
+route x model x provider x outcome x latency bin), as a LazyFrame or DataFrame; never raw records.  Output is
+small DataFrames that ``toolkit.charts`` draws and the notebooks show as tables.
+
+Conventions:
+- ``by`` names a dimension: team, intent, route, model (the model that served), requested_model, provider, alias;
+  the output column carries that name.  Null keys (nothing served) read ``(none)``.
+- ``grain`` is hour, day, week or month; the time column is ``period`` (a Date, or a naive UTC Datetime for hours,
+  so a browser in another time zone does not shift the labels).
+- Money includes shadow calls (they are paid for); request counts, rates and latency are production only.
+- Percentiles are read from summed latency histograms (``rollups.summarize``), never averaged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Iterable
+
+import polars as pl
+
+from .rollups import summarize
+
+DIMENSIONS = {"team": "team", "intent": "intent", "route": "route_id", "model": "served_model",
+              "requested_model": "requested_model", "provider": "provider", "alias": "served_alias"}
+GRAINS = ("hour", "day", "week", "month")
+NONE, OTHER = "(none)", "(other)"
+PERCENTILES = ("p50", "p95", "p99")
+Frame = pl.LazyFrame | pl.DataFrame
+
+
+@dataclass(frozen=True)
+class Period:
+    """An inclusive range of UTC days."""
+
+    since: date
+    until: date
+
+    @property
+    def days(self) -> int:
+        return (self.until - self.since).days + 1
+
+    @property
+    def previous(self) -> "Period":
+        """The period of the same length just before this one ("what changed since last period")."""
+        return Period(self.since - timedelta(days=self.days), self.since - timedelta(days=1))
+
+    def __str__(self) -> str:
+        return f"{self.since} .. {self.until} ({self.days} days)"
+
+
+def _date(value: date | str | None) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def period_of(rollups: Frame, since: date | str | None = None, until: date | str | None = None) -> Period:
+    """The period asked for, open ends filled from the data (first and last day present)."""
+    since, until = _date(since), _date(until)
+    if since is None or until is None:
+        first, last = rollups.lazy().select(pl.col("date").min().alias("a"), pl.col("date").max().alias("b")
+                                            ).collect().row(0)
+        today = date.today()  # an empty log: an empty period today rather than an error
+        since, until = since or first or today, until or last or today
+    if since > until:
+        raise ValueError(f"period since {since} is after until {until}")
+    return Period(since, until)
+
+
+# --- reading less: two in-memory reductions of the rollups ---------------------------------------------------------
+# A 10M-record rollup has ~3M rows, nearly all of them latency-histogram bins. Every money and rate number sums the
+# bins away, and every latency number needs the bins but not team, intent or provider: two reductions, made once
+# per notebook, turn ~30 scans of 3M rows into scans of ~100k (tests/test_dashboards.py checks they give the same
+# numbers as the full table).
+
+KEYS = ("date", "hour", "team", "intent", "route_id", "requested_model", "served_model", "served_alias", "provider",
+        "outcome", "error_kind", "fallback_used", "degraded", "is_shadow", "latency_bin")
+HISTOGRAM_KEYS = ("date", "route_id", "requested_model", "served_model", "served_alias", "outcome", "fallback_used",
+                  "degraded", "is_shadow", "latency_bin")
+
+
+def _reduce(rollups: Frame, keys: Iterable[str]) -> pl.DataFrame:
+    lf = rollups.lazy()
+    keys = list(keys)
+    return lf.group_by(keys).agg(pl.col(c).sum() for c in lf.collect_schema() if c not in KEYS).collect()
+
+
+def counts(rollups: Frame) -> pl.DataFrame:
+    """The rollups with the latency histogram summed away (every other key kept, hour included): enough for every
+    money, rate, serve and incident number; a latency function given it fails for want of ``latency_bin``."""
+    return _reduce(rollups, (k for k in KEYS if k != "latency_bin"))
+
+
+def histograms(rollups: Frame, hourly: bool = False) -> pl.DataFrame:
+    """The latency histograms per day (or hour) x route x model x outcome x flags: enough for ``latency``,
+    ``slowest``, ``shadow_vs_production`` and latency findings, by model or route."""
+    return _reduce(rollups, (*HISTOGRAM_KEYS, "hour") if hourly else HISTOGRAM_KEYS)
+
+
+@dataclass(frozen=True)
+class Data:
+    """What a dashboard notebook reads: the period and two in-memory reductions of the rollups of every day up to
+    its end (spend jumps and incidents compare the period with the days before it)."""
+
+    period: Period
+    counts: pl.DataFrame                 # ``counts()`` of the history
+    histograms: pl.DataFrame | None      # ``histograms()`` of it (of the period only when hourly), if asked for
+
+    @property
+    def now(self) -> pl.LazyFrame:
+        return within(self.counts, self.period)
+
+    @property
+    def now_latency(self) -> pl.LazyFrame:
+        if self.histograms is None:
+            raise ValueError("load(..., latency=True) to read latency histograms")
+        return within(self.histograms, self.period)
+
+
+def load(log_dir: str | Path, since: date | str | None = None, until: date | str | None = None,
+         latency: bool = False, hourly: bool = False) -> Data:
+    """Rollups of ``log_dir`` (built first for new or changed days), reduced for the dashboards of a period."""
+    from .rollups import load_rollups
+
+    frame = load_rollups(log_dir)
+    period = period_of(frame, since, until)
+    history = frame.filter(pl.col("date") <= period.until)
+    hist = None
+    if latency:
+        hist = histograms(within(frame, period), hourly=True) if hourly else histograms(history)
+    return Data(period, counts(history), hist)
+
+
+def within(rollups: Frame, period: Period) -> pl.LazyFrame:
+    return rollups.lazy().filter(pl.col("date").is_between(period.since, period.until))
+
+
+def production(rollups: Frame) -> pl.LazyFrame:
+    return rollups.lazy().filter(~pl.col("is_shadow"))
+
+
+def _column(by: str) -> str:
+    try:
+        return DIMENSIONS[by]
+    except KeyError:
+        raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(DIMENSIONS)}") from None
+
+
+def _ran(rollups: Frame) -> pl.LazyFrame:
+    """Production requests that reached a provider or tool (a blocked request took no time worth plotting)."""
+    return production(rollups).filter(pl.col("outcome") != "blocked")
+
+
+def _dim(by: str) -> pl.Expr:
+    return pl.col(_column(by)).fill_null(NONE).alias(by)
+
+
+def _period(grain: str) -> pl.Expr:
+    if grain == "hour":
+        return pl.col("hour").dt.replace_time_zone(None).alias("period")
+    if grain == "day":
+        return pl.col("date").alias("period")
+    if grain == "week":
+        return pl.col("date").dt.truncate("1w").alias("period")
+    if grain == "month":
+        return pl.col("date").dt.truncate("1mo").alias("period")
+    raise ValueError(f"unknown grain {grain!r}; choose one of {', '.join(GRAINS)}")
+
+
+def _keys(by: str | None, grain: str | None) -> list[pl.Expr]:
+    return [e for e in ((_period(grain) if grain else None), (_dim(by) if by else None)) if e is not None]
+
+
+def _names(by: str | None, grain: str | None) -> list[str]:
+    return [n for n, present in (("period", grain), (by, by)) if present]
+
+
+def _n(condition: pl.Expr | None = None) -> pl.Expr:
+    """Sum of requests, optionally of the rows meeting ``condition``."""
+    r = pl.col("requests")
+    return (r.filter(condition).sum() if condition is not None else r.sum()).cast(pl.Int64)
+
+
+def _rate(num: str, den: str = "requests") -> pl.Expr:
+    return pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)
+
+
+def _grouped(rollups: Frame, by: str | None, grain: str | None) -> pl.LazyFrame:
+    """The rollup with its group keys materialised as columns named ``period`` and ``by``."""
+    keys = _keys(by, grain)
+    return rollups.lazy().with_columns(keys) if keys else rollups.lazy()
+
+
+# --- spend ------------------------------------------------------------------------------------------------------
+
+def totals(rollups: Frame) -> pl.DataFrame:
+    """One row of headline numbers for the period."""
+    lf = rollups.lazy()
+    prod = ~pl.col("is_shadow")
+    return lf.select(
+        requests=_n(prod), served=_n(prod & (pl.col("outcome") == "served")),
+        failed=_n(prod & (pl.col("outcome") == "failed")), blocked=_n(prod & (pl.col("outcome") == "blocked")),
+        cost_usd=pl.col("cost_usd").sum(), shadow_cost_usd=pl.col("cost_usd").filter(~prod).sum(),
+        failed_cost_usd=pl.col("failed_cost_usd").sum(), cache_savings_usd=pl.col("cache_savings_usd").sum(),
+        unpriced_requests=pl.col("unpriced_requests").sum().cast(pl.Int64),
+    ).with_columns(cost_per_success_usd=_rate("cost_usd", "served")).collect()
+
+
+def spend(rollups: Frame, by: str = "team", grain: str = "day", top: int | None = None) -> pl.DataFrame:
+    """Cost per period per group (shadow calls included: they were paid for); with ``top``, the groups beyond the
+    ``top`` largest spenders are summed into one called ``(other)`` (a legend of 40 teams helps nobody)."""
+    names = _names(by, grain)
+    lf = _grouped(rollups, by, grain)
+    if top is not None:
+        biggest = lf.group_by(by).agg(pl.col("cost_usd").sum()).sort(["cost_usd", by], descending=[True, False])
+        keep = biggest.head(top).select(by).collect()[by]
+        lf = lf.with_columns(pl.when(pl.col(by).is_in(keep.implode())).then(pl.col(by)).otherwise(pl.lit(OTHER))
+                             .alias(by))
+    return (lf.group_by(names)
+            .agg(cost_usd=pl.col("cost_usd").sum(), requests=_n(~pl.col("is_shadow")))
+            .sort(names).collect())
+
+
+def cost_drivers(rollups: Frame, period: Period, by: str = "team", n: int = 10) -> pl.DataFrame:
+    """Top ``n`` groups by cost in ``period``, with the change against the period of equal length before it."""
+    prev = period.previous
+    lf = rollups.lazy().with_columns(_dim(by))
+    in_now, in_prev = pl.col("date").is_between(period.since, period.until), pl.col("date").is_between(prev.since,
+                                                                                                       prev.until)
+    out = (lf.filter(in_now | in_prev).group_by(by)
+           .agg(cost_usd=pl.col("cost_usd").filter(in_now).sum(), previous_usd=pl.col("cost_usd").filter(in_prev).sum())
+           .with_columns(change_usd=pl.col("cost_usd") - pl.col("previous_usd"))
+           .with_columns(change_pct=_rate("change_usd", "previous_usd"),
+                         share=pl.col("cost_usd") / pl.col("cost_usd").sum())
+           .sort(["cost_usd", by], descending=[True, False]).head(n))
+    return out.collect()
+
+
+def waste(rollups: Frame, grain: str = "day") -> pl.DataFrame:
+    """Money and requests lost to failed attempts, retries, fallbacks and failures, per period."""
+    prod = ~pl.col("is_shadow")
+    return (_grouped(rollups, None, grain).group_by("period")
+            .agg(failed_cost_usd=pl.col("failed_cost_usd").sum(),
+                 failed_attempts=pl.col("failed_attempts").filter(prod).sum().cast(pl.Int64),
+                 retried_requests=pl.col("retried_requests").filter(prod).sum().cast(pl.Int64),
+                 fallback_requests=_n(prod & pl.col("fallback_used")),
+                 failed_requests=_n(prod & (pl.col("outcome") == "failed")),
+                 requests=_n(prod))
+            .sort("period").collect())
+
+
+def cost_per_success(rollups: Frame, by: str = "model", grain: str = "day") -> pl.DataFrame:
+    """Everything production paid (failed attempts included) divided by the requests that were served."""
+    names = _names(by, grain)
+    return (production(_grouped(rollups, by, grain)).group_by(names)
+            .agg(cost_usd=pl.col("cost_usd").sum(), served=_n(pl.col("outcome") == "served"))
+            .with_columns(cost_per_success_usd=_rate("cost_usd", "served"))
+            .sort(names).collect())
+
+
+def cache_savings(rollups: Frame, grain: str = "day") -> pl.DataFrame:
+    """Money saved by cached input reads, and the share of input tokens read from a cache."""
+    return (_grouped(rollups, None, grain).group_by("period")
+            .agg(cache_savings_usd=pl.col("cache_savings_usd").sum(), cost_usd=pl.col("cost_usd").sum(),
+                 cache_read_tokens=pl.col("cache_read_tokens").sum(), input_tokens=pl.col("input_tokens").sum())
+            .with_columns(cache_read_share=_rate("cache_read_tokens", "input_tokens"))
+            .sort("period").collect())
+
+
+def budget_status(rollups: Frame, budgets: Iterable[Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Spend against each budget, cumulative within each budget period, and the alerts it crossed.
+
+    ``budgets`` are ``policy.BudgetSpec`` (or dicts with name, limit_usd and optional scope, period, alerts).
+    Returns (series: budget, period_start, date, spent_usd, limit_usd, fraction;
+             alerts: budget, period_start, threshold, date, spent_usd, limit_usd) -- an alert is the first day in a
+    budget period on which the cumulative spend reached ``threshold x limit``.
+    """
+    scope_columns = {"team": "team", "intent": "intent", "route": "route_id", "provider": "provider"}
+    series, alerts = [], []
+    for b in budgets:
+        b = b if isinstance(b, dict) else b.model_dump()
+        name, limit, period = b["name"], float(b["limit_usd"]), b.get("period", "monthly")
+        thresholds = tuple(b.get("alerts", (0.5, 0.8, 1.0)))
+        lf = rollups.lazy()
+        for dim, value in (b.get("scope") or {}).items():
+            lf = lf.filter(pl.col(scope_columns[dim]) == value)
+        start = pl.col("date") if period == "daily" else pl.col("date").dt.truncate("1mo")
+        s = (lf.group_by("date").agg(day_usd=pl.col("cost_usd").sum()).with_columns(period_start=start)
+             .sort("date")
+             .with_columns(spent_usd=pl.col("day_usd").cum_sum().over("period_start"))
+             .select(pl.lit(name).alias("budget"), "period_start", "date", "spent_usd",
+                     pl.lit(limit).alias("limit_usd"), (pl.col("spent_usd") / limit).alias("fraction"))
+             .collect())
+        series.append(s)
+        for t in thresholds:
+            alerts.append(s.filter(pl.col("fraction") >= t).group_by("budget", "period_start")
+                          .agg(pl.col("date").min(), pl.col("spent_usd").sort_by("date").first())
+                          .select("budget", "period_start", pl.lit(float(t)).alias("threshold"), "date",
+                                  "spent_usd", pl.lit(limit).alias("limit_usd")))
+    empty_s = {"budget": pl.String, "period_start": pl.Date, "date": pl.Date, "spent_usd": pl.Float64,
+               "limit_usd": pl.Float64, "fraction": pl.Float64}
+    empty_a = {"budget": pl.String, "period_start": pl.Date, "threshold": pl.Float64, "date": pl.Date,
+               "spent_usd": pl.Float64, "limit_usd": pl.Float64}
+    s = pl.concat(series) if series else pl.DataFrame(schema=empty_s)
+    a = pl.concat(alerts).sort("date", "budget", "threshold") if alerts else pl.DataFrame(schema=empty_a)
+    return s, a
+
+
+# --- latency and reliability ------------------------------------------------------------------------------------
+
+def latency(rollups: Frame, by: str = "model", grain: str = "day") -> pl.DataFrame:
+    """p50/p95/p99 (ms) per period per group, long form: period, <by>, percentile, latency_ms, requests.
+
+    Requests that reached a provider or tool only: blocked ones took no time worth plotting, and rows without the
+    group key (grouping by model, nothing served) would be a meaningless line."""
+    names = _names(by, grain)
+    s = summarize(_grouped(_ran(rollups).filter(pl.col(_column(by)).is_not_null()), by, grain), names)
+    return (s.select(*names, "requests", *(pl.col(f"{p}_ms").alias(p) for p in PERCENTILES))
+            .unpivot(index=[*names, "requests"], variable_name="percentile", value_name="latency_ms")
+            .select(*names, "percentile", "latency_ms", "requests").sort([*names, "percentile"]))
+
+
+RATE_KINDS = {
+    "error": pl.col("outcome") == "failed",
+    "timeout": (pl.col("outcome") == "failed") & (pl.col("error_kind") == "timeout"),
+    "empty answer": (pl.col("outcome") == "failed") & pl.col("error_kind").is_in(["empty", "malformed"]),
+    "rate limited": (pl.col("outcome") == "failed") & pl.col("error_kind").is_in(["rate_limited", "overloaded"]),
+    "blocked": pl.col("outcome") == "blocked",
+    "fallback": pl.col("fallback_used"),
+    "degraded": pl.col("degraded"),
+}
+
+
+def rates(rollups: Frame, by: str | None = None, grain: str | None = "day") -> pl.DataFrame:
+    """Share of production requests that failed (all, timeouts, empty answers, rate limits), were blocked, fell back
+    or were degraded; plus the share of provider attempts that failed. Long form: [period], [<by>], kind, rate,
+    count, requests."""
+    names = _names(by, grain)
+    lf = production(_grouped(rollups, by, grain))
+    agg = [_n(cond).alias(kind) for kind, cond in RATE_KINDS.items()]
+    wide = lf.group_by(names).agg(*agg, requests=_n(), attempts=pl.col("attempts").sum().cast(pl.Int64),
+                                  **{"failed attempt": pl.col("failed_attempts").sum().cast(pl.Int64)})
+    kinds = [*RATE_KINDS, "failed attempt"]
+    long = (wide.unpivot(index=[*names, "requests", "attempts"], on=kinds, variable_name="kind", value_name="count")
+            .with_columns(rate=pl.when(pl.col("kind") == "failed attempt")
+                          .then(pl.col("count") / pl.col("attempts")).otherwise(pl.col("count") / pl.col("requests"))))
+    order = pl.col("kind").replace_strict({k: i for i, k in enumerate(kinds)}, return_dtype=pl.Int32)
+    return long.select(*names, "kind", "rate", "count", "requests").sort([*names, order]).collect()
+
+
+def circuit_openings(rollups: Frame, by: str = "route", grain: str = "day") -> pl.DataFrame:
+    """Candidates skipped because their circuit was open, per period per group (groups with none left out)."""
+    names = _names(by, grain)
+    return (_grouped(rollups, by, grain).group_by(names)
+            .agg(circuit_open_skips=pl.col("circuit_open_skips").sum().cast(pl.Int64))
+            .filter(pl.col("circuit_open_skips") > 0).sort(names).collect())
+
+
+def slowest(rollups: Frame, by: str = "route", n: int = 10) -> pl.DataFrame:
+    """The ``n`` groups with the highest p95 over the whole frame, with their p50/p99 and the error and fallback
+    rates of the requests that ran (blocked ones excluded, as in ``latency``)."""
+    s = summarize(_grouped(_ran(rollups), by, None), [by])
+    return (s.select(by, "requests", "p50_ms", "p95_ms", "p99_ms", "error_rate", "fallback_rate")
+            .sort(["p95_ms", by], descending=[True, False]).head(n))
+
+
+# --- quality ----------------------------------------------------------------------------------------------------
+
+def verification(rollups: Frame, by: str = "model") -> pl.DataFrame:
+    """Share of production requests whose answer failed its route's verification, per group."""
+    return (production(_grouped(rollups, by, None)).group_by(by)
+            .agg(requests=_n(), verification_failures=pl.col("verification_failures").sum().cast(pl.Int64))
+            .with_columns(rate=_rate("verification_failures"))
+            .sort(["rate", by], descending=[True, False]).collect())
+
+
+_SERVE_KEYS = ("date", "route", "team", "requested_model", "alias", "model")
+
+
+def degraded_serves(rollups: Frame) -> pl.DataFrame:
+    """Every degraded serve (served below the route's quality floor), grouped per day, route, team and model."""
+    keys = [_dim(k) if k in DIMENSIONS else pl.col(k) for k in _SERVE_KEYS]
+    return (production(rollups).filter(pl.col("degraded") & (pl.col("outcome") == "served"))
+            .group_by(keys).agg(requests=_n()).sort(list(_SERVE_KEYS)).collect())
+
+
+def lower_tier_fallbacks(rollups: Frame, policy: Any) -> pl.DataFrame:
+    """Every fallback that served a lower tier than the route's primary, per day, route, team and model.
+
+    Tiers come from ``policy`` (a ``toolkit.policy.Policy``): the route's first candidate vs the alias that served.
+    Rows whose route or alias the policy does not know are kept with null tiers (a renamed alias is worth seeing).
+    """
+    primary = {route: policy.chain(route)[0] for route in policy.routes}
+    tiers = {alias: m.tier for alias, m in policy.models.items()}
+    keys = [_dim(k) if k in DIMENSIONS else pl.col(k) for k in _SERVE_KEYS]
+    fb = (production(rollups).filter(pl.col("fallback_used") & (pl.col("outcome") == "served"))
+          .group_by(*keys, pl.col("degraded")).agg(requests=_n()).collect())
+    fb = fb.with_columns(primary=pl.col("route").replace_strict(primary, default=None, return_dtype=pl.String))
+    fb = fb.with_columns(primary_tier=pl.col("primary").replace_strict(tiers, default=None, return_dtype=pl.Int64),
+                         served_tier=pl.col("alias").replace_strict(tiers, default=None, return_dtype=pl.Int64))
+    lower = (pl.col("served_tier") < pl.col("primary_tier")) | pl.col("served_tier").is_null() | pl.col(
+        "primary_tier").is_null()
+    return (fb.filter(lower).select(*_SERVE_KEYS, "primary", "primary_tier", "served_tier", "degraded", "requests")
+            .sort(list(_SERVE_KEYS)))
+
+
+def serve_summary(serves: pl.DataFrame) -> pl.DataFrame:
+    """One line per route and serving alias of ``degraded_serves`` / ``lower_tier_fallbacks`` rows: requests, days
+    with any, first and last day (the per-day rows stay the full list)."""
+    keys = [k for k in ("route", "primary", "primary_tier", "alias", "served_tier") if k in serves.columns]
+    return (serves.group_by(keys)
+            .agg(pl.col("requests").sum(), pl.col("date").n_unique().alias("days"), pl.col("date").min().alias("first"),
+                 pl.col("date").max().alias("last"), pl.col("team").unique().sort().str.join(", ").alias("teams"))
+            .sort(["requests", *keys], descending=[True] + [False] * len(keys)))
+
+
+def shadow_vs_production(rollups: Frame) -> pl.DataFrame:
+    """Per route: the production traffic beside its shadow traffic (requests, p50/p95, cost per request)."""
+    lf = _grouped(rollups, "route", None).with_columns(
+        traffic=pl.when(pl.col("is_shadow")).then(pl.lit("shadow")).otherwise(pl.lit("production")))
+    shadowed = lf.filter(pl.col("is_shadow")).select("route").unique()
+    s = summarize(lf.join(shadowed, on="route"), ["route", "traffic"])
+    return (s.select("route", "traffic", "requests", "p50_ms", "p95_ms", "error_rate",
+                     (pl.col("cost_usd") / pl.col("requests")).alias("cost_per_request_usd"))
+            .sort("route", "traffic"))
+
+
+# --- quality outcome tables (written by toolkit.evals) ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Drill:
+    """One ``routekit drill`` report (its drill_report.json)."""
+
+    source: str
+    summary: dict[str, Any]      # scenario, description, totals, ok, ...
+    intents: pl.DataFrame        # per intent: served, served_by_fallback, degraded, silent_downgrades, ...
+    violations: pl.DataFrame     # silent downgrades and boundary violations, one row per request
+
+
+@dataclass(frozen=True)
+class QualityTables:
+    """What ``toolkit.evals`` and ``toolkit.drill`` left under a quality directory (``None`` / empty: not yet)."""
+
+    baseline: pl.DataFrame | None        # evals.summarize: model, intent, prompts, scored, mean_score, ...
+    shadow: pl.DataFrame | None          # one row per evals.ShadowComparison
+    drills: tuple[Drill, ...]
+    other: dict[str, pl.DataFrame]       # any other table, by file path
+    notes: dict[str, str]                # markdown files, by file path
+    problems: tuple[str, ...]            # files that could not be read, with why
+
+
+def quality_tables(quality_dir: str | Path | None) -> QualityTables:
+    """Read every outcome table under ``quality_dir`` (recursively): baseline ``summary.csv`` (or
+    ``outcomes.parquet``/``.csv``, summarised here), shadow comparisons (JSON lists of comparisons, as
+    ``routekit eval shadow --json`` prints), drill reports (``drill_report.json``), other CSV/Parquet/JSON tables
+    and Markdown notes.  A file that cannot be read is named in ``problems``; the others still load."""
+    import json
+
+    from . import evals
+
+    baseline, shadow, drills, other, notes, problems = [], [], [], {}, {}, []
+    root = Path(quality_dir) if quality_dir else None
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root and root.is_dir() else []
+    summarized = {p.parent for p in files if p.name == "summary.csv"}
+    drilled = {p.parent for p in files if p.name == "drill_report.json"}
+    for p in files:
+        name = str(p.relative_to(root))
+        try:
+            if p.name == "summary.csv":
+                baseline.append(pl.read_csv(p).with_columns(source=pl.lit(name)))
+            elif p.name in ("outcomes.parquet", "outcomes.csv", "outcomes.jsonl"):
+                if p.parent in summarized or (p.suffix != ".parquet" and (p.parent / "outcomes.parquet").exists()):
+                    continue
+                table = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p) if p.suffix == ".csv" \
+                    else pl.read_ndjson(p)
+                # an older or hand-made table may lack columns evals.summarize reads: give them as nulls
+                table = pl.concat([pl.DataFrame(schema=evals.outcome_schema()), table], how="diagonal_relaxed")
+                baseline.append(evals.summarize(table).with_columns(source=pl.lit(name)))
+                summarized.add(p.parent)
+            elif p.name == "drill_report.json":
+                summary = json.loads(p.read_text())
+                drills.append(Drill(name, summary, pl.DataFrame(summary.get("intents") or [], infer_schema_length=None),
+                                    pl.DataFrame(summary.get("violations") or [], infer_schema_length=None)))
+            elif p.parent in drilled and p.name.startswith("drill_"):
+                continue  # its drill_report.json says it all
+            elif p.suffix == ".json":
+                rows = json.loads(p.read_text())
+                if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+                    table = pl.DataFrame(rows, infer_schema_length=None)
+                    if {"verdict", "candidate", "production"} <= set(table.columns):
+                        shadow.append(table.with_columns(source=pl.lit(name)))
+                    else:
+                        other[name] = table
+            elif p.suffix in (".csv", ".parquet"):
+                other[name] = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p)
+            elif p.suffix == ".md":
+                notes[name] = p.read_text()
+        except Exception as e:  # noqa: BLE001 -- one unreadable file must not hide the others
+            problems.append(f"{name}: {type(e).__name__}: {e}")
+    return QualityTables(pl.concat(baseline, how="diagonal_relaxed") if baseline else None,
+                         pl.concat(shadow, how="diagonal_relaxed") if shadow else None, tuple(drills), other, notes,
+                         tuple(problems))
+
+
+def baseline_matrix(baseline: pl.DataFrame | None) -> pl.DataFrame:
+    """Mean score per model per intent (the ``*`` all-intents rows left out), for ``charts.baseline_scores``."""
+    if baseline is None:
+        return pl.DataFrame(schema={"model": pl.String, "intent": pl.String, "score": pl.Float64, "n": pl.Int64})
+    return (baseline.filter(pl.col("intent") != "*")
+            .select("model", "intent", pl.col("mean_score").cast(pl.Float64).alias("score"),
+                    pl.col("scored").cast(pl.Int64).alias("n"))
+            .drop_nulls("score").sort("model", "intent"))
+
+
+def shadow_summary(shadow: pl.DataFrame | None) -> pl.DataFrame:
+    """One row per comparison for ``charts.shadow_comparison``: label, metric value, CI, verdict, pairs."""
+    schema = {"comparison": pl.String, "rate": pl.Float64, "low": pl.Float64, "high": pl.Float64,
+              "verdict": pl.String, "n": pl.Int64}
+    if shadow is None:
+        return pl.DataFrame(schema=schema)
+    return shadow.select(
+        pl.format("{}: {} vs {} ({})", "intent", "candidate", "production", "metric").alias("comparison"),
+        pl.col("value").alias("rate"), pl.col("ci_low").alias("low"), pl.col("ci_high").alias("high"),
+        "verdict", pl.col("pairs").alias("n")).cast(schema)
+
+
+# --- what-if ----------------------------------------------------------------------------------------------------
+
+def observed_scenario(rollups: Frame, prices: Any = None, policy: Any = None, name: str = "as logged") -> Any:
+    """The traffic the rollups show, as an ``estimate.Scenario``: served production requests per day per intent,
+    mean prompt and output tokens, the mix of models that served, the cache-read share of input tokens.
+
+    Rollups keep sums, not distributions: token counts are means (no low-high band). Each serve is named by its
+    policy alias when ``policy`` prices it, else by the model string that served when the snapshot does; a serve
+    neither can price is left out of the mix and named in the scenario's description."""
+    from .costs import PriceBook, UnknownModel
+    from .estimate import Dist, IntentLoad, Scenario
+
+    prices = prices or PriceBook.load()
+
+    def priced(model: str | None) -> bool:
+        try:
+            return model is not None and prices.resolve(model, policy)[1] is not None
+        except UnknownModel:
+            return False
+
+    served = production(rollups).filter((pl.col("outcome") == "served") & pl.col("served_alias").is_not_null())
+    days = rollups.lazy().select(pl.col("date").n_unique()).collect().item() or 1
+    per = (served.group_by("intent", "served_alias", "served_model")
+           .agg(pl.col("requests").sum(), pl.col("prompt_tokens").sum(), pl.col("output_tokens").sum(),
+                pl.col("input_tokens").sum(), pl.col("cache_read_tokens").sum())
+           .sort("intent", "requests", descending=[False, True]).collect())
+    names = {(a, m): a if priced(a) else m if priced(m) else None for a, m in per.select("served_alias",
+                                                                                        "served_model").iter_rows()}
+    per = per.with_columns(model=pl.struct("served_alias", "served_model").map_elements(
+        lambda r: names[(r["served_alias"], r["served_model"])], return_dtype=pl.String))
+    loads, left_out = [], []
+    for (intent,), g in per.group_by("intent", maintain_order=True):
+        n, kept = int(g["requests"].sum()), g.filter(pl.col("model").is_not_null())
+        left_out += [f"{r['served_alias']} ({intent}, {r['requests'] / n:.0%})"
+                     for r in g.filter(pl.col("model").is_null()).iter_rows(named=True)]
+        k = int(kept["requests"].sum())
+        if k == 0:
+            continue
+        mix: dict[str, float] = {}
+        for r in kept.iter_rows(named=True):
+            mix[r["model"]] = mix.get(r["model"], 0.0) + r["requests"] / k
+        hit = kept["cache_read_tokens"].sum() / max(kept["input_tokens"].sum(), 1)
+        loads.append(IntentLoad(intent, k / days, Dist.of(float(kept["prompt_tokens"].sum() / k)),
+                                Dist.of(float(kept["output_tokens"].sum() / k)), mix, min(max(float(hit), 0.0), 1.0)))
+    note = f"measured from the route log over {days} days"
+    if left_out:
+        note += "; left out (no price): " + ", ".join(left_out)
+    return Scenario(name, tuple(loads), description=note)
+
+
+def vary(scenario: Any, volume: float = 1.0, tokens: float = 1.0, price: float = 1.0, name: str | None = None) -> Any:
+    """A copy of an ``estimate.Scenario`` with requests, tokens (input and output) and every rate multiplied;
+    named ``name``, else "<name> (edited)" when anything moved (scenarios are compared by name)."""
+    from dataclasses import replace
+
+    from .estimate import Dist
+
+    def scale(d: Any) -> Any:
+        return Dist(d.mean * tokens, d.p10 * tokens, d.p90 * tokens)
+
+    loads = tuple(replace(i, requests_per_day=i.requests_per_day * volume, input_tokens=scale(i.input_tokens),
+                          output_tokens=scale(i.output_tokens)) for i in scenario.intents)
+    changes = dict(scenario.price_changes)
+    if price != 1.0:
+        for model in {m for i in scenario.intents for m in i.mix}:
+            old = changes.get(model, changes.get("*"))
+            if isinstance(old, dict):  # a price override: scale each of its numbers
+                changes[model] = {k: v * price if isinstance(v, (int, float)) else v for k, v in old.items()}
+            else:
+                changes[model] = (1.0 if old is None else float(old)) * price
+    moved = (volume, tokens, price) != (1.0, 1.0, 1.0)
+    return replace(scenario, name=name or (f"{scenario.name} (edited)" if moved else scenario.name), intents=loads,
+                   price_changes=changes)
+
+
+def scenario_costs(rows: pl.DataFrame, by: str = "intent", month: int = 1) -> pl.DataFrame:
+    """Monthly cost per scenario per ``by`` (intent or model) in ``month``, from ``estimate.estimate_scenarios``
+    rows (columns: scenario, <by>, monthly_usd, low_usd, high_usd; unpriced rows left out)."""
+    return (rows.filter((pl.col("month") == month) & ~pl.col("unpriced"))
+            .group_by("scenario", by, maintain_order=True)
+            .agg(pl.col("monthly_usd").sum(), pl.col("low_usd").sum(), pl.col("high_usd").sum()))
+
+
+def sensitivity(scenario: Any, prices: Any = None, policy: Any = None,
+                factors: Iterable[float] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0), month: int = 1) -> pl.DataFrame:
+    """Projected monthly cost as one driver (volume, tokens, price) is multiplied and the others stay put
+    (columns: driver, factor, monthly_usd)."""
+    from .estimate import estimate_scenarios
+
+    factors = list(factors)
+    variants = [vary(scenario, **{driver: x}, name=f"{driver}|{x}")
+                for driver in ("volume", "tokens", "price") for x in factors]
+    rows = estimate_scenarios(variants, prices, policy=policy)
+    return (rows.filter((pl.col("month") == month) & ~pl.col("unpriced"))
+            .group_by("scenario", maintain_order=True).agg(pl.col("monthly_usd").sum())
+            .select(pl.col("scenario").str.split("|").list.get(0).alias("driver"),
+                    pl.col("scenario").str.split("|").list.get(1).cast(pl.Float64).alias("factor"),
+                    "monthly_usd"))

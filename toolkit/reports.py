@@ -1,0 +1,231 @@
+"""Run the dashboard notebooks headless and publish them: executed .ipynb, self-contained HTML, an index.
+
+``run(["spend", "latency"], log_dir, out_dir, params)`` executes each notebook of ``notebooks/`` through papermill
+on the ``python3`` kernel of this interpreter, with its ``parameters`` cell overridden, then exports HTML with
+nbconvert.  The HTML needs no network and no JavaScript: charts are inline SVG (drawn by vl-convert in the
+notebook, with native hover titles for the tooltips), and the template drops the CDN scripts (require.js, MathJax,
+widget manager) that nbconvert would otherwise link.  ``run_all`` is what ``make demo`` calls.
+"""
+from __future__ import annotations
+
+import html
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+# report name -> (notebook, title)
+REPORTS: dict[str, tuple[str, str]] = {
+    "spend": ("spend_review", "Spend review"),
+    "latency": ("latency", "Latency and reliability"),
+    "quality": ("quality", "Quality"),
+    "what-if": ("what_if", "What if: cost projections"),
+}
+# parameters that name files: made absolute against the caller's working directory (notebooks run in notebooks/)
+PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir"}
+# what the runner sets unless told otherwise
+RUNNER_DEFAULTS = {"interactive": False}
+KERNEL = "python3"
+
+# nbconvert's lab template, minus every script it would fetch from a CDN, with SVG inline (not an <img>, so the
+# marks' <title> tooltips work and a test can count them).  Our SVG comes from vl-convert, not from user input.
+TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block data_svg scoped -%}
+<div class="jp-RenderedSVG jp-OutputArea-output {{ extra_class }}" data-mime-type="image/svg+xml">
+{{ output.data['image/svg+xml'] }}
+</div>
+{%- endblock data_svg -%}
+"""
+
+
+class ReportError(ValueError):
+    """A report that cannot run as asked (unknown name or parameter, missing log); the message says which."""
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    title: str
+    notebook: Path      # the executed notebook
+    html: Path
+    seconds: float      # papermill wall time (kernel start-up included)
+    export_seconds: float
+
+
+def names(which: str | Iterable[str]) -> list[str]:
+    """``"all"``, one report name, or several."""
+    asked = [which] if isinstance(which, str) else list(which)
+    if "all" in asked:
+        return list(REPORTS)
+    unknown = [n for n in asked if n not in REPORTS]
+    if unknown:
+        raise ReportError(f"unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)} or all")
+    return list(dict.fromkeys(asked))
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p key value`` from the command line: None, true/false, an int, a float, else the string."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def notebook_parameters(name: str) -> dict[str, Any]:
+    """The parameters a report's notebook declares (its ``parameters`` cell), with their defaults."""
+    import papermill
+
+    info = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{REPORTS[name][0]}.ipynb"))
+    return {k: v["default"] for k, v in info.items()}
+
+
+def _resolve(params: dict[str, Any], base: Path) -> dict[str, Any]:
+    return {k: (str((base / v).resolve()) if k in PATH_PARAMS and isinstance(v, str) and v else v)
+            for k, v in params.items()}
+
+
+def ensure_kernel(name: str = KERNEL) -> None:
+    """Make sure the kernel named ``name`` exists; install this interpreter's ipykernel spec into its own prefix
+    when it does not (offline: the spec is a small JSON file)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if name in KernelSpecManager().find_kernel_specs():
+        return
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=name, prefix=sys.prefix)
+
+
+def to_html(notebook: Path, html_path: Path, title: str) -> Path:
+    """Self-contained HTML of an executed notebook (inputs hidden: a reviewer reads findings, charts, tables)."""
+    import jinja2
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata.pop("widgets", None)  # widget state would pull the widget manager from a CDN
+    nb.metadata["title"] = title
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[jinja2.DictLoader({"routekit.html.j2": TEMPLATE})],
+                            template_file="routekit.html.j2", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "reports",
+        params: dict[str, Any] | None = None, progress: bool = True, base: str | Path | None = None) -> list[Report]:
+    """Execute and publish the reports ``which`` ("all", a name or names) over the route log ``log_dir``.
+
+    ``params`` override notebook parameters by name (a parameter no chosen notebook declares is an error); paths
+    in them are relative to ``base`` (the working directory).  Writes ``out_dir/<notebook>.ipynb``, ``.html`` and
+    ``out_dir/index.html``; with the notebook parameter ``out_dir`` also PNG copies of the charts (for slides).
+    A notebook that fails leaves its executed .ipynb (with the traceback); the others still run; then ReportError.
+    """
+    import papermill
+    from tqdm.auto import tqdm
+
+    chosen = names(which)
+    base = Path(base or Path.cwd())
+    log = (base / log_dir).resolve()
+    if not log.is_dir():
+        raise ReportError(f"route log {log}: no such directory (give --log DIR, a directory of date=YYYY-MM-DD/)")
+    out = (base / out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    declared = {n: notebook_parameters(n) for n in chosen}
+    given = dict(params or {})
+    stray = sorted(set(given) - set().union(*(set(p) for p in declared.values())))
+    if stray:
+        known = sorted(set().union(*(set(p) for p in declared.values())))
+        raise ReportError(f"unknown parameter {', '.join(stray)} for {', '.join(chosen)}; known: {', '.join(known)}")
+    ensure_kernel()
+    done: list[Report] = []
+    failed: list[str] = []
+    bar = tqdm(chosen, desc="reports", unit="notebook", disable=not progress)
+    for name in bar:
+        notebook, title = REPORTS[name]
+        bar.set_postfix_str(name)
+        wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), **given}
+        values = _resolve({k: v for k, v in wanted.items() if k in declared[name]}, base)
+        executed = out / f"{notebook}.ipynb"
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(executed), parameters=values,
+                                       kernel_name=KERNEL, cwd=str(NOTEBOOK_DIR), log_output=False,
+                                       # keep the kernel's own log lines (an unencrypted-TCP warning at start, a
+                                       # KeyboardInterrupt at shutdown) off the console: errors reach the notebook
+                                       extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                                       # one write at the end: validating and writing the notebook after every
+                                       # cell cost a quarter of a chart-heavy run (papermill still writes it on a
+                                       # failure, and every 30 s)
+                                       request_save_on_cell_execute=False,
+                                       progress_bar={"desc": f"  {name}", "leave": False} if progress else False)
+        except papermill.PapermillExecutionError as e:
+            # the other reports still run; the executed notebook shows the failing cell with its traceback
+            failed.append(f"{name}: cell {e.exec_count} failed: {e.ename}: {e.evalue} (see {executed})")
+            continue
+        seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        page = to_html(executed, out / f"{notebook}.html", title)
+        done.append(Report(name, title, executed, page, seconds, time.perf_counter() - t1))
+    write_index(out, done, log)
+    if failed:
+        raise ReportError("; ".join(failed))
+    return done
+
+
+def run_all(log_dir: str | Path, out_dir: str | Path = "reports", params: dict[str, Any] | None = None) -> list[Path]:
+    """Every report over ``log_dir``; returns the paths written (notebooks, HTML pages, index.html last)."""
+    reports = run("all", log_dir, out_dir, params)
+    return [p for r in reports for p in (r.notebook, r.html)] + [Path(out_dir).resolve() / "index.html"]
+
+
+def write_index(out: Path, reports: list[Report], log: Path) -> Path:
+    """``out/index.html`` linking every HTML report found in ``out`` (this run's and earlier ones)."""
+    ran = {r.html.name: r for r in reports}
+    rows = []
+    for name, (notebook, title) in REPORTS.items():
+        page = out / f"{notebook}.html"
+        if not page.exists():
+            continue
+        r = ran.get(page.name)
+        when = datetime.fromtimestamp(page.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        took = f"{r.seconds:.1f} s" if r else "earlier run"
+        rows.append(f'<tr><td><a href="{html.escape(page.name)}">{html.escape(title)}</a></td>'
+                    f'<td><a href="{html.escape(notebook)}.ipynb">notebook</a></td><td>{when}</td><td>{took}</td></tr>')
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>routekit reports</title>
+<style>
+body {{ font-family: Helvetica, Arial, sans-serif; margin: 2.5em auto; max-width: 52em; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; padding: .45em .8em;
+border-bottom: 1px solid #ddd; }} th {{ color: #555; font-weight: 600; }} a {{ color: #1f5fa8; }}
+.muted {{ color: #666; font-size: .9em; }}
+</style></head><body>
+<h1>routekit reports</h1>
+<p class="muted">Route log <code>{html.escape(str(log))}</code> · generated {generated}</p>
+<table><tr><th>Report</th><th>Source</th><th>Written</th><th>Run time</th></tr>
+{chr(10).join(rows)}
+</table>
+<p class="muted">Each page opens offline from disk: charts are inline SVG (hover a mark for its numbers).</p>
+</body></html>
+"""
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
