@@ -41,4 +41,7 @@ def test_demo_routes_measures_and_publishes_every_dashboard(local_model, tmp_pat
     index = (tmp_path / "reports" / "index.html").read_text()
     for page in ("spend_review", "latency", "quality", "what_if"):
         assert (tmp_path / "reports" / f"{page}.html").stat().st_size > 10_000 and f'href="{page}.html"' in index
-    assert "growth-monthly" in (tmp_path / "reports" / "spend_review.html").read_text()   # the demo's budgets
+    spend = (tmp_path / "reports" / "spend_review.html").read_text()
+    assert "growth-monthly" in spend                                     # the demo's budgets
+    for provider in ("anthropic", "openai", "gemini", "azure", "bedrock", "openrouter", "ollama_chat"):
+        assert f"&quot;{provider}&quot;" in spend or f">{provider}<" in spend, provider   # named in the review
