@@ -115,6 +115,7 @@ def test_period_defaults_to_data_range_and_previous_has_equal_length(small):
     assert (p.since, p.until, p.days) == (D1, D2, 2)
     assert (p.previous.since, p.previous.until) == (date(2026, 2, 27), date(2026, 2, 28))
     assert d.period_of(small, since="2026-03-02").since == D2
+    assert p.last(30) == p and p.last(1) == d.Period(D2, D2) and p.last(1).previous == d.Period(D1, D1)
     with pytest.raises(ValueError, match="after"):
         d.period_of(small, since=D2, until=D1)
 

@@ -43,5 +43,6 @@ def test_demo_routes_measures_and_publishes_every_dashboard(local_model, tmp_pat
         assert (tmp_path / "reports" / f"{page}.html").stat().st_size > 10_000 and f'href="{page}.html"' in index
     spend = (tmp_path / "reports" / "spend_review.html").read_text()
     assert "growth-monthly" in spend                                     # the demo's budgets
+    assert "(30 days) vs " in spend          # what changed: the history's last 30 days vs the 30 before
     for provider in ("anthropic", "openai", "gemini", "azure", "bedrock", "openrouter", "ollama_chat"):
         assert f"&quot;{provider}&quot;" in spend or f">{provider}<" in spend, provider   # named in the review

@@ -50,6 +50,11 @@ class Period:
     def __str__(self) -> str:
         return f"{self.since} .. {self.until} ({self.days} days)"
 
+    def last(self, days: int) -> "Period":
+        """Its last ``days`` days (all of it when shorter): "what changed" over a long history compares the
+        latest month with the month before, which the log has, rather than with a span before the log began."""
+        return self if self.days <= days else Period(self.until - timedelta(days=days - 1), self.until)
+
 
 def _date(value: date | str | None) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else value

@@ -18,7 +18,7 @@ EXAMPLES = """examples:
 
 parameters (-p key value; see each notebook's parameters cell):
   all       since until policy_path out_dir (a directory for PNG copies of the charts)
-  spend     by (team|intent|model|provider|route) grain (hour|day|week|month) top
+  spend     by (team|intent|model|provider|route) grain (hour|day|week|month) top compare_days
   latency   grain slowest_n
   quality   quality_dir
   what-if   scenarios_path by (intent|model) month focus volume tokens price
