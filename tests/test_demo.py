@@ -19,7 +19,7 @@ def test_demo_routes_measures_and_publishes_every_dashboard(local_model, tmp_pat
     text = "\n".join(lines)
 
     # the honest-fallback rules, as printed: one loud failure below the floor, one degraded tool serve
-    assert summary["failed"] == 1 and summary["degraded"] == 1 and summary["fallbacks"] >= 4
+    assert summary["failed"] == 1 and summary["degraded"] == 1 and summary["fallbacks"] >= 4 and summary["drill_ok"]
     assert "FAILED LOUDLY" in text and "[DEGRADED" in text and summary["sim_requests"] > summary["served"]
 
     # one log holds the 90-day history and today's routed traffic

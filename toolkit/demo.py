@@ -143,7 +143,7 @@ def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=prin
         router.overrides.enable("fast-openai")
 
         summary["sim_requests"] = sum(sim.state.stats.values())
-        measure_quality(policy_path, log_dir, quality_dir, sim, echo)
+        summary["drill_ok"] = measure_quality(policy_path, log_dir, quality_dir, sim, echo)
     echo(f"demo summary: {summary}; route log in {log_dir}")
     if reports_dir is not None:
         from .reports import run_all
@@ -154,8 +154,9 @@ def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=prin
     return summary
 
 
-def measure_quality(policy_path: str, log_dir: Path, quality_dir: Path, sim, echo=print) -> None:
+def measure_quality(policy_path: str, log_dir: Path, quality_dir: Path, sim, echo=print) -> bool:
     """What the quality dashboard reads, under ``quality_dir``: a shadow trial, a baseline and a fallback drill.
+    True when the drill found no silent downgrade and no boundary violation.
 
     The simulator gets the prompt sets' answer key and a skill per model tier, so the scores differ the way
     a stronger model's would; the local model (the real Gemma) answers for itself.
@@ -198,3 +199,4 @@ def measure_quality(policy_path: str, log_dir: Path, quality_dir: Path, sim, ech
                       log=log_dir, progress=True)
     totals = drill.summary["totals"]
     echo(f"  silent downgrades: {totals['silent_downgrades']}; drill {'passed' if drill.ok else 'FAILED'}")
+    return drill.ok

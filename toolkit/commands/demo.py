@@ -7,16 +7,19 @@ ORDER = 90
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run routed traffic for every intent against the simulator and local model",
-                       description="Starts the simulator and the local model, routes a request per intent, shows "
-                                   "fallbacks, floors and the kill switch, and writes a route log.")
+    p = sub.add_parser("demo", help="the main job: routed traffic, quality measurements and the dashboards",
+                       description="Starts the simulator and the local model; writes a synthetic 90-day history "
+                                   "into the demo's route log, routes a request per intent and shows fallbacks, "
+                                   "floors and the kill switch; runs a shadow trial, a baseline and a fallback "
+                                   "drill; then runs every dashboard notebook through papermill into --reports.")
     p.add_argument("--policy", default="data/policy.demo.yaml")
-    p.add_argument("--out", default="demo", help="output directory (route log, overrides)")
+    p.add_argument("--out", default="demo", help="output directory: route log, quality tables (default demo)")
+    p.add_argument("--reports", default="reports", help="dashboard HTML and index.html (default reports)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run as demo
 
-    summary = demo(args.policy, args.out)
-    return 0 if summary["served"] else 1
+    summary = demo(args.policy, args.out, reports_dir=args.reports)
+    return 0 if summary["served"] and summary["drill_ok"] else 1
