@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from .route import add_policy_arg
+from .route import add_log_arg, add_policy_arg
 
 ORDER = 45
 
@@ -31,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_policy_arg(s)
     s.add_argument("--ledger", help="SQLite ledger file or redis:// URL (default: budgets.sqlite beside the log)")
-    s.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
-                   help="route log directory the default ledger sits in (default ./routelog)")
+    add_log_arg(s, "route log directory the default ledger sits in")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=status)
 

@@ -6,6 +6,8 @@ import glob
 import os
 import sys
 
+from .route import add_log_arg, add_policy_arg
+
 ORDER = 45
 
 EXAMPLES = """examples:
@@ -21,8 +23,6 @@ the degraded flag) or crossed a privacy boundary; 2 on bad input. Scenario forma
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .route import add_policy_arg
-
     p = sub.add_parser("drill", help="fallback drill: break vendors on a schedule, prove no silent downgrade",
                        description="Run prompt sets through the Router while the simulator takes models down, "
                                    "rate-limits them or answers empty on a schedule; report per intent: served, "
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sim-url", help="use a running simulator (default: start one in-process)")
     p.add_argument("--start-local", action="store_true", help="start the real local model if it is not running")
     p.add_argument("--out", default="drills/latest", help="report directory (default drills/latest)")
-    p.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"), help="route log directory")
+    add_log_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 ORDER = 40
@@ -39,7 +38,7 @@ Bar: --min-agreement, or 0.5 - --margin for a win rate.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .route import add_policy_arg
+    from .route import add_log_arg, add_policy_arg
 
     p = sub.add_parser("eval", help="measure models on prompt sets: baselines, quality floors, shadow comparisons")
     ps = p.add_subparsers(dest="eval_command", metavar="ACTION", required=True)
@@ -56,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--models", required=True, help="comma-separated model aliases of the policy")
     b.add_argument("--out", default="evals/baseline", help="output directory (default evals/baseline)")
     b.add_argument("--concurrency", type=int, default=4, help="calls in flight at once (default 4)")
-    b.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"), help="route log directory")
+    add_log_arg(b)
     b.add_argument("--judge-intent", default="review", help="intent that routes LLM-judge calls (default review)")
     b.add_argument("--retry-errors", action="store_true", help="call again the (prompt, model) pairs that failed")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -77,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "per intent and (production, candidate): agreement or win rate with a seeded "
                                   "bootstrap 95% CI, cost and latency deltas, and a verdict.",
                       epilog=SHADOW_EXAMPLES, formatter_class=fmt)
-    s.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"), help="route log directory")
+    add_log_arg(s)
     s.add_argument("--intent", help="only this intent")
     s.add_argument("--outcomes", help="scores: a table with request_id+score, or prompt_hash+model+score")
     s.add_argument("--judge", action="store_true", help="ask an LLM judge (routed through --policy) which answer "

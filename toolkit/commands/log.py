@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from .route import add_log_arg
+
 ORDER = 50
 
 EPILOG = """examples:
@@ -15,11 +17,6 @@ EPILOG = """examples:
   routekit log import litellm-postgres postgresql://litellm@db:5432/litellm --log routelog
   routekit log import otel traces.json --log routelog
 """
-
-
-def _log_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
-                   help="route log directory (default: $ROUTEKIT_LOG_DIR or ./routelog)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "by source and outcome, and every kind of damage found (file:line). Exit 1 if "
                                   "some lines are bad.", formatter_class=raw,
                       epilog="example:\n  routekit log scan --log routelog")
-    _log_arg(s)
+    add_log_arg(s)
     s.set_defaults(func=scan)
 
     c = ps.add_parser("compact", help="rewrite closed days to Parquet (idempotent, safe to interrupt)",
@@ -45,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "not parse are kept verbatim beside the Parquet (rejected-*.jsonl).",
                       formatter_class=raw, epilog="examples:\n  routekit log compact\n"
                                                   "  routekit log compact --log /var/log/routekit --before 2026-11-01")
-    _log_arg(c)
+    add_log_arg(c)
     c.add_argument("--before", metavar="YYYY-MM-DD", help="compact only days before this one (default: today)")
     c.set_defaults(func=compact)
 
@@ -58,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       formatter_class=raw,
                       epilog="examples:\n  routekit log synth --log /tmp/demo-log\n"
                              "  routekit log synth --days 90 --requests 10000000 --seed 1 --log /tmp/big-log")
-    _log_arg(y)
+    add_log_arg(y)
     y.add_argument("--days", type=int, default=90, help="days of history, ending yesterday (default 90)")
     y.add_argument("--requests", type=int, default=100_000, help="records in total (default 100000)")
     y.add_argument("--seed", type=int, default=0, help="random seed (same seed and --end: same log)")
@@ -82,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("kind", choices=["litellm-csv", "litellm-postgres", "otel"])
     i.add_argument("source", help="file path, or a postgresql:// URL")
     i.add_argument("--since", metavar="YYYY-MM-DD", help="litellm-postgres: only rows from this day on")
-    _log_arg(i)
+    add_log_arg(i)
     i.set_defaults(func=import_)
 
 

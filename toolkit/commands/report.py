@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from .route import add_log_arg
 import time
 
 ORDER = 60
@@ -36,8 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("which", nargs="+", metavar="REPORT", choices=["spend", "latency", "quality", "what-if", "all"],
                    help="spend, latency, quality, what-if, or all")
-    p.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
-                   help="route log directory (default $ROUTEKIT_LOG_DIR or routelog)")
+    add_log_arg(p)
     p.add_argument("--out", default="reports", help="output directory (default reports)")
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="notebook parameter (repeatable)")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+
+from .route import add_log_arg
 
 ORDER = 55
 
@@ -21,11 +22,6 @@ help(r)"` for each engine's settings.
 """
 
 
-def add_log_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
-                   help="route log directory or URL (s3://, gs://, file://; default $ROUTEKIT_LOG_DIR or ./routelog)")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollup", help="build the additive rollups dashboards and `stats` read",
                        description="Roll the route log up into additive tables (requests, attempts, "
@@ -34,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "idempotent and safe to interrupt. Prints records read, rows written, engine "
                                    "and wall time.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_log_arg(p)
+    add_log_arg(p, "route log directory or URL (s3://, gs://, file://)")
     p.add_argument("--engine", choices=("polars", "duckdb", "spark"), default="polars",
                    help="polars (default, embedded), duckdb, or spark (needs routekit[spark] and Java 17)")
     p.add_argument("--spark-master", metavar="URL",

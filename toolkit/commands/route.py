@@ -15,6 +15,11 @@ EXAMPLES = """examples:
 """
 
 
+def add_log_arg(p: argparse.ArgumentParser, what: str = "route log directory") -> None:
+    p.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
+                   help=f"{what} (default: $ROUTEKIT_LOG_DIR or ./routelog)")
+
+
 def add_policy_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default=os.environ.get("ROUTEKIT_POLICY", "data/policy.demo.yaml"),
                    help="policy YAML file (default: $ROUTEKIT_POLICY or data/policy.demo.yaml)")
@@ -33,8 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--team", default=os.environ.get("ROUTEKIT_TEAM", "default"), help="team to charge")
     p.add_argument("--sensitivity", help="request sensitivity (e.g. private: keeps the request on local models)")
     p.add_argument("--max-tokens", type=int, help="cap on output tokens")
-    p.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
-                   help="route log directory (default ./routelog)")
+    add_log_arg(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--stream", action="store_true", help="stream the answer as it arrives")
     p.add_argument("prompt", help='the prompt text, or "-" to read it from stdin')

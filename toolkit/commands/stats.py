@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import date
 
-from .rollup import add_log_arg
+from .route import add_log_arg
 
 ORDER = 56
 
