@@ -53,6 +53,9 @@ output                         str       answer text, only where the route sets 
 output_hash                    str       sha256 of the answer text (agreement checks without the text)
 shadow_of                      str       for a shadow call: the production request_id
 source                         str       router | synth | litellm_proxy | otel
+model_mismatch                 bool      the provider reported serving a different model than requested
+warnings                       str       what went wrong around the answer, "; "-separated (damaged state
+                                         file, record spooled, usage capped), else null
 extra                          str       JSON object of fields an importer did not map (kept, not dropped)
 =============================  ========  ==========================================================
 
@@ -141,7 +144,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("cost_usd", "float"), ("failed_cost_usd", "float"), ("cache_savings_usd", "float"), ("unpriced", "bool"),
     ("latency_ms", "float"), ("stream", "bool"), ("prompt_hash", "str"), ("prompt_tokens", "int"),
     ("prompt", "str"), ("output", "str"), ("output_hash", "str"), ("shadow_of", "str"), ("source", "str"),
-    ("extra", "str"),
+    ("model_mismatch", "bool"), ("warnings", "str"), ("extra", "str"),
 )
 FIELD_NAMES = tuple(name for name, _ in FIELDS)
 

@@ -665,6 +665,8 @@ class Router:
             "output_hash": hashlib.sha256(reply.text.encode()).hexdigest() if reply else None,
             "shadow_of": None,
             "source": "router",
+            "model_mismatch": False,
+            "warnings": None,
             "extra": None,
         }
 
