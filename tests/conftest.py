@@ -16,6 +16,9 @@ DEMO_POLICY = DATA / "policy.demo.yaml"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # A Router built without a log dir still keeps its budget ledger somewhere: not in the working copy.
 os.environ.setdefault("ROUTEKIT_LOG_DIR", tempfile.mkdtemp(prefix="routekit-tests-log-"))
+# Policies' state (overrides, circuits, budget ledgers) and spooled records: never in the working copy or $HOME.
+os.environ.setdefault("ROUTEKIT_STATE_DIR", tempfile.mkdtemp(prefix="routekit-tests-state-"))
+os.environ.setdefault("ROUTEKIT_SPOOL_DIR", tempfile.mkdtemp(prefix="routekit-tests-spool-"))
 
 
 def free_port() -> int:
@@ -68,6 +71,13 @@ def policy_copy(tmp_path):
 @pytest.fixture
 def log_dir(tmp_path):
     return tmp_path / "routelog"
+
+
+@pytest.fixture
+def spool(tmp_path, monkeypatch):
+    """Where records go when the route log cannot take them (``routekit log recover`` replays them)."""
+    monkeypatch.setenv("ROUTEKIT_SPOOL_DIR", str(tmp_path / "spool"))
+    return tmp_path / "spool"
 
 
 def read_records(log_dir: Path) -> list[dict]:

@@ -6,7 +6,6 @@ import logging
 import multiprocessing
 import os
 import random
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from toolkit.policy import BudgetSpec, ModelSpec, Price, RouteSpec, load_policy
 from toolkit.router import BudgetDenied, NoEligibleRoute, Router
 
 from .conftest import free_port, read_records
+from .services import RedisServer
 
 # A model whose every request is estimated at exactly $0.01: 1000 output tokens at $10 per million.
 PRICED = ModelSpec(alias="paid", model="openai/paid-model", tier=2, vendor="acme",
@@ -342,32 +342,10 @@ def test_sqlite_two_processes_eight_threads_never_overspend(ledger_path, receive
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    """A real redis-server (Debian package) on a free port, stopped after the module."""
-    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-    assert os.path.exists(exe), "redis-server is not installed (apt-get install redis-server)"
-    import redis
-
-    port, workdir = free_port(), tmp_path_factory.mktemp("redis")
-    with open(workdir / "redis.log", "wb") as logf:
-        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-                                 "--save", "", "--appendonly", "no", "--daemonize", "no"],
-                                stdout=logf, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.time() + 15
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"redis-server did not start: {(workdir / 'redis.log').read_text()[-500:]}")
-            time.sleep(0.05)
-    client.close()
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    """A real redis-server (Debian package) on a free port, durable (AOF, fsync always), stopped after the module."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -440,8 +418,8 @@ def test_router_blocks_at_a_team_budget_from_the_policy(sim_env, tmp_path, log_d
     p = _budget_policy(sim_env, tmp_path, "  - {name: support-daily, scope: {team: support}, period: daily, "
                                           "limit_usd: 0.0003}")
     policy = load_policy(p)
-    ledger = BudgetLedger.from_policy(policy, log_dir=log_dir, alerts=())
-    assert ledger.store.path == log_dir / "budgets.sqlite"   # beside the route log
+    ledger = BudgetLedger.from_policy(policy, alerts=())
+    assert ledger.store.path == policy.ledger_path            # the policy's, not the route log's
     router = Router(policy, log=log_dir, budgets=ledger)
     served = 0
     with pytest.raises(NoEligibleRoute, match="support-daily") as e:
@@ -459,13 +437,13 @@ def test_router_blocks_at_a_team_budget_from_the_policy(sim_env, tmp_path, log_d
     assert status.spent_usd <= 0.0003 + worst and status.reserved_usd == 0
     router.complete("triage", "hello", team="research", max_tokens=64)   # other teams are not covered
 
-    out = subprocess.run([sys.executable, "-m", "toolkit.cli", "budget", "status", "--policy", str(p), "--log",
-                          str(log_dir), "--json"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "toolkit.cli", "budget", "status", "--policy", str(p), "--json"],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     [row] = json.loads(out.stdout)["budgets"]
     assert row["budget"] == "support-daily" and row["spent_usd"] == status.spent_usd and row["limit_usd"] == 0.0003
-    table = subprocess.run([sys.executable, "-m", "toolkit.cli", "budget", "status", "--policy", str(p), "--log",
-                            str(log_dir)], capture_output=True, text=True).stdout
+    table = subprocess.run([sys.executable, "-m", "toolkit.cli", "budget", "status", "--policy", str(p)],
+                           capture_output=True, text=True).stdout
     assert "support-daily" in table and "team=support" in table and "0.0003" in table
 
 
@@ -476,7 +454,7 @@ def test_router_downgrades_to_a_cheaper_vendor_never_below_the_floor(sim_env, tm
                                           "limit_usd: 0.0002, on_limit: downgrade}\n"
                                           "  - {name: all-daily, period: daily, limit_usd: 0.0004}")
     policy = load_policy(p)
-    router = Router(policy, log=log_dir, budgets=BudgetLedger.from_policy(policy, log_dir=log_dir, alerts=()))
+    router = Router(policy, log=log_dir, budgets=BudgetLedger.from_policy(policy, alerts=()))
     served = []
     try:
         for _ in range(60):
@@ -507,7 +485,7 @@ def test_default_alert_hook_is_a_log_line(ledger_path):
 
 def test_router_enforces_policy_budgets_by_default_with_the_policy_webhook(sim_env, tmp_path, log_dir, receiver,
                                                                            monkeypatch):
-    """No ledger passed in: the Router builds one from the policy, beside its log; the budget's webhook
+    """No ledger passed in: the Router builds one from the policy, with the policy's state; the budget's webhook
     (named by environment variable, never written in the policy) receives its alerts."""
     monkeypatch.setenv("SUPPORT_BUDGET_HOOK", receiver.url)
     sim_env.state.set("gpt-4o-mini", {"output_tokens": 40})
@@ -518,9 +496,49 @@ def test_router_enforces_policy_budgets_by_default_with_the_policy_webhook(sim_e
     with pytest.raises(NoEligibleRoute, match="support-daily"):
         for _ in range(50):
             router.complete("triage", "Is this invoice overdue?", team="support", max_tokens=64)
-    assert (log_dir / "budgets.sqlite").exists()
+    assert router.budgets.store.path.exists() and not (log_dir / "budgets.sqlite").exists()
     deadline = time.time() + 5  # webhooks are delivered from a background thread
     while len({a["level"] for a in receiver.bodies}) < 3 and time.time() < deadline:
         time.sleep(0.05)
     assert {a["budget"] for a in receiver.bodies} == {"support-daily"}
     assert {a["level"] for a in receiver.bodies} == {0.5, 0.8, 1.0}
+
+
+def test_overspend_stays_within_one_request_when_a_provider_bills_reasoning_past_max_tokens(sim_env, tmp_path,
+                                                                                           log_dir):
+    """Before: holds assumed output <= max_tokens, so a provider billing reasoning tokens beyond it overspent by
+    about 4x one request's estimate under 4 workers.  Holds now cover max_tokens plus the model's reasoning
+    allowance: settled spend never passes the limit by more than one request's maximum."""
+    sim_env.state.set("gemini-2.5-flash-lite", {"output_tokens": 30, "reasoning_tokens": 1500})
+    p = tmp_path / "policy.yaml"
+    p.write_text(f"""
+models:
+  think: {{model: openai/gemini-2.5-flash-lite, price_key: gemini/gemini-2.5-flash-lite, tier: 1,
+          api_base: "{sim_env.url}/v1", max_output_tokens: 64, reasoning_allowance_tokens: 2048}}
+routes:
+  triage: {{primary: think}}
+budgets:
+  - {{name: tight, period: daily, limit_usd: 0.01}}
+""")
+    router = Router(p, log=log_dir)
+    denied = threading.Event()
+
+    def worker() -> None:
+        while not denied.is_set():
+            try:
+                router.complete("triage", "Is this invoice overdue?", team="t")
+            except NoEligibleRoute:
+                denied.set()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    served = [r for r in read_records(log_dir) if r["outcome"] == "served"]
+    spent = sum(r["cost_usd"] for r in served)
+    hold_max = router.budgets.estimate(router.policy.models["think"], router.policy.routes["triage"],
+                                       prompt_tokens=max(r["prompt_tokens"] for r in served), max_tokens=None)
+    assert served and all(r["usage.reasoning_tokens"] == 1500 for r in served)
+    assert spent <= 0.01 + hold_max
+    assert max(r["cost_usd"] for r in served) <= hold_max       # each request stayed within its hold

@@ -14,13 +14,13 @@ def test_opens_half_opens_and_closes(tmp_path):
     cb = CircuitBreaker(failures=2, cooldown_s=10, clock=lambda: now[0], state_path=tmp_path / "c.json")
     assert not cb.failure("m") and cb.is_open("m") is None
     assert cb.failure("m") and cb.is_open("m") == 10
-    assert read_published(tmp_path / "c.json")["m"]["openings"] == 1
+    assert read_published(tmp_path / "c.json")[0]["m"]["openings"] == 1
     now[0] = 11
     assert cb.is_open("m") is None          # half-open: one probe goes through
     assert cb.failure("m")                  # a failed probe re-opens at once
     now[0] = 30
     cb.success("m")
-    assert read_published(tmp_path / "c.json")["m"]["open_until"] is None
+    assert read_published(tmp_path / "c.json")[0]["m"]["open_until"] is None
     assert cb.snapshot()["m"]["openings"] == 2
 
 

@@ -97,7 +97,8 @@ def test_self_hosted_per_hour_is_a_fixed_monthly_row(tmp_path, prices):
     p = tmp_path / "policy.yaml"
     p.write_text("""
 models:
-  gpu:     {model: openai/llama-3.3-70b, tier: 2, boundary: local, price: {input_per_mtok: 0, output_per_mtok: 0, per_hour: 2.0}}
+  gpu:     {model: openai/llama-3.3-70b, tier: 2, boundary: local, api_base: "http://10.0.0.5:8000/v1",
+            price: {input_per_mtok: 0, output_per_mtok: 0, per_hour: 2.0}}
   mystery: {model: openai/house-model, tier: 2}
 routes:
   work: {primary: gpu}

@@ -103,8 +103,8 @@ def test_env_substitution(tmp_path, monkeypatch):
     monkeypatch.setenv("SIMURL", "http://127.0.0.1:9999")
     p = load_policy(write(tmp_path, GOOD.replace('"http://127.0.0.1:8089/v1"', '"${SIMURL}/v1"')))
     assert p.models["local"].api_base == "http://127.0.0.1:9999/v1"
-    p = load_policy(write(tmp_path, GOOD.replace('"http://127.0.0.1:8089/v1"', '"${NOPE_UNSET:-http://x:1}/v1"')))
-    assert p.models["local"].api_base == "http://x:1/v1"
+    p = load_policy(write(tmp_path, GOOD.replace('"http://127.0.0.1:8089/v1"', '"${NOPE_UNSET:-http://127.0.0.2:1}/v1"')))
+    assert p.models["local"].api_base == "http://127.0.0.2:1/v1"
 
 
 @pytest.mark.parametrize("kind", ["unknown alias", "literal secret", "invalid yaml", "cycle"])

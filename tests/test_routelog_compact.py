@@ -105,7 +105,7 @@ def test_each_step_by_hand_keeps_counts(log):
     # The three internal steps, one at a time, on the day with bad lines.
     part = log / f"date={day(-2)}"
     before = totals(log)
-    sealed = routelog._seal(part)
+    sealed = routelog.seal(part)
     assert sealed.exists() and not (part / JSONL_NAME).exists()
     assert totals(log) == before
     rejected = part / sealed.name.replace("sealed-", "rejected-")
@@ -121,7 +121,7 @@ def test_each_step_by_hand_keeps_counts(log):
 def test_rejected_lines_count_only_once_their_parquet_is_committed(log):
     # A crash after writing rejected-<id> but before the Parquet commit: the sealed file still rules.
     part = log / f"date={day(-2)}"
-    sealed = routelog._seal(part)
+    sealed = routelog.seal(part)
     ident = sealed.name[len("sealed-"):-len(".jsonl")]
     (part / f"rejected-{ident}.jsonl").write_bytes(b"garbage\n{half\n")
     assert totals(log)[1] == 2

@@ -6,13 +6,33 @@ UTC ``daily`` or ``monthly`` period, up to ``limit_usd``.
 
 How the ledger keeps a limit under concurrency
 ----------------------------------------------
-Before an attempt, :meth:`BudgetLedger.reserve` holds the attempt's *estimated* cost — prompt tokens at the
-input rate plus ``max_tokens`` (else ``default_output_tokens``) at the output rate — in every matching budget,
+Before an attempt, :meth:`BudgetLedger.reserve` holds the attempt's *maximum* cost (:meth:`~BudgetLedger.estimate`)
+— prompt tokens at the input rate, plus the output cap (``max_tokens``, else the model's or the route's
+``max_output_tokens``, else the model's own limit from the price snapshot) and the model's reasoning allowance
+(``reasoning_allowance_tokens``; by default the output cap again for a model the snapshot marks as reasoning,
+since such providers bill "thinking" past ``max_tokens``) at the output rate — in every matching budget,
 atomically, and only if ``spent + held + estimate <= limit`` for each.  After the attempt,
 :meth:`~BudgetLedger.settle` replaces the hold with the real cost.  So however many threads, processes or
-hosts share the ledger, settled spend exceeds the limit only by what real costs exceed their estimates: never
-by more than one request's estimate while output is capped by ``max_tokens``.  A hold a crashed worker never
-settles expires after ``hold_ttl_s``.
+hosts share the ledger, settled spend passes the limit by at most one request's maximum.  A hold a crashed
+worker never settles expires after ``hold_ttl_s``.  (Set ``max_output_tokens`` on a model to make its holds,
+and so the room a budget needs near its limit, smaller.)
+
+Where the ledger lives
+----------------------
+It belongs to the policy, not to a log directory: by default the SQLite file ``Policy.ledger_path`` beside the
+policy (or in its ``state: {dir: ...}``), or Redis when the policy says ``state: {backend: redis, url_env:
+NAME}``.  So two processes with the same policy share one budget whatever ``--log`` or working directory each
+uses.
+
+When the ledger cannot answer
+-----------------------------
+A locked or full SQLite file, a read-only directory, a Redis that is down: ``reserve`` and ``settle`` raise
+:class:`LedgerUnavailable` (naming the ledger, never a password).  Before a call the Router then follows the
+policy's ``state.on_unavailable``: ``fail_closed`` (the default) refuses the request without calling anyone,
+``fail_open`` serves it without a hold; both are recorded.  After a call (``settle``) the answer is kept and
+the record says its cost is not in the ledger.  Redis durability: run it with ``appendonly yes`` and
+``appendfsync always`` (or ``everysec``, which may lose the last second's spend on a crash) — without AOF a
+restart rolls spend back and it can be spent again.
 
 When a request does not fit, ``reserve`` raises :class:`~toolkit.router.BudgetDenied` naming the budget:
 ``on_limit: block`` stops the request; ``on_limit: downgrade`` lets the Router try the next, cheaper, eligible
@@ -39,6 +59,7 @@ Amounts are kept as integer nano-dollars, so sums are exact and a $1.00 limit ho
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -54,13 +75,12 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from .costs import PriceBook, Usage
 from .policy import BudgetSpec
-from .router import BudgetDenied
+from .router import BudgetDenied, LedgerUnavailable
 
 log = logging.getLogger("routekit.budgets")
 
 NANO = 1_000_000_000
-DEFAULT_OUTPUT_TOKENS = 1024
-LEDGER_NAME = "budgets.sqlite"
+DEFAULT_OUTPUT_TOKENS = 4096   # the output cap when neither the request, the policy nor the snapshot gives one
 
 
 def to_nano(usd: float) -> int:
@@ -207,33 +227,34 @@ class BudgetLedger:
     >>> Router(policy, budgets=ledger)
     """
 
-    def __init__(self, budgets: Iterable[BudgetSpec], store: LedgerStore | None = None, *,
+    def __init__(self, budgets: Iterable[BudgetSpec], store: LedgerStore, *,
                  prices: PriceBook | None = None, alerts: Iterable[AlertHook] = (log_alert,),
                  default_output_tokens: int = DEFAULT_OUTPUT_TOKENS, hold_ttl_s: float = 600.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, on_unavailable: str = "fail_closed"):
         self.budgets = tuple(budgets)
         names = [b.name for b in self.budgets]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"budget names must be unique; repeated: {dupes}")
-        self.store = store if store is not None else SQLiteStore(default_ledger_path())
+        self.store = store
         self.prices = prices or PriceBook.load()
         self.alerts = list(alerts)
         self.default_output_tokens = default_output_tokens
         self.hold_ttl_s = hold_ttl_s
         self.clock = clock
+        self.on_unavailable = on_unavailable   # what the Router does when reserve raises LedgerUnavailable
 
     @classmethod
-    def from_policy(cls, policy: Any, *, ledger: str | os.PathLike | None = None,
-                    log_dir: str | os.PathLike | None = None, **kw: Any) -> "BudgetLedger":
-        """The policy's budgets over ``ledger`` (a SQLite path or a ``redis://`` URL; default: a SQLite
-        file beside the route log, ``log_dir``/budgets.sqlite)."""
+    def from_policy(cls, policy: Any, *, ledger: str | os.PathLike | None = None, **kw: Any) -> "BudgetLedger":
+        """The policy's budgets over its own ledger (see "Where the ledger lives"), or over ``ledger`` (a SQLite
+        path or a ``redis://`` URL) when given."""
         alerts = list(kw.pop("alerts", (log_alert,)))
         for b in policy.budgets:
             url = os.environ.get(b.alert_webhook_env) if b.alert_webhook_env else None
             if url:
                 alerts.append(_only_for(b.name, WebhookAlert(url)))
-        return cls(policy.budgets, open_store(ledger or default_ledger_path(log_dir)), alerts=alerts, **kw)
+        return cls(policy.budgets, open_store(ledger or ledger_target(policy), policy.state.lock_timeout_s),
+                   alerts=alerts, on_unavailable=policy.state.on_unavailable, **kw)
 
     # --- BudgetHook ---------------------------------------------------------------------------
 
@@ -255,7 +276,7 @@ class BudgetLedger:
                                        f"({spec.target}): no price in {self.prices.version} or the policy", False)
         if rates.is_free:
             return None  # local / zero-cost models never trip a budget
-        estimate = rates.cost(Usage(prompt_tokens, max_tokens or self.default_output_tokens))[0]
+        estimate = self.estimate(spec, route, prompt_tokens=prompt_tokens, max_tokens=max_tokens)
         now = self.clock()
         keys = tuple((b.name, period_key(b.period, now)) for b in budgets)
         hold = Hold(uuid.uuid4().hex, keys, to_nano(estimate), estimate)
@@ -272,6 +293,19 @@ class BudgetLedger:
                                    f"${estimate:.6f} but ${left:.6f} of ${b.limit_usd:,.2f} is left "
                                    f"(${spent / NANO:.6f} spent, ${held / NANO:.6f} in flight); {action}",
                            b.on_limit == "block")
+
+    def estimate(self, spec: Any, route: Any, *, prompt_tokens: int, max_tokens: int | None) -> float:
+        """The most one attempt can cost (what ``reserve`` holds); 0.0 for an unpriced model."""
+        rates = self.prices.rates_for(spec)
+        if rates is None:
+            return 0.0
+        limits = None if spec.is_tool else self.prices.lookup(spec.price_key or spec.model)
+        out = (max_tokens or spec.max_output_tokens or route.max_output_tokens
+               or (limits.max_output_tokens if limits else None) or self.default_output_tokens)
+        allowance = spec.reasoning_allowance_tokens
+        if allowance is None:
+            allowance = out if limits is not None and limits.supports_reasoning else 0
+        return rates.cost(Usage(prompt_tokens, out + allowance, reasoning_tokens=allowance))[0]
 
     def settle(self, hold: Hold | None, cost_usd: float | None) -> None:
         if hold is None:
@@ -317,18 +351,55 @@ class BudgetLedger:
                     log.exception("budget alert hook %r failed", hook)
 
 
-def default_ledger_path(log_dir: str | os.PathLike | None = None) -> Path:
-    from .routelog import DEFAULT_LOG_DIR
+def ledger_target(policy: Any) -> str | None:
+    """The policy's ledger: its SQLite file, or the Redis URL its ``state.url_env`` names (None: not set)."""
+    if policy.state.backend == "redis":
+        from . import redact
 
-    return Path(log_dir or os.environ.get("ROUTEKIT_LOG_DIR", DEFAULT_LOG_DIR)) / LEDGER_NAME
+        url = os.environ.get(policy.state.url_env or "")
+        redact.remember(url)
+        return url or None
+    return str(policy.ledger_path)
 
 
-def open_store(target: str | os.PathLike) -> LedgerStore:
-    """``redis://...`` (or ``rediss://``, ``unix://``) -> :class:`RedisStore`; anything else is a SQLite path."""
-    text = str(target)
+def open_store(target: str | os.PathLike | None, timeout_s: float = 5.0) -> LedgerStore:
+    """``redis://...`` (or ``rediss://``, ``unix://``) -> :class:`RedisStore`; anything else is a SQLite path.
+    Opening never fails: a store that cannot answer raises :class:`LedgerUnavailable` from each call."""
+    text = str(target or "")
+    if not text:
+        return _NoStore("the ledger's Redis URL variable is not set")
     if text.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(text)
-    return SQLiteStore(text)
+        return RedisStore(text, timeout_s=timeout_s)
+    return SQLiteStore(text, timeout_s=timeout_s)
+
+
+def _unavailable(fn: Callable) -> Callable:
+    """A store method whose failures (I/O, locks, a full disk, a dead server) are :class:`LedgerUnavailable`."""
+    @functools.wraps(fn)
+    def call(self: Any, *args: Any, **kw: Any) -> Any:
+        try:
+            return fn(self, *args, **kw)
+        except self.failures as e:
+            raise LedgerUnavailable(f"budget ledger {self.name} unavailable ({type(e).__name__}: "
+                                    f"{str(e)[:160]})") from None
+    return call
+
+
+class _NoStore:
+    """A ledger that cannot be reached at all (say, its URL is not configured)."""
+
+    failures = ()
+
+    def __init__(self, why: str):
+        self.name = why
+
+    def _fail(self, *args: Any, **kw: Any) -> Any:
+        raise LedgerUnavailable(f"budget ledger unavailable: {self.name}")
+
+    reserve = settle = claim_alert = usage = _fail
+
+    def close(self) -> None:
+        pass
 
 
 # --- SQLite ------------------------------------------------------------------------------------
@@ -348,22 +419,28 @@ class SQLiteStore:
     """The embedded ledger: one WAL-mode SQLite file; each reserve/settle is one ``BEGIN IMMEDIATE``
     transaction, so threads and processes on one host serialise on it."""
 
+    failures = (sqlite3.Error, OSError)
+
     def __init__(self, path: str | os.PathLike, *, timeout_s: float = 30.0):
         self.path = Path(path)
+        self.name = str(self.path)
         self.timeout_s = timeout_s
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._con()
-        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            con.execute("PRAGMA journal_mode=WAL")  # a property of the file: readers never block the writer
-        con.executescript(_SCHEMA)
+        self._ready = False
 
     def _con(self) -> sqlite3.Connection:
         # One connection per thread and process (a connection must not cross a fork).
         con = getattr(self._local, "con", None)
         if con is None or self._local.pid != os.getpid():
+            if not self._ready:   # created on first use: a ledger that cannot be created is "unavailable"
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             con = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
             con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+            if not self._ready:
+                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    con.execute("PRAGMA journal_mode=WAL")  # a property of the file: readers never block the writer
+                con.executescript(_SCHEMA)
+                self._ready = True
             self._local.con, self._local.pid = con, os.getpid()
         return con
 
@@ -378,6 +455,7 @@ class SQLiteStore:
             raise
         con.execute("COMMIT")
 
+    @_unavailable
     def reserve(self, hold_id, wants, amount, now, expires):
         with self._tx() as con:
             con.execute("DELETE FROM holds WHERE expires < ?", (now,))
@@ -389,6 +467,7 @@ class SQLiteStore:
                             [(hold_id, b, p, amount, expires) for b, p, _ in wants])
         return None
 
+    @_unavailable
     def settle(self, hold_id, keys, cost):
         out = []
         with self._tx() as con:
@@ -401,11 +480,13 @@ class SQLiteStore:
                 out.append(row[0])
         return out
 
+    @_unavailable
     def claim_alert(self, budget, period, level, reason, now):
         cur = self._con().execute("INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?)",
                                   (budget, period, level, reason, now))
         return cur.rowcount == 1
 
+    @_unavailable
     def usage(self, budget, period, now):
         con = self._con()
         row = con.execute("SELECT spent, requests, unpriced FROM spend WHERE budget = ? AND period = ?",
@@ -471,10 +552,13 @@ class RedisStore:
     """The shared ledger for many processes or hosts.  Every key carries one hash tag, so the scripts
     also run on a Redis Cluster; keys expire a while after their period ends."""
 
-    def __init__(self, url: str, *, prefix: str = "routekit:{budgets}:"):
+    def __init__(self, url: str, *, prefix: str = "routekit:{budgets}:", timeout_s: float = 5.0):
         import redis
 
-        self.client = redis.Redis.from_url(url)
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self.failures = (redis.RedisError, OSError)
+        kw = self.client.connection_pool.connection_kwargs
+        self.name = f"redis at {kw.get('host', kw.get('path', '?'))}:{kw.get('port', '')}"   # never the password
         self.prefix = prefix
         self._reserve = self.client.register_script(_RESERVE)
         self._settle = self.client.register_script(_SETTLE)
@@ -486,6 +570,7 @@ class RedisStore:
     def _ttl(period: str) -> int:
         return (40 if len(period) > 7 else 400) * 86400  # daily keys ~40 days, monthly ~400 days
 
+    @_unavailable
     def reserve(self, hold_id, wants, amount, now, expires):
         keys = [k for b, p, _ in wants for k in self._keys(b, p)]
         args = [repr(now), amount, hold_id, repr(expires), len(wants), *[lim for *_, lim in wants],
@@ -493,11 +578,13 @@ class RedisStore:
         i, spent, held = self._reserve(keys=keys, args=args)
         return None if i == 0 else (int(i) - 1, int(spent), int(held))
 
+    @_unavailable
     def settle(self, hold_id, keys, cost):
         flat = [k for b, p in keys for k in self._keys(b, p)]
         args = [hold_id, -1 if cost is None else cost, len(keys), *[self._ttl(p) for _, p in keys]]
         return [int(x) for x in self._settle(keys=flat, args=args)]
 
+    @_unavailable
     def claim_alert(self, budget, period, level, reason, now):
         key = f"{self.prefix}alerts:{budget}:{period}"
         won = bool(self.client.hsetnx(key, repr(level), json.dumps({"reason": reason, "at": now})))
@@ -505,6 +592,7 @@ class RedisStore:
             self.client.expire(key, self._ttl(period))
         return won
 
+    @_unavailable
     def usage(self, budget, period, now):
         spend_key, holds_key = self._keys(budget, period)
         spend = {k.decode(): int(v) for k, v in self.client.hgetall(spend_key).items()}

@@ -1,12 +1,16 @@
 """Circuit breaker: stop sending traffic to a model that keeps failing.
 
 After ``failures`` consecutive retryable failures a model's circuit opens for
-``cooldown_s``; a 429 with Retry-After opens it for that long.  After the
-cooldown one request is let through (half-open): success closes the circuit,
-failure opens it again.  State is per process; ``openings`` counts every
-opening.  With ``state_path`` set, each opening and closing is also published
-to a small JSON file (beside the overrides file) so that ``routekit status``
-can show the on-call person which circuits are open in running processes.
+``cooldown_s``; a 429 with Retry-After opens it for that long, but never longer
+than ``max_cooldown_s`` (a provider asking for ten days must not take a model
+out for ten days).  After the cooldown one request is let through (half-open):
+success closes the circuit, failure opens it again.  State is per process;
+``openings`` counts every opening.  With ``state_path`` set, each opening and
+closing is also published to a small JSON file (beside the overrides file), with
+the process id and host that hold it, so that ``routekit status`` can show the
+on-call person which circuits are open in running processes — and drop those of
+processes that have exited.  A damaged published file is reported, never fatal,
+and rewritten whole at the next publication.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ class _State:
 class CircuitBreaker:
     failures: int = 3
     cooldown_s: float = 30.0
+    max_cooldown_s: float = 300.0
     clock: callable = time.monotonic
     state_path: Path | None = None
     _state: dict[str, _State] = field(default_factory=dict)
@@ -60,7 +65,7 @@ class CircuitBreaker:
             s.failures += 1
             cooldown = None
             if retry_after_s:
-                cooldown = retry_after_s
+                cooldown = min(retry_after_s, self.max_cooldown_s)
             elif s.failures >= self.failures or s.tripped:
                 cooldown = self.cooldown_s
             if cooldown is None:
@@ -78,9 +83,9 @@ class CircuitBreaker:
         try:
             with open(self.state_path.with_suffix(".lock"), "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                data = read_published(self.state_path)
+                data = read_published(self.state_path)[0]
                 data[key] = {"open_until": open_until, "openings": openings, "pid": os.getpid(),
-                             "changed": time.time()}
+                             "host": HOST, "changed": time.time()}
                 tmp = self.state_path.with_suffix(f".tmp{os.getpid()}")
                 tmp.write_text(json.dumps(data, indent=1))
                 os.replace(tmp, self.state_path)
@@ -94,9 +99,34 @@ class CircuitBreaker:
                 for k, s in self._state.items()}
 
 
-def read_published(path: Path) -> dict[str, dict]:
-    """Circuit events published by running Routers: alias -> {open_until, openings, pid, changed}."""
+HOST = os.uname().nodename
+
+
+def read_published(path: Path) -> tuple[dict[str, dict], str | None]:
+    """Circuit events published by running Routers, alias -> {open_until, openings, pid, host, changed}, and
+    what is damaged about the file (None: nothing).  Entries of the wrong shape are left out."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
+        data = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as e:
+        return {}, f"{path} is damaged ({type(e).__name__}); it is rewritten at the next circuit change"
+    if not isinstance(data, dict):
+        return {}, f"{path} is damaged (not an object); it is rewritten at the next circuit change"
+    good = {k: v for k, v in data.items() if isinstance(v, dict) and isinstance(v.get("pid"), int)
+            and isinstance(v.get("openings"), int) and isinstance(v.get("open_until"), (int, float, type(None)))}
+    bad = sorted(set(data) - set(good))
+    return good, (f"{path}: entries {bad} are damaged and left out" if bad else None)
+
+
+def holder_alive(entry: dict) -> bool:
+    """Is the process that published ``entry`` still running?  (Unknowable for another host: assume so.)"""
+    if entry.get("host", HOST) != HOST:
+        return True
+    try:
+        os.kill(entry["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True   # alive, owned by another user
+    return True

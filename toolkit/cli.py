@@ -47,6 +47,29 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001 — a command must end in one clear line, never a traceback
+        return _report(e)
+
+
+def _report(e: Exception) -> int:
+    """One line for an error no command handled (a damaged or missing file, say); exit 2 for bad input or
+    files, 3 for anything else.  ``ROUTEKIT_DEBUG=1`` shows the traceback."""
+    import os
+
+    from .policy import PolicyError
+    from .redact import scrub
+
+    if os.environ.get("ROUTEKIT_DEBUG"):
+        raise e
+    if isinstance(e, PolicyError):
+        print(f"routekit: bad policy:\n{e}", file=sys.stderr)
+        return 2
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        print(scrub(f"routekit: {where}{e.strerror or e}"), file=sys.stderr)
+        return 2
+    print(scrub(f"routekit: {type(e).__name__}: {e} (set ROUTEKIT_DEBUG=1 to see where)"), file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ from typing import Any, Mapping
 DATA_DIR = Path(os.environ.get("ROUTEKIT_DATA", Path(__file__).resolve().parent.parent / "data"))
 PRICES_DIR = DATA_DIR / "prices"
 HOURS_PER_DAY = 24
+# No call has more tokens than this (the largest context windows are ~2M): a provider reporting more is wrong,
+# and its count is capped where it enters (toolkit.transport) so a cost or a ledger amount stays finite.
+MAX_TOKENS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class Rates:
     tiers: tuple[tuple[int, "Rates"], ...] = ()
     batch: "Rates | None" = None        # Batch-API rates (with their own tiers), when the map has them
     max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    supports_reasoning: bool = False    # may bill reasoning ("thinking") tokens as output
     per_hour: float | None = None       # fixed cost of a self-hosted deployment, USD per hour
     source: str = field(default="", compare=False)  # "snapshot:<key>" or "policy override"
 
@@ -103,6 +108,7 @@ class Rates:
         if "input_cost_per_token" not in e and tiers:
             base = tiers[0][1]  # priced by its tier table only
         return replace(base, tiers=tiers, batch=batch, max_input_tokens=e.get("max_input_tokens"),
+                       max_output_tokens=e.get("max_output_tokens"), supports_reasoning=bool(e.get("supports_reasoning")),
                        source=f"snapshot:{key}" if key else "snapshot")
 
     @classmethod

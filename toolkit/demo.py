@@ -88,9 +88,11 @@ def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=prin
     out_dir = Path(out)
     log_dir = out_dir / "routelog"
     quality_dir = out_dir / "quality"
-    for owned in (log_dir, quality_dir):  # the demo's own output, rewritten on every run
+    state_dir = out_dir / "state"   # the policy's ledger and circuits (overrides too): the demo's own
+    for owned in (log_dir, quality_dir, state_dir):  # the demo's own output, rewritten on every run
         shutil.rmtree(owned, ignore_errors=True)
     os.environ["ROUTEKIT_OVERRIDES"] = str(out_dir / "overrides.json")
+    os.environ["ROUTEKIT_STATE_DIR"] = str(state_dir)
     summary: dict = {"served": 0, "failed": 0, "fallbacks": 0, "degraded": 0}
     echo(f"== a synthetic 90-day history ({history_requests:,} requests, known incidents) into {log_dir} ==")
     synthesize(log_dir, days=90, requests=history_requests, seed=7, policy=policy_path, progress=True)

@@ -1,15 +1,24 @@
 """The kill switch: disable a model or a route in seconds, without a restart.
 
-Overrides live in a small JSON file beside the policy (``policy.yaml`` ->
-``policy.overrides.json``; ``ROUTEKIT_OVERRIDES`` points elsewhere).  Writers
-replace the file atomically under a lock; a running Router re-reads it when its
-modification time changes, which it checks on every request (a ``stat`` call).
+Overrides live in a small JSON file with the policy's state (``policy.yaml`` ->
+``policy.overrides.json``, see ``Policy.overrides_path``; ``ROUTEKIT_OVERRIDES``
+points elsewhere).  Writers replace the file atomically under a lock; a running
+Router re-reads it when its modification time changes, which it checks on every
+request (a ``stat`` call).
+
+A damaged file (empty, truncated, not JSON, the wrong shape) never stops routing
+and never raises: every disable that can still be read is honoured together with
+the last good state this process saw, and ``damage`` says what is wrong (the
+Router puts it in each record's ``warnings``; ``routekit status`` shows it).
+``disable``/``enable`` repair it: the damaged file is kept beside it as
+``<name>.damaged-<time>`` and a valid one is written in its place.
 """
 from __future__ import annotations
 
 import fcntl
 import getpass
 import json
+import logging
 import os
 import re
 import threading
@@ -17,6 +26,9 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("routekit.overrides")
 
 
 @dataclass(frozen=True)
@@ -50,33 +62,72 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
+def _entry(d: Any) -> Override:
+    """One disable from the file, or ValueError saying what is wrong with it."""
+    if not isinstance(d, dict):
+        raise ValueError(f"an entry is a JSON {type(d).__name__}, not an object")
+    missing = sorted({"target", "reason", "by", "since"} - set(d))
+    if missing:
+        raise ValueError(f"entry {d.get('target')!r} lacks {missing}")
+    until = d.get("until")
+    ok = (isinstance(d["target"], str) and isinstance(d["reason"], str) and isinstance(d["by"], str)
+          and isinstance(d["since"], (int, float)) and not isinstance(d["since"], bool)
+          and (until is None or (isinstance(until, (int, float)) and not isinstance(until, bool))))
+    if not ok:
+        raise ValueError(f"entry {d.get('target')!r} has a field of the wrong type")
+    return Override(d["target"], d["reason"], d["by"], float(d["since"]), None if until is None else float(until))
+
+
+def read_overrides(path: Path) -> tuple[dict[str, Override], str | None]:
+    """Every disable that can be read from ``path``, and what is damaged about the file (None: nothing)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as e:
+        return {}, f"not readable JSON ({type(e).__name__}: {str(e)[:80]})"
+    if not isinstance(data, dict) or not isinstance(data.get("disabled", []), list):
+        return {}, 'not an object with a "disabled" list'
+    items: dict[str, Override] = {}
+    bad: list[str] = []
+    for d in data.get("disabled", []):
+        try:
+            o = _entry(d)
+        except ValueError as e:
+            bad.append(str(e))
+            continue
+        items[o.target] = o
+    return items, ("; ".join(bad[:3]) if bad else None)
+
+
 class Overrides:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._items: dict[str, Override] = {}
         self._stamp: tuple | None = None
         self._lock = threading.Lock()
+        self.damage: str | None = None   # what is wrong with the file, while it is wrong
+        self.repaired: Path | None = None  # where the last write kept a damaged file it replaced
 
     def _refresh(self) -> None:
         try:
             st = os.stat(self.path)
             stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
+        except OSError:
             stamp = None
         if stamp == self._stamp:
             return
         with self._lock:
-            self._items = self._read()
+            items, damage = read_overrides(self.path)
+            if damage is None:
+                self._items, self.damage = items, None
+            else:
+                # Honour every disable still readable, and every one this process already knew of.
+                self._items = {**self._items, **items}
+                self.damage = (f"{self.path} is damaged ({damage}); routing with the last good state "
+                               f"({len(self._items)} disabled); repair it with routekit disable/enable")
+                log.warning("%s", self.damage)
             self._stamp = stamp
-
-    def _read(self) -> dict[str, Override]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{self.path}: overrides file is not valid JSON ({e}); fix or delete it") from None
-        return {d["target"]: Override(**d) for d in data.get("disabled", [])}
 
     def active(self, now: float | None = None) -> dict[str, Override]:
         self._refresh()
@@ -104,7 +155,14 @@ class Overrides:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            items = {k: v for k, v in self._read().items() if v.active(time.time())}
+            items, damage = read_overrides(self.path)
+            if damage is not None:
+                # Repair: keep the damaged file for whoever wants to read it, write a valid one.
+                keep = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+                os.replace(self.path, keep)
+                items = {**self._items, **items}
+                self.repaired = keep
+            items = {k: v for k, v in items.items() if v.active(time.time())}
             items = change(items)
             tmp = self.path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps({"disabled": [asdict(o) for o in items.values()]}, indent=2))

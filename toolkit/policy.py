@@ -15,8 +15,27 @@ A policy is a YAML file with two required sections::
 
 A fallback written ``route:NAME`` expands to that route's whole chain, which is
 how cycles can arise (and are rejected).  String values may use ``${VAR}`` or
-``${VAR:-default}`` so one file can point at a simulator on any port; secrets
-are never written in the file, only the *name* of the variable holding them.
+``${VAR:-default}`` so one file can point at a simulator on any port; a ``${VAR}``
+without a default that is not set is an error.  Secrets are never written in the
+file, only the *name* of the variable holding them; the values of every variable a
+policy names as secret are scrubbed from everything routekit writes (toolkit.redact).
+
+The privacy boundary is proved here first (and again by the transport at call time):
+a ``boundary: local`` model needs an explicit ``api_base`` that is local — loopback,
+a private or link-local address, a unix socket, or a host listed under
+``local_hosts:`` — and no route with ``boundary: local`` may reach another model.
+
+Parsing is strict: at most ``MAX_POLICY_BYTES``, YAML aliases may not expand past
+``MAX_EXPANDED_NODES``, duplicate keys are refused with both lines, and values are
+never coerced (``tier: "2"`` is an error, not 2).
+
+``state:`` says where the policy's operational state lives — the kill-switch overrides,
+published circuit openings and the budget ledger — so that every process using the
+policy shares one budget whatever its log directory or working directory::
+
+    state: {backend: embedded}                     # default: files beside the policy
+    state: {dir: /var/lib/routekit}                # elsewhere (relative to the policy file)
+    state: {backend: redis, url_env: ROUTEKIT_REDIS_URL, on_unavailable: fail_closed}
 
 ``load_policy`` returns a frozen :class:`Policy` or raises :class:`PolicyError`
 listing every problem with its file, line and key.
@@ -24,16 +43,24 @@ listing every problem with its file, line and key.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import json
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from . import redact
 from .redact import ENV_VAR_NAME, looks_like_secret
+
+MAX_POLICY_BYTES = 1 << 20        # a policy is a page of YAML; a 50 MB file is a mistake or an attack
+MAX_EXPANDED_NODES = 100_000      # YAML aliases expanded (a "billion laughs" file is refused before it grows)
 
 Boundary = Literal["local", "vendor"]
 
@@ -70,7 +97,13 @@ class ModelSpec(_Strict):
     timeout_s: float = Field(default=30.0, gt=0)
     price: Price | None = None
     price_key: str | None = None  # entry of the price snapshot, when it differs from `model`
-    params: dict[str, Any] = Field(default_factory=dict)  # extra litellm arguments (never secrets)
+    # Reasoning ("thinking") tokens a provider may bill beyond max_tokens; budget holds cover them.
+    # Default: none for models the price snapshot does not mark as reasoning, else the output cap again.
+    reasoning_allowance_tokens: int | None = Field(default=None, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)  # extra litellm arguments (never secrets, never endpoints)
+    # The policy's top-level local_hosts, copied here at load so the transport can check the boundary at call
+    # time with nothing but the spec in hand (not a key of a model block).
+    local_hosts: tuple[str, ...] = Field(default=(), exclude=True)
 
     @model_validator(mode="after")
     def _one_target(self) -> "ModelSpec":
@@ -80,11 +113,19 @@ class ModelSpec(_Strict):
             raise ValueError(f"tool {self.tool!r} must look like 'package.module:function'")
         if self.api_key_env is not None and not ENV_VAR_NAME.match(self.api_key_env):
             raise ValueError("api_key_env must be the NAME of an environment variable, not a key")
+        moved = sorted(ENDPOINT_PARAMS & set(self.params))
+        if moved:
+            raise ValueError(f"params {moved} would move the model's endpoint: give it as api_base, where the "
+                             f"privacy boundary is checked")
         return self
 
     @property
     def is_tool(self) -> bool:
         return self.tool is not None
+
+    @property
+    def endpoint_is_local(self) -> bool:
+        return self.is_tool or is_local_endpoint(self.api_base, self.local_hosts)
 
     @property
     def effective_boundary(self) -> Boundary:
@@ -104,6 +145,35 @@ class ModelSpec(_Strict):
     @property
     def target(self) -> str:
         return self.model or f"tool:{self.tool}"
+
+
+# litellm arguments that would send a request somewhere other than ``api_base``.
+ENDPOINT_PARAMS = frozenset({"api_base", "base_url", "azure_endpoint", "aws_bedrock_runtime_endpoint",
+                             "endpoint_url", "proxy", "client", "http_client"})
+
+
+def is_local_endpoint(url: str | None, local_hosts: tuple[str, ...] | list[str] = ()) -> bool:
+    """True when ``url`` stays on this machine or its private network: a unix socket, loopback, a private or
+    link-local address, or a host the policy lists under ``local_hosts``.  Host names are never resolved
+    (DNS can change after the check); ``0.0.0.0`` is not an address to send to."""
+    if not url:
+        return False
+    if url.startswith(("unix:", "http+unix:")):
+        return True
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    if host in local_hosts or host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not ip.is_unspecified and (ip.is_loopback or ip.is_private or ip.is_link_local)
 
 
 class Verify(_Strict):
@@ -168,6 +238,25 @@ class Baseline(_Strict):
 class CircuitSpec(_Strict):
     failures: int = Field(default=3, ge=1)     # consecutive failures that open the circuit
     cooldown_s: float = Field(default=30.0, gt=0)
+    max_cooldown_s: float = Field(default=300.0, gt=0)  # cap on any opening, a provider's Retry-After included
+
+
+class StateSpec(_Strict):
+    """Where the policy's state lives: overrides, published circuits, the budget ledger (module docstring)."""
+
+    backend: Literal["embedded", "redis"] = "embedded"
+    dir: str | None = None            # embedded state; relative to the policy file (default: beside it)
+    url_env: str | None = None        # redis: NAME of the environment variable holding the URL
+    on_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"   # ledger unreachable before a call
+    lock_timeout_s: float = Field(default=5.0, gt=0)   # a busy ledger this long counts as unavailable
+
+    @model_validator(mode="after")
+    def _redis_url(self) -> "StateSpec":
+        if self.url_env is not None and not ENV_VAR_NAME.match(self.url_env):
+            raise ValueError("url_env must be the NAME of an environment variable holding the URL")
+        if self.backend == "redis" and self.url_env is None:
+            raise ValueError("backend redis needs url_env: the NAME of the environment variable holding the URL")
+        return self
 
 
 class _PolicyFile(_Strict):
@@ -178,6 +267,8 @@ class _PolicyFile(_Strict):
     circuit: CircuitSpec = CircuitSpec()
     sensitivity: dict[str, Boundary] = Field(default_factory=lambda: {"private": "local"})
     baselines: dict[str, Baseline] = Field(default_factory=dict)
+    state: StateSpec = StateSpec()
+    local_hosts: tuple[str, ...] = ()   # host names a `boundary: local` endpoint may use besides local addresses
     description: str | None = None
 
 
@@ -211,6 +302,8 @@ class Policy:
     sensitivity: dict[str, Boundary]
     version: str  # sha256 of the file's bytes, first 12 hex digits
     baselines: dict[str, Baseline] = field(default_factory=dict)
+    state: StateSpec = StateSpec()
+    local_hosts: tuple[str, ...] = ()
 
     def chain(self, intent: str) -> list[str]:
         """Every candidate alias for ``intent`` in order, ``route:`` references expanded."""
@@ -222,19 +315,64 @@ class Policy:
             return "local"
         return route.boundary or needed
 
+    @cached_property
+    def state_files(self) -> "StateFiles":
+        return StateFiles.of(self.path, self.state.dir)
+
     @property
     def overrides_path(self) -> Path:
-        env = os.environ.get("ROUTEKIT_OVERRIDES")
-        if env:
-            return Path(env)
-        p = Path(self.path)
-        return p.with_name(p.stem + ".overrides.json")
+        return self.state_files.overrides
 
     @property
     def circuits_path(self) -> Path:
         """Where running Routers publish circuit openings (beside the overrides file)."""
-        o = self.overrides_path
-        return o.with_name(o.name.removesuffix(".json").removesuffix(".overrides") + ".circuits.json")
+        return self.state_files.circuits
+
+    @property
+    def ledger_path(self) -> Path:
+        """The embedded budget ledger: one per policy, whatever log directory a process writes to."""
+        return self.state_files.ledger
+
+
+@dataclass(frozen=True)
+class StateFiles:
+    """Where a policy's state lives on disk; found from the policy's path alone, so the kill switch works
+    on the overrides of a policy file that no longer loads."""
+
+    overrides: Path
+    circuits: Path
+    ledger: Path
+
+    @classmethod
+    def of(cls, policy_path: str | os.PathLike, state_dir: str | None = None) -> "StateFiles":
+        base = state_base(policy_path, state_dir)
+        env = os.environ.get("ROUTEKIT_OVERRIDES")
+        overrides = Path(env) if env else base.with_name(base.name + ".overrides.json")
+        circuits = overrides.with_name(overrides.name.removesuffix(".json").removesuffix(".overrides")
+                                       + ".circuits.json")
+        return cls(overrides, circuits, base.with_name(base.name + ".budgets.sqlite"))
+
+
+def state_base(policy_path: str | os.PathLike, state_dir: str | None = None) -> Path:
+    """Path prefix of a policy's state files (``<base>.overrides.json``, ``<base>.budgets.sqlite``...).
+
+    In order: the policy's ``state.dir`` (relative to the policy file); ``$ROUTEKIT_STATE_DIR``; beside the
+    policy file when that directory is writable; else ``$XDG_STATE_HOME/routekit`` (``~/.local/state``).
+    Only beside the policy is the name just the policy's stem: in a shared directory it also carries a hash
+    of the policy's absolute path, so two projects' ``policy.yaml`` never share a ledger.  Works without
+    parsing the policy, so the kill switch finds the overrides of a broken policy file.
+    """
+    p = Path(policy_path).expanduser().absolute()
+    if state_dir:
+        return p.parent / Path(state_dir).expanduser() / p.stem
+    tag = f"{p.stem}-{hashlib.sha256(str(p).encode()).hexdigest()[:8]}"
+    env = os.environ.get("ROUTEKIT_STATE_DIR")
+    if env:
+        return Path(env).expanduser() / tag
+    if os.access(p.parent, os.W_OK):
+        return p.parent / p.stem
+    xdg = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(xdg) / "routekit" / tag
 
 
 ROUTE_REF = "route:"
@@ -256,28 +394,61 @@ def _expand(routes: dict[str, RouteSpec], intent: str, seen: tuple[str, ...]) ->
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _substitute_env(value: Any) -> Any:
+def _substitute_env(value: Any, path: tuple, unset: list[tuple[tuple, str]]) -> Any:
+    """``${VAR}`` / ``${VAR:-default}`` in every string; a ``${VAR}`` with no default and no value is noted
+    in ``unset`` as (where, problem) rather than silently becoming an empty string."""
     if isinstance(value, str):
-        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+        def sub(m: re.Match) -> str:
+            got = os.environ.get(m.group(1))
+            if got is None and m.group(2) is None:
+                unset.append((path, f"environment variable {m.group(1)} is not set (give it a value, or a "
+                                    f"default: ${{{m.group(1)}:-...}})"))
+            return got if got is not None else (m.group(2) or "")
+        out = _ENV_REF.sub(sub, value)
+        if "${" in value and "${" in out:
+            unset.append((path, f"unresolved variable reference in {value!r} (defaults cannot nest)"))
+        return out
     if isinstance(value, dict):
-        return {k: _substitute_env(v) for k, v in value.items()}
+        return {k: _substitute_env(v, (*path, k), unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute_env(v) for v in value]
+        return [_substitute_env(v, (*path, i), unset) for i, v in enumerate(value)]
     return value
 
 
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """Map every key path in the YAML document to its 1-based line number."""
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes the document would have with every alias expanded (aliases share nodes, so this is cheap)."""
+    size = memo.get(id(node))
+    if size is None:
+        memo[id(node)] = 1  # a recursive alias counts once instead of looping
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        size = 1 + sum(_expanded_size(c, memo) for c in children)
+        memo[id(node)] = size
+    return size
+
+
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None,
+                duplicates: list | None = None) -> dict[tuple, int]:
+    """Map every key path in the YAML document to its 1-based line number; note duplicate keys as
+    (path, first line, second line) in ``duplicates``."""
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
         for key, value in node.value:
             sub = (*path, key.value)
-            out[sub] = key.start_mark.line + 1
-            _line_index(value, sub, out)
+            line = key.start_mark.line + 1
+            if key.value in seen and key.value != "<<" and duplicates is not None:
+                duplicates.append((sub, seen[key.value], line))
+            seen.setdefault(key.value, line)
+            out.setdefault(sub, line)
+            _line_index(value, sub, out, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for i, value in enumerate(node.value):
-            _line_index(value, (*path, i), out)
+            _line_index(value, (*path, i), out, duplicates)
     return out
 
 
@@ -295,23 +466,41 @@ def _scalars(data: Any, path: tuple = ()):
 _SECRET_KEYS = re.compile(r"(?i)^(api_key|apikey|key|secret|token|password|access_key|secret_key|aws_secret_access_key|aws_access_key_id)$")
 
 
+def _read_yaml(name: str, raw: bytes) -> tuple[Any, dict[tuple, int], list]:
+    """Parse strictly: size and alias-expansion limits before anything grows; (data, line index, duplicates)."""
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError([Problem(name, None, "", f"{len(raw):,} bytes is more than a policy may hold "
+                                                   f"({MAX_POLICY_BYTES} bytes); is this the right file?")])
+    loader = yaml.SafeLoader(raw.decode("utf-8", errors="replace"))
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, {}, []
+        size = _expanded_size(root, {})
+        if size > MAX_EXPANDED_NODES:
+            raise PolicyError([Problem(name, None, "", f"YAML aliases would expand to {size:,} nodes (at most "
+                                                       f"{MAX_EXPANDED_NODES:,}): refused before expanding them")])
+        duplicates: list = []
+        lines = _line_index(root, duplicates=duplicates)
+        return loader.construct_document(root), lines, duplicates
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise PolicyError([Problem(name, line, "", f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
+    finally:
+        loader.dispose()
+
+
 def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Policy:
     """Load and validate a policy file; raise :class:`PolicyError` naming every problem."""
     p = Path(path)
     name = str(p)
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as f:
+            raw = f.read(MAX_POLICY_BYTES + 1)
     except OSError as e:
         raise PolicyError([Problem(name, None, "", f"cannot read policy file: {e.strerror}")]) from None
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise PolicyError([Problem(name, line, "", f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
-    lines = _line_index(root) if root is not None else {}
+    data, lines, duplicates = _read_yaml(name, raw)
 
     def at(path: tuple) -> int | None:
         while path and path not in lines:
@@ -324,7 +513,9 @@ def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Polic
     if not isinstance(data, dict):
         raise PolicyError([Problem(name, 1, "", "expected a mapping with 'models' and 'routes' at the top level")])
 
-    problems: list[Problem] = []
+    problems = [Problem(name, first, key(dpath), f"duplicate key {dpath[-1]!r} (line {first} and line {second}); "
+                                                 f"YAML would silently keep the last")
+                for dpath, first, second in duplicates]
     # Secrets first: they must be reported even when the file is otherwise broken.
     for spath, value in _scalars(data):
         if not isinstance(value, str):
@@ -340,8 +531,16 @@ def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Polic
             for alias, body in data[section].items():
                 if isinstance(body, dict):
                     body.setdefault("alias" if section == "models" else "intent", str(alias))
+                    if section == "models" and "local_hosts" in body:
+                        problems.append(Problem(name, at(("models", alias, "local_hosts")),
+                                                key(("models", alias, "local_hosts")),
+                                                "local_hosts is a top-level key of the policy"))
+    unset: list[tuple[tuple, str]] = []
+    data = _substitute_env(data, (), unset)
+    problems += [Problem(name, at(upath), key(upath), message) for upath, message in unset]
     try:
-        parsed = _PolicyFile.model_validate(_substitute_env(data))
+        # strict: no coercion ("2" is not a tier); through JSON so that YAML lists still fill tuples
+        parsed = _PolicyFile.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-after")))
@@ -355,18 +554,30 @@ def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Polic
 
     policy = Policy(
         path=name,
-        models=parsed.models,
+        models={a: m.model_copy(update={"local_hosts": parsed.local_hosts}) for a, m in parsed.models.items()},
         routes=parsed.routes,
         budgets=parsed.budgets,
         circuit=parsed.circuit,
         sensitivity=parsed.sensitivity,
         version=hashlib.sha256(raw).hexdigest()[:12],
         baselines=parsed.baselines,
+        state=parsed.state,
+        local_hosts=parsed.local_hosts,
     )
     problems += [Problem(name, at(path), key(path), msg) for path, msg in static_checks(policy, check_prices)]
     if problems:
         raise PolicyError(problems)
+    redact.remember_env(secret_env_names(policy))
     return policy
+
+
+def secret_env_names(policy: Policy) -> set[str]:
+    """Every environment variable the policy names as holding a secret (keys, webhook URLs, the state URL)."""
+    names = {m.api_key_env for m in policy.models.values() if m.api_key_env}
+    names |= {b.alert_webhook_env for b in policy.budgets if b.alert_webhook_env}
+    if policy.state.url_env:
+        names.add(policy.state.url_env)
+    return names
 
 
 def static_checks(policy: Policy, check_prices: bool = False) -> list[tuple[tuple, str]]:
@@ -408,6 +619,13 @@ def static_checks(policy: Policy, check_prices: bool = False) -> list[tuple[tupl
         if route.on_exhausted == "fail" and not any(models[a].tier >= route.min_tier for a in chain):
             out.append((("routes", intent, "min_tier"),
                         f"no candidate of route {intent!r} reaches min_tier {route.min_tier}: the route can never serve"))
+    for alias, m in models.items():
+        if m.effective_boundary == "local" and not m.endpoint_is_local:
+            out.append((("models", alias),
+                        f"model {alias!r} is boundary 'local' but its api_base {m.api_base!r} is not a local "
+                        f"endpoint (loopback, a private or link-local address, a unix socket, or a host listed "
+                        f"under local_hosts); without one litellm would send private prompts to the vendor's "
+                        f"public default"))
     for intent, baseline in policy.baselines.items():
         if intent not in routes:
             out.append((("baselines", intent), f"unknown route {intent!r}"))

@@ -54,8 +54,9 @@ output_hash                    str       sha256 of the answer text (agreement ch
 shadow_of                      str       for a shadow call: the production request_id
 source                         str       router | synth | litellm_proxy | otel
 model_mismatch                 bool      the provider reported serving a different model than requested
-warnings                       str       what went wrong around the answer, "; "-separated (damaged state
-                                         file, record spooled, usage capped), else null
+warnings                       str       what went wrong around the answer, " | "-separated (damaged state
+                                         file, record spooled, usage capped, ledger unavailable, model
+                                         mismatch), else null
 extra                          str       JSON object of fields an importer did not map (kept, not dropped)
 =============================  ========  ==========================================================
 
@@ -79,9 +80,12 @@ Files
 Writers and crashes.  Each append is one ``os.write`` on an ``O_APPEND`` descriptor under an
 exclusive ``flock`` of the file, so threads and processes never interleave lines.  Nothing is
 buffered in the process: a crash loses at most the record (or, for ``write_lines``, the chunk of
-at most 1 MiB) being written.  Should a writer die mid-line, the next append first ends the torn
-fragment with a newline, so the fragment is one bad line and never swallows a good record.
-``durable=True`` adds an ``fsync`` per append for power-loss safety.
+at most 1 MiB) being written.  An append that fails part-way (a full disk) is cut back off the
+file before the error is raised, so no torn line survives as data; should a writer die mid-line,
+the next append first ends the torn fragment with a newline, so the fragment is one bad line and
+never swallows a good record.  ``durable=True`` adds an ``fsync`` per append for power-loss safety.
+``writable()`` says, before a provider is paid, whether the directory can take records at all
+(the Router spools them elsewhere when it cannot: toolkit.spool).
 
 Compaction (``compact``) of a closed day (before today, UTC), one step at a time:
 
@@ -113,6 +117,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from . import redact
 from .redact import SECRET_PATTERNS, scrub
 
 SCHEMA_VERSION = 1
@@ -221,7 +226,7 @@ def record_line(record: dict[str, Any]) -> str:
     """One record as its JSONL line: cleaned, and scrubbed wherever a secret shape could hide."""
     rec = clean_record(record)
     line = json.dumps(rec, separators=(",", ":"), default=str)
-    if may_hold_secret(line):
+    if may_hold_secret(line) or redact.holds_known_secret(line):
         scrubbed = _scrub_deep(rec)
         if rec["extra"]:
             # Scrub the JSON inside 'extra' value by value: scrubbing its text could eat a quote.
@@ -247,9 +252,26 @@ class RouteLogWriter:
     durable: bool = False   # fsync every append: survives power loss, costs a disk flush per record
     _fds: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _writable_at: float = field(default=-1e9, repr=False)   # when writable() last found the directory fine
+
+    WRITABLE_RECHECK_S = 5.0   # a check costs a mkdir and an access call: not on every request
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
+
+    def writable(self) -> str | None:
+        """None when the log directory can take records, else why not (a full disk shows only on write)."""
+        now = time.monotonic()
+        if now - self._writable_at < self.WRITABLE_RECHECK_S:
+            return None
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return f"cannot create {self.root}: {e.strerror or e}"
+        if not os.access(self.root, os.W_OK):
+            return f"{self.root} is not writable"
+        self._writable_at = now
+        return None
 
     def path_for(self, day: str) -> Path:
         return self.root / f"date={day}" / JSONL_NAME
@@ -307,8 +329,13 @@ class RouteLogWriter:
                 if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
                     data = b"\n" + data  # a writer died mid-line: keep its fragment on a line of its own
                 view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                try:
+                    while view:
+                        view = view[os.write(fd, view):]
+                except OSError:
+                    os.ftruncate(fd, st.st_size)  # a full disk took part of it: no torn line stays behind
+                    self._writable_at = -1e9
+                    raise
                 if self.durable:
                     os.fsync(fd)
             finally:
@@ -644,7 +671,7 @@ def compact_partition(part: Path) -> tuple[int, int, list[Path]]:
     """
     for stale in part.glob(".*.tmp"):
         stale.unlink()  # an interrupted conversion; it is redone below
-    _seal(part)
+    seal(part)
     records = bad = 0
     new: list[Path] = []
     for sealed in sorted(part.glob("sealed-*.jsonl")):
@@ -657,7 +684,7 @@ def compact_partition(part: Path) -> tuple[int, int, list[Path]]:
     return records, bad, new
 
 
-def _seal(part: Path) -> Path | None:
+def seal(part: Path) -> Path | None:
     """Step 1: take ``routes.jsonl`` out of service (writers re-open a new one)."""
     active = part / JSONL_NAME
     with _flocked(part.parent / STATE_LOCK, fcntl.LOCK_EX):

@@ -16,17 +16,26 @@ event, and the result says ``restarted``.
 Order of filters for each candidate (each rejection leaves a reason code):
 privacy boundary (never relaxed by a fallback) -> vendor / region allow-lists ->
 kill switch -> open circuit -> context window -> budget -> quality floor.
+
+A paid answer is never lost.  Before the first provider call the route log must be
+writable (else the spool, toolkit.spool, must be: else nothing is sent) and the budget
+ledger must answer (else the policy's ``state.on_unavailable`` decides).  A record the
+log cannot take after the call is spooled and the answer returned; a ledger that fails
+to settle leaves the answer and a warning.  Whatever went wrong around the answer —
+a damaged overrides file, a spooled record, capped usage, a provider that served
+another model than asked — is in ``Result.warnings`` and the record's ``warnings``.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Generator, Iterator, Protocol
@@ -37,6 +46,9 @@ from .overrides import Overrides
 from .policy import ModelSpec, Policy, RouteSpec, load_policy
 from .routelog import RouteLogWriter
 from .transport import Reply, TransportError
+
+log = logging.getLogger("routekit.router")
+WARNING_SEPARATOR = " | "   # between the warnings in a record's `warnings` field
 
 
 @dataclass(frozen=True)
@@ -88,19 +100,25 @@ class Result:
     price_version: str
     policy_version: str
     restarted: bool = False       # streamed: the answer started over after a stream cut (route opted in)
+    model_mismatch: bool = False  # the provider said it served another model than the one asked for
+    warnings: tuple[str, ...] = ()  # what went wrong around the answer (see the module docstring)
+    record: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # the audit record as written
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "record"}
         d["attempts"] = [_as_dict(a) for a in self.attempts]
         d["skipped"] = [_as_dict(s) for s in self.skipped]
+        d["warnings"] = list(self.warnings)
         return d
 
     def explain(self) -> str:
         lines = [f"intent {self.intent!r} -> {self.served_model} ({self.response_model} via {self.provider}, tier {self.tier})"
                  + ("  [DEGRADED: below the route's quality floor]" if self.degraded else "")
                  + ("  [fallback]" if self.fallback_used else "")
-                 + ("  [RESTARTED after a stream cut]" if self.restarted else "")]
+                 + ("  [RESTARTED after a stream cut]" if self.restarted else "")
+                 + ("  [MODEL MISMATCH: the provider served another model]" if self.model_mismatch else "")]
         lines += _explain_steps(self.attempts, self.skipped)
+        lines += [f"  warning: {w}" for w in self.warnings]
         cost = "unpriced" if self.cost_usd is None else f"${self.cost_usd:.6f}"
         lines.append(f"  cost {cost} ({self.price_version}), {self.latency_ms:.0f} ms, policy {self.policy_version}")
         return "\n".join(lines)
@@ -124,8 +142,10 @@ class NoEligibleRoute(RoutingError):
     """No candidate could serve: every one was rejected or failed (listed in the message)."""
 
     def __init__(self, intent: str, route: RouteSpec, attempts: tuple[Attempt, ...], skipped: tuple[Skip, ...],
-                 note: str = ""):
+                 note: str = "", kind: str | None = None):
         self.intent, self.attempts, self.skipped = intent, attempts, skipped
+        if kind is not None:
+            self.kind = kind      # the record's error_kind (else the last attempt's, or no_eligible_route)
         head = f"no eligible candidate served intent {intent!r} (quality floor min_tier {route.min_tier}, " \
                f"on_exhausted: {route.on_exhausted})"
         super().__init__("\n".join([head + (f": {note}" if note else ""), *_explain_steps(attempts, skipped)]))
@@ -138,6 +158,13 @@ class BudgetDenied(RoutingError):
     def __init__(self, budget: str, message: str, block: bool):
         self.budget, self.block = budget, block
         super().__init__(message)
+
+
+class LedgerUnavailable(RoutingError):
+    """A budget ledger that cannot answer (locked, full, read-only, unreachable): raised by a budget hook's
+    ``reserve`` or ``settle``; the Router applies the hook's ``on_unavailable`` (see toolkit/budgets.py)."""
+
+    kind = "budget_unavailable"
 
 
 class BudgetHook(Protocol):
@@ -278,12 +305,12 @@ class Router:
         self.log: RouteLogWriter | None = log
         self.prices = prices or PriceBook.load()
         if budgets is None and self.policy.budgets:
-            # A policy's budgets are enforced by default, on a SQLite ledger beside the route log.
+            # A policy's budgets are enforced by default, on the policy's own ledger (its `state:`).
             from .budgets import BudgetLedger
-            budgets = BudgetLedger.from_policy(self.policy, log_dir=self.log.root if self.log else None,
-                                               prices=self.prices)
+            budgets = BudgetLedger.from_policy(self.policy, prices=self.prices)
         self.budgets = budgets
-        self.circuit = circuit or CircuitBreaker(self.policy.circuit.failures, self.policy.circuit.cooldown_s,
+        c = self.policy.circuit
+        self.circuit = circuit or CircuitBreaker(c.failures, c.cooldown_s, c.max_cooldown_s,
                                                  state_path=self.policy.circuits_path)
         self.overrides = Overrides(self.policy.overrides_path)
         self._sleep = sleep
@@ -336,16 +363,19 @@ class Router:
         attempts: list[Attempt] = []
         skipped: list[Skip] = []
         usage_total = [0, 0, 0, 0, 0]
+        route_off = self.overrides.get(req.intent)
+        warnings: list[str] = [self.overrides.damage] if self.overrides.damage else []
 
         def finish(reply: Reply | None, served: str | None, verification: str, error: Exception | None):
             spec = policy.models[served] if served else None
+            if reply is not None:
+                warnings.extend(reply.notes)
             record = self._record(req, route, chain, boundary, attempts, skipped, usage_total, prompt.final(reply),
-                                  spec, served, reply, verification, error, (time.perf_counter() - t0) * 1000)
-            if self.log is not None:
-                self.log.write(record)
+                                  spec, served, reply, verification, error, (time.perf_counter() - t0) * 1000,
+                                  warnings)
+            self._write(record)
             return record
 
-        route_off = self.overrides.get(req.intent)
         if route_off is not None:
             skipped.extend(Skip(a, "route_disabled", route_off.describe()) for a in chain)
             err = NoEligibleRoute(req.intent, route, (), tuple(skipped), note=f"route {route_off.describe()}")
@@ -368,8 +398,15 @@ class Router:
         else:
             skipped += [Skip(a, "below_floor", self._below_floor(a, route)) for a in below]
 
+        nowhere = self._nowhere_to_write() if queue else None
+        if nowhere:
+            err = NoEligibleRoute(req.intent, route, (), tuple(skipped), note=f"nothing was sent: {nowhere}")
+            err.record = finish(None, None, "skipped", err)
+            raise err
+
         last_error: TransportError | None = None
         budget_note = ""
+        unavailable: Exception | None = None
         for i, alias in enumerate(queue):
             spec = policy.models[alias]
             if i > 0:
@@ -395,6 +432,12 @@ class Router:
                     if denied.block:
                         break
                     continue
+                except LedgerUnavailable as e:
+                    if getattr(self.budgets, "on_unavailable", "fail_closed") != "fail_open":
+                        skipped.append(Skip(alias, "budget_unavailable", f"{e} (on_unavailable: fail_closed)"))
+                        unavailable = e
+                        break
+                    warnings.append(f"{e}: served without a budget hold (on_unavailable: fail_open)")
             waited = False
             while True:
                 try:
@@ -405,7 +448,7 @@ class Router:
                         attempt = replace(attempt, outcome="stream_cut", message=f"{e.kind} after {len(e.partial)} "
                                                                                  f"characters: {e.message}")
                     attempts.append(attempt)
-                    self._settle(hold, attempt)
+                    self._settle(hold, attempt, warnings)
                     self._add_usage(usage_total, e.usage)
                     if e.kind != ABANDONED:
                         self.circuit.failure(alias, e.retry_after_s if e.kind == "rate_limited" else None)
@@ -425,7 +468,7 @@ class Router:
                 outcome = "ok" if verdict != "fail" else "verify_failed"
                 attempts.append(self._attempt(alias, spec, reply.usage, reply.latency_ms, outcome, None,
                                               reply.provider))
-                self._settle(hold, attempts[-1])
+                self._settle(hold, attempts[-1], warnings)
                 hold = None
                 self._add_usage(usage_total, reply.usage)
                 self.circuit.success(alias)
@@ -441,12 +484,15 @@ class Router:
                 break
 
         note = ""
-        if last_error is not None and not last_error.retryable:
+        if unavailable is not None:
+            note = f"nothing was sent: {unavailable}"
+        elif last_error is not None and not last_error.retryable:
             note = f"stopped at a non-retryable failure ({last_error.kind})"
         elif budget_note:
             note = f"budget: {budget_note}"
-        err = NoEligibleRoute(req.intent, route, tuple(attempts), tuple(skipped), note=note)
-        err.record = finish(None, None, "skipped", last_error or err)
+        err = NoEligibleRoute(req.intent, route, tuple(attempts), tuple(skipped), note=note,
+                              kind=LedgerUnavailable.kind if unavailable is not None else None)
+        err.record = finish(None, None, "skipped", err if unavailable is not None else (last_error or err))
         raise err
 
     def _reject(self, alias: str, spec: ModelSpec, route: RouteSpec, boundary: str | None, prompt: "_PromptSize",
@@ -481,9 +527,52 @@ class Router:
             return f"measured score {measured.score:.3f} < min_score {baseline.min_score} (n={measured.n})"
         return None
 
-    def _settle(self, hold: Any, attempt: Attempt) -> None:
-        if hold is not None:
+    def _settle(self, hold: Any, attempt: Attempt, warnings: list[str]) -> None:
+        if hold is None:
+            return
+        held = getattr(hold, "estimate_usd", None)
+        if held is not None and attempt.cost_usd is not None and attempt.cost_usd > held * 1.000001:
+            warnings.append(f"billed past the budget hold: {attempt.alias} cost ${attempt.cost_usd:.6f}, the most "
+                            f"its request could cost was held as ${held:.6f} (a budget may overshoot by the "
+                            f"difference)")
+        try:
             self.budgets.settle(hold, attempt.cost_usd)
+        except LedgerUnavailable as e:
+            warnings.append(f"{e}: settle failed; {attempt.alias}'s cost is in this record but not in the ledger "
+                            f"(its hold expires by itself)")
+
+    def _nowhere_to_write(self) -> str | None:
+        """Why no record could be kept (the log and the spool both refuse), or None: checked before paying."""
+        if self.log is None:
+            return None
+        problem = self.log.writable()
+        if problem is None:
+            return None
+        from . import spool
+
+        spool_problem = spool.writable()
+        return None if spool_problem is None else f"the route log is not writable ({problem}) and neither is " \
+                                                  f"the spool ({spool_problem})"
+
+    def _write(self, record: dict[str, Any]) -> None:
+        """Append the record; if the log refuses it, spool it (``routekit log recover`` replays it)."""
+        if self.log is None:
+            return
+        try:
+            self.log.write(record)
+            return
+        except (OSError, ValueError) as e:
+            why = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
+        from . import spool
+
+        record["warnings"] = WARNING_SEPARATOR.join(
+            x for x in (record["warnings"], f"spooled: the route log {self.log.root} could not take this record "
+                                            f"({why}); routekit log recover replays it") if x)
+        try:
+            spool.write(record)
+        except (OSError, ValueError) as e:
+            log.error("routekit: a route record could not be written (log: %s; spool: %s); here it is: %s", why, e,
+                      json.dumps(record, default=str))
 
     def _maybe_shadow(self, req: _Request, route: RouteSpec, boundary: str | None, production: Result) -> None:
         """Send a sampled copy of a served request to the route's shadow candidate, in the background.
@@ -522,8 +611,7 @@ class Router:
                               "skipped", None, (time.perf_counter() - t0) * 1000)
         record.update(shadow_of=req.request_id, fallback_used=False, requested_alias=spec.alias,
                       **{"gen_ai.request.model": spec.target})
-        if self.log is not None:
-            self.log.write(record)
+        self._write(record)
         if self.shadow_sink is not None and reply is not None:
             shadow = self._result(shadow_req, route, [spec.alias], spec.alias, reply, "skipped", [attempt], [], record)
             self.shadow_sink(production, shadow)
@@ -601,12 +689,14 @@ class Router:
             fallback_used=record["fallback_used"], degraded=record["degraded"], verification=verification,
             attempts=tuple(attempts), skipped=tuple(skipped), cost_usd=record["cost_usd"],
             unpriced=record["unpriced"], latency_ms=record["latency_ms"], price_version=self.prices.version,
-            policy_version=self.policy.version, restarted=any(a.outcome == "stream_cut" for a in attempts))
+            policy_version=self.policy.version, restarted=any(a.outcome == "stream_cut" for a in attempts),
+            model_mismatch=record["model_mismatch"],
+            warnings=tuple(record["warnings"].split(WARNING_SEPARATOR)) if record["warnings"] else (), record=record)
 
     def _record(self, req: _Request, route: RouteSpec, chain: list[str], boundary: str | None,
                 attempts: list[Attempt], skipped: list[Skip], usage: list[int], prompt_tokens: int,
                 spec: ModelSpec | None, served: str | None, reply: Reply | None, verification: str,
-                error: Exception | None, latency_ms: float) -> dict[str, Any]:
+                error: Exception | None, latency_ms: float, warnings: list[str] = ()) -> dict[str, Any]:
         first = self.policy.models[chain[0]]
         costs = [a.cost_usd for a in attempts]
         unpriced = any(a.unpriced for a in attempts)
@@ -618,6 +708,10 @@ class Router:
                 savings += rates.cost(Usage(input_tokens=a.cache_read_tokens, cache_read_tokens=a.cache_read_tokens))[1]
         store = route.store_prompts
         kind = getattr(error, "kind", None) or ("no_eligible_route" if error is not None else None)
+        mismatch = bool(reply and spec and served_other_model(spec, reply.response_model))
+        if mismatch:
+            warnings = [*warnings, f"model mismatch: asked {spec.target} for {spec.model.split('/', 1)[-1]!r}, "
+                                   f"the provider says it served {reply.response_model!r}"]
         return {
             "schema_version": 1,
             "request_id": req.request_id,
@@ -639,8 +733,8 @@ class Router:
             "boundary": boundary or "none",
             "policy_version": self.policy.version,
             "price_version": self.prices.version,
-            "outcome": "served" if reply else ("blocked" if any(s.reason == "budget" for s in skipped) and not attempts
-                                               else "failed"),
+            "outcome": "served" if reply else ("blocked" if not attempts and any(
+                s.reason in ("budget", "budget_unavailable") for s in skipped) else "failed"),
             "error_kind": None if reply else kind,
             "requested_alias": chain[0],
             "served_alias": served,
@@ -665,8 +759,8 @@ class Router:
             "output_hash": hashlib.sha256(reply.text.encode()).hexdigest() if reply else None,
             "shadow_of": None,
             "source": "router",
-            "model_mismatch": False,
-            "warnings": None,
+            "model_mismatch": mismatch,
+            "warnings": WARNING_SEPARATOR.join(dict.fromkeys(warnings)) or None,
             "extra": None,
         }
 
@@ -697,6 +791,23 @@ class _PromptSize:
 
 def _as_dict(obj: Any) -> dict[str, Any]:
     return {f: getattr(obj, f) for f in obj.__dataclass_fields__}
+
+
+# What may follow a model's name in the name a provider reports for it without being another model:
+# a date or version snapshot, a revision, "latest" / "preview" (gpt-4.1-2025-04-14, claude-haiku-4-5-20251001,
+# anthropic.claude-3-5-haiku-20241022-v1:0, gemini-2.0-flash-001).
+_SNAPSHOT_SUFFIX = re.compile(r"(?:[-@:](?:\d{4}-\d{2}-\d{2}|\d{6,8}|v?\d+(?:[.:]\d+)*|latest|preview|exp))*")
+
+
+def served_other_model(spec: ModelSpec, reported: str) -> bool:
+    """Did the provider report serving a different model than ``spec`` asks for (not just a dated snapshot)?"""
+    if spec.is_tool or not reported or not spec.model:
+        return False
+    asked = spec.model.split("/", 1)[-1].lower()
+    said = reported.lower().removeprefix("models/")
+    if said == asked or said.endswith("/" + asked):
+        return False
+    return not (said.startswith(asked) and _SNAPSHOT_SUFFIX.fullmatch(said[len(asked):]))
 
 
 def prompt_hash(messages: list[dict]) -> str:

@@ -92,6 +92,7 @@ class Behaviour:
     reasoning_tokens: int = 0        # thinking tokens (billed as output; reported where the vendor does)
     input_tokens: int | None = None  # prompt token count to report; default: counted from the prompt
     served_model: str | None = None  # the name the vendor says it served (e.g. a dated snapshot)
+    echo_key: bool = False           # error bodies quote the credential the request carried (some vendors do)
     fault: Fault | None = None
     fault_after: int = 1             # text pieces sent before a cut or stalled stream
 
@@ -620,7 +621,7 @@ async def handle(request: web.Request, state: SimState, proto: _Protocol) -> web
     if b.fault == "reset":
         _reset(request)
     if b.error_rate and state.rng.random() < b.error_rate:
-        return _error(proto, b, call)
+        return _error(proto, b, call, _credential(request) if b.echo_key else None)
     if b.fault == "context_window":
         status, payload = proto.context_window(call)
         return web.json_response(payload, status=status, headers=proto.error_headers(status))
@@ -645,15 +646,26 @@ async def handle(request: web.Request, state: SimState, proto: _Protocol) -> web
     return await _stream(request, proto, b, answer, call)
 
 
-def _error(proto: _Protocol, b: Behaviour, call: Call) -> web.Response:
+def _error(proto: _Protocol, b: Behaviour, call: Call, credential: str | None = None) -> web.Response:
     status = b.error_status
     headers = {"Retry-After": f"{b.retry_after_s:g}"} if b.retry_after_s is not None else {}
     headers.update(proto.error_headers(status))
     message = {429: f"Rate limit exceeded for {call.model}; please retry later.",
                503: "The service is temporarily unavailable.",
                529: "Overloaded"}.get(status, f"simulated {status} for {call.model}")
+    if credential is not None:
+        message += f" (credential provided: {credential})"
     kind = {429: "rate_limit_exceeded", 529: "overloaded_error"}.get(status, f"sim_{status}")
     return web.json_response(proto.error(status, kind, message), status=status, headers=headers)
+
+
+def _credential(request: web.Request) -> str:
+    """The key a request carried, whichever header or parameter its protocol puts it in."""
+    for name in ("x-api-key", "api-key", "x-goog-api-key", "authorization"):
+        value = request.headers.get(name)
+        if value:
+            return value.removeprefix("Bearer ").strip()
+    return request.query.get("key", "")
 
 
 def _cut(request: web.Request) -> None:

@@ -41,7 +41,17 @@ context_window no        prompt longer than the model's window
 content_policy no        refused by the provider's filter (error or ``content_filter`` stop)
 auth           no        401/403, missing key variable
 bad_request    no        400/404/422 the provider rejects as such
+boundary       no        a ``boundary: local`` model whose endpoint is not local: refused, nothing sent
 ============== ========= ===========================================================
+
+The privacy boundary is checked here a second time (the policy checked it at load):
+a local model is only ever called at its own explicit, local ``api_base`` — never at
+a provider's default endpoint, whatever the spec handed in.
+
+Usage is sanity-checked: a negative count is ``malformed`` (a provider must not lower
+recorded spend); a count above ``costs.MAX_TOKENS`` is capped, and the reply's
+``notes`` say so (the record's ``warnings``).  Every key sent is remembered by
+toolkit.redact, so an error body that echoes it is scrubbed by value.
 
 A streamed failure after text was delivered keeps that text in ``partial``; the
 Router then never switches silently (see ``Router.stream``).  ``routekit sim
@@ -58,13 +68,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterator, Protocol
 
-from .costs import Usage
+from . import redact
+from .costs import MAX_TOKENS, Usage
 from .policy import ModelSpec
 from .redact import scrub
 
 RETRYABLE = {"rate_limited", "overloaded", "server_error", "timeout", "connection", "empty", "malformed",
              "tool_error"}
-KINDS = (*sorted(RETRYABLE), "context_window", "content_policy", "auth", "bad_request")
+KINDS = (*sorted(RETRYABLE), "context_window", "content_policy", "auth", "bad_request", "boundary")
 
 # A placeholder key for endpoints that need none (the simulator, a local server).
 NO_KEY = "routekit-no-key"
@@ -81,6 +92,7 @@ class Reply:
     response_model: str          # what the provider said it served, else the requested model
     latency_ms: float
     provider_cost_usd: float | None = None
+    notes: tuple[str, ...] = ()  # what was off about the answer but did not fail it (e.g. usage capped)
 
 
 class TransportError(Exception):
@@ -158,6 +170,7 @@ class LiteLLMTransport:
             if not key:
                 raise TransportError("auth", f"environment variable {spec.api_key_env} is not set",
                                      provider=self.provider(spec))
+            redact.remember(key)
             kw["api_key"] = key
         elif spec.api_base:
             kw["api_key"] = NO_KEY
@@ -167,6 +180,13 @@ class LiteLLMTransport:
         if stream:
             kw.update(stream=True, stream_options={"include_usage": True})
         return kw
+
+    def _guard(self, spec: ModelSpec) -> None:
+        """Refuse to send a local-boundary model anywhere but its own local endpoint."""
+        if spec.effective_boundary == "local" and not spec.endpoint_is_local:
+            raise TransportError("boundary", f"{spec.alias or spec.target} is boundary 'local' but its endpoint "
+                                 f"{spec.api_base!r} is not local: refused, nothing was sent",
+                                 provider=spec.provider_prefix, error_class="BoundaryViolation")
 
     def provider(self, spec: ModelSpec) -> str:
         name = self._providers.get(spec.target)
@@ -183,6 +203,7 @@ class LiteLLMTransport:
     def complete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply:
         if spec.is_tool:
             return call_tool(spec, messages)
+        self._guard(spec)
         provider = self.provider(spec)
         t0 = time.perf_counter()
         try:
@@ -197,6 +218,7 @@ class LiteLLMTransport:
     async def acomplete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply:
         if spec.is_tool:
             return await asyncio.to_thread(call_tool, spec, messages)
+        self._guard(spec)
         provider = self.provider(spec)
         t0 = time.perf_counter()
         try:
@@ -221,6 +243,7 @@ class LiteLLMTransport:
             yield reply.text
             yield reply
             return
+        self._guard(spec)
         acc = _Stream(spec, self.provider(spec))
         resp = None
         try:
@@ -254,6 +277,7 @@ class LiteLLMTransport:
             yield reply.text
             yield reply
             return
+        self._guard(spec)
         acc = _Stream(spec, self.provider(spec))
         resp = None
         try:
@@ -325,11 +349,12 @@ class _Stream:
     def failed(self, e: Exception) -> TransportError:
         err = classify(e, self.provider, self.ms())
         err.partial = "".join(self.parts)
-        err.usage = _usage(self.usage)
+        err.usage = _usage(self.usage)[0]
         return err
 
     def reply(self, resp: Any) -> Reply:
-        text, usage = "".join(self.parts), _usage(self.usage)
+        text = "".join(self.parts)
+        usage, notes = _checked_usage(self.usage, self.provider, self.ms(), text)
         # litellm adds a "stop" of its own when a stream ends without the provider's end marker.
         finish = getattr(resp, "received_finish_reason", None) or getattr(resp, "intermittent_finish_reason", None)
         if finish is None:
@@ -342,7 +367,7 @@ class _Stream:
                                  latency_ms=self.ms(), usage=usage)
         said = getattr(resp, "_provider_response_model", None)  # litellm's copy of the stream's own "model"
         return Reply(text=text, usage=usage, provider=self.provider, response_model=_served_name(said, self.spec),
-                     latency_ms=self.ms(), provider_cost_usd=_provider_cost(self.usage, self.provider))
+                     latency_ms=self.ms(), provider_cost_usd=_provider_cost(self.usage, self.provider), notes=notes)
 
 
 def _refuse_filtered(finish: Any, provider: str, latency_ms: float, usage: Usage, partial: str = "") -> None:
@@ -359,14 +384,15 @@ def _reply(resp: Any, spec: ModelSpec, provider: str, latency_ms: float) -> Repl
     except (IndexError, AttributeError, TypeError):
         raise TransportError("malformed", "response has no choices", provider=provider,
                              error_class="IndexError", latency_ms=latency_ms) from None
-    usage = _usage(getattr(resp, "usage", None))
+    usage, notes = _checked_usage(getattr(resp, "usage", None), provider, latency_ms)
     _refuse_filtered(getattr(choice, "finish_reason", None), provider, latency_ms, usage)
     text = message.content if isinstance(message.content, str) else ""
     if not text.strip():
         raise TransportError("empty", "provider answered with no text", provider=provider, status=200,
                              latency_ms=latency_ms, usage=usage)
     return Reply(text=text, usage=usage, provider=provider, response_model=_served_name(resp.model, spec),
-                 latency_ms=latency_ms, provider_cost_usd=_provider_cost(getattr(resp, "usage", None), provider))
+                 latency_ms=latency_ms, provider_cost_usd=_provider_cost(getattr(resp, "usage", None), provider),
+                 notes=notes)
 
 
 def _served_name(said: Any, spec: ModelSpec) -> str:
@@ -384,28 +410,47 @@ def _provider_cost(raw_usage: Any, provider: str) -> float | None:
     return float(cost) if isinstance(cost, (int, float)) else None
 
 
-def _usage(u: Any) -> Usage:
-    """litellm's usage (OpenAI field names) -> routekit's: input includes cached reads and writes,
-    output includes reasoning tokens."""
+def _usage(u: Any) -> tuple[Usage, dict[str, int]]:
+    """litellm's usage (OpenAI field names) -> routekit's (input includes cached reads and writes, output
+    includes reasoning tokens), every count within 0..MAX_TOKENS; and the counts that were out of range."""
     if u is None:
-        return Usage()
+        return Usage(), {}
     get = lambda obj, name: (getattr(obj, name, None) if obj is not None else None) or 0  # noqa: E731
     pdet = getattr(u, "prompt_tokens_details", None)
     cdet = getattr(u, "completion_tokens_details", None)
-    cache_read = get(pdet, "cached_tokens") or get(u, "cache_read_input_tokens")
-    cache_write = get(u, "cache_creation_input_tokens") or get(pdet, "cache_creation_tokens")
-    return Usage(
-        input_tokens=int(get(u, "prompt_tokens")),
-        output_tokens=int(get(u, "completion_tokens")),
-        cache_read_tokens=int(cache_read),
-        cache_write_tokens=int(cache_write),
-        reasoning_tokens=int(get(cdet, "reasoning_tokens")),
-    )
+    raw = {
+        "input_tokens": get(u, "prompt_tokens"),
+        "output_tokens": get(u, "completion_tokens"),
+        "cache_read_tokens": get(pdet, "cached_tokens") or get(u, "cache_read_input_tokens"),
+        "cache_write_tokens": get(u, "cache_creation_input_tokens") or get(pdet, "cache_creation_tokens"),
+        "reasoning_tokens": get(cdet, "reasoning_tokens"),
+    }
+    counts: dict[str, int] = {}
+    for name, value in raw.items():
+        try:
+            counts[name] = int(value)
+        except (TypeError, ValueError, OverflowError):
+            counts[name] = -1   # not a count at all: as wrong as a negative one
+    off = {k: v for k, v in counts.items() if not 0 <= v <= MAX_TOKENS}
+    return Usage(**{k: min(max(v, 0), MAX_TOKENS) for k, v in counts.items()}), off
+
+
+def _checked_usage(u: Any, provider: str, latency_ms: float, partial: str = "") -> tuple[Usage, tuple[str, ...]]:
+    """Usage of an answer: a negative count fails the attempt (``malformed``: it would lower recorded spend);
+    an absurd one is capped at MAX_TOKENS, and the note says so."""
+    usage, off = _usage(u)
+    negative = {k: v for k, v in off.items() if v < 0}
+    if negative:
+        raise TransportError("malformed", f"provider reported negative or unreadable usage {negative}",
+                             provider=provider, status=200, error_class="BadUsage", latency_ms=latency_ms,
+                             usage=usage, partial=partial)
+    notes = tuple(f"usage capped: {k} {v:.3g} > {MAX_TOKENS:,}" for k, v in off.items())
+    return usage, notes
 
 
 def usage_of(resp: Any) -> Usage:
     """Usage of a litellm response, in routekit's terms."""
-    return _usage(getattr(resp, "usage", None))
+    return _usage(getattr(resp, "usage", None))[0]
 
 
 # --- the error taxonomy ------------------------------------------------------------------------

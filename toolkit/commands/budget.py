@@ -5,18 +5,19 @@ import argparse
 import json
 import sys
 
-from .route import add_log_arg, add_policy_arg
+from .route import add_policy_arg
 
 ORDER = 45
 
 EXAMPLES = """examples:
   routekit budget status --policy data/policy.example.yaml
-  routekit budget status --policy data/policy.example.yaml --log /var/log/routekit      # ledger beside that log
   routekit budget status --policy data/policy.example.yaml --ledger redis://cache:6379/0 --json
 
-Budgets live in the policy (budgets: name, scope, period, limit_usd, alerts, on_limit). The ledger is the
-SQLite file budgets.sqlite beside the route log unless --ledger names another file or a redis:// URL.
-Periods are UTC days and months. 'in flight' is held by requests not settled yet.
+Budgets live in the policy (budgets: name, scope, period, limit_usd, alerts, on_limit), and so does their
+ledger (state: in the policy): by default the SQLite file <policy>.budgets.sqlite beside the policy, shared by
+every process using that policy whatever its log directory; or Redis (state: {backend: redis, url_env: NAME}).
+--ledger reads another file or a redis:// URL. Periods are UTC days and months. 'in flight' is held by
+requests not settled yet.
 """
 
 
@@ -29,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "the limit (block or downgrade). Exit 2 on a bad policy or ledger.",
                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_policy_arg(s)
-    s.add_argument("--ledger", help="SQLite ledger file or redis:// URL (default: budgets.sqlite beside the log)")
-    add_log_arg(s, "route log directory the default ledger sits in")
+    s.add_argument("--ledger", help="SQLite ledger file or redis:// URL (default: the policy's own ledger)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=status)
 
@@ -39,7 +39,7 @@ def status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from ..budgets import BudgetLedger, default_ledger_path, open_store
+    from ..budgets import BudgetLedger, ledger_target, open_store
     from ..policy import PolicyError, load_policy
 
     try:
@@ -47,16 +47,20 @@ def status(args: argparse.Namespace) -> int:
     except PolicyError as e:
         print(f"bad policy:\n{e}", file=sys.stderr)
         return 2
-    target = str(args.ledger or default_ledger_path(args.log))
-    is_file = not target.startswith(("redis://", "rediss://", "unix://"))
-    note = f"no ledger at {target} yet: nothing spent through a budgeted Router" \
-        if is_file and not Path(target).exists() else None
+    from ..router import LedgerUnavailable
+
+    store = open_store(args.ledger or ledger_target(policy))
+    target = store.name       # a path, or "redis at host:port": never a URL's password
+    note = None
+    if isinstance(getattr(store, "path", None), Path) and not store.path.exists():
+        note = f"no ledger at {target} yet: nothing spent through a budgeted Router"
+        store = open_store(":memory:")
     try:
-        ledger = BudgetLedger(policy.budgets, open_store(":memory:" if note else target), alerts=())
+        ledger = BudgetLedger(policy.budgets, store, alerts=())
         rows = ledger.status()
         ledger.close()
-    except Exception as e:  # noqa: BLE001 — an unreachable Redis or a damaged file is reported, not raised
-        print(f"cannot read the ledger {target}: {type(e).__name__}: {e}", file=sys.stderr)
+    except LedgerUnavailable as e:   # an unreachable Redis or a damaged file is reported, not raised
+        print(f"routekit: cannot read {e}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps({"policy": policy.path, "ledger": target, "note": note,

@@ -1,4 +1,4 @@
-"""routekit log scan | compact | synth | import"""
+"""routekit log scan | compact | synth | import | recover"""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,7 @@ EPILOG = """examples:
   routekit log import litellm-csv spend.csv --log routelog
   routekit log import litellm-postgres postgresql://litellm@db:5432/litellm --log routelog
   routekit log import otel traces.json --log routelog
+  routekit log recover --log routelog
 """
 
 
@@ -81,6 +82,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--since", metavar="YYYY-MM-DD", help="litellm-postgres: only rows from this day on")
     add_log_arg(i)
     i.set_defaults(func=import_)
+
+    r = ps.add_parser("recover", help="move spooled records (written when the log could not take them) into the log",
+                      description="When the route log cannot take a record after a provider has answered (a "
+                                  "read-only or full disk), the Router returns the answer and spools the record "
+                                  "(with a 'spooled' warning) to $ROUTEKIT_SPOOL_DIR, else "
+                                  "~/.local/state/routekit/spool. This appends every spooled record to the log, "
+                                  "skipping any whose request_id is already there, then empties the spool. Safe "
+                                  "to run while routers spool and to run again. Exit 1 if some spooled lines are "
+                                  "not records (they stay in the spool, named).",
+                      formatter_class=raw, epilog="examples:\n  routekit log recover\n"
+                                                  "  routekit log recover --log /var/log/routekit --spool /srv/spool")
+    add_log_arg(r)
+    r.add_argument("--spool", help="spool directory (default: $ROUTEKIT_SPOOL_DIR or ~/.local/state/routekit/spool)")
+    r.set_defaults(func=recover)
 
 
 def scan(args: argparse.Namespace) -> int:
@@ -166,3 +181,19 @@ def import_(args: argparse.Namespace) -> int:
     for example in report.examples:
         print(f"  {example}")
     return 1 if report.bad else 0
+
+
+def recover(args: argparse.Namespace) -> int:
+    from ..spool import recover as run, spool_dir
+
+    where = args.spool or spool_dir()
+    try:
+        done = run(args.log, where)
+    except OSError as e:
+        print(f"routekit: cannot recover from {where} into {args.log}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(f"{done.records} record(s) recovered from {where} into {args.log}"
+          + (f"; {done.duplicates} already there" if done.duplicates else ""))
+    for bad in done.bad_lines:
+        print(f"  not a record, left in the spool: {bad}", file=sys.stderr)
+    return 1 if done.bad_lines else 0

@@ -87,6 +87,9 @@ def _stream(router, args: argparse.Namespace, prompt: str, kw: dict):
         if isinstance(delta, StreamRestart):
             print(f"\n[{delta.failed_alias} broke off mid-answer ({delta.reason}); the answer starts over]",
                   file=sys.stderr, flush=True)
+            if not args.json:   # the discarded text is already on stdout: say so there, on a line of its own
+                print(f"\n[discarded above: the answer starts over on another model after {delta.failed_alias} "
+                      f"broke off]", flush=True)
         elif not args.json:
             print(delta, end="", flush=True)
     if not args.json:

@@ -1,10 +1,16 @@
-"""The kill switch: routekit disable / enable / status."""
+"""The kill switch: routekit disable / enable / status.
+
+They must work during an incident, when something else is already broken: a damaged overrides or circuit file
+is reported and repaired, and a policy that no longer loads still has its overrides file found (its place
+depends only on the policy's path), so the on-call person can still disable a route.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 
 from .route import add_policy_arg
 
@@ -14,7 +20,8 @@ ORDER = 30
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("disable", help="take a model or a route out of service now",
                        description="Disable a model alias or a route (intent). A running Router sees it within "
-                                   "a second. Stored in the overrides file beside the policy.")
+                                   "a second. Stored in the overrides file with the policy's state; works even "
+                                   "when the policy file or the overrides file is damaged (and repairs the latter).")
     d.add_argument("target", help="model alias or route name")
     d.add_argument("--reason", required=True, help="why (shown in status, errors and records)")
     d.add_argument("--for", dest="duration", help="expire after e.g. 30m, 2h, 1d (default: until enabled)")
@@ -33,66 +40,114 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=status)
 
 
-def _load(args):
-    from ..overrides import Overrides
-    from ..policy import load_policy
+class _Target:
+    """The policy (if it loads), its overrides and circuit files (whether it loads or not)."""
 
-    policy = load_policy(args.policy)
-    return policy, Overrides(policy.overrides_path)
+    def __init__(self, policy_path: str):
+        from ..overrides import Overrides
+        from ..policy import PolicyError, StateFiles, load_policy
+
+        self.policy, self.problems = None, []
+        try:
+            self.policy = load_policy(policy_path)
+            files = self.policy.state_files
+        except PolicyError as e:
+            self.problems = [str(p) for p in e.problems]
+            files = StateFiles.of(policy_path)   # a broken file cannot say state.dir: the default places
+        self.path = policy_path
+        self.overrides = Overrides(files.overrides)
+        self.circuits_path = files.circuits
+
+    def warn_broken(self) -> None:
+        if self.problems:
+            print(f"routekit: the policy {self.path} does not load ({len(self.problems)} problem(s), first: "
+                  f"{self.problems[0]}); the kill switch still works on its overrides file "
+                  f"{self.overrides.path}", file=sys.stderr)
 
 
 def disable(args: argparse.Namespace) -> int:
     from ..overrides import parse_duration
 
-    policy, overrides = _load(args)
-    if args.target not in policy.models and args.target not in policy.routes:
-        print(f"unknown target {args.target!r}: not a model alias or route of {policy.path}", file=sys.stderr)
+    t = _Target(args.policy)
+    t.warn_broken()
+    if t.policy is None:
+        print(f"routekit: {args.target!r} cannot be checked against the broken policy; disabling it as given",
+              file=sys.stderr)
+    elif args.target not in t.policy.models and args.target not in t.policy.routes:
+        print(f"unknown target {args.target!r}: not a model alias or route of {t.policy.path}", file=sys.stderr)
         return 2
     try:
         seconds = parse_duration(args.duration) if args.duration else None
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2
-    o = overrides.disable(args.target, args.reason, seconds, by=args.by)
+    o = t.overrides.disable(args.target, args.reason, seconds, by=args.by)
+    _say_repaired(t)
     print(f"{args.target}: {o.describe()}")
     return 0
 
 
 def enable(args: argparse.Namespace) -> int:
-    _, overrides = _load(args)
-    if overrides.enable(args.target):
+    t = _Target(args.policy)
+    t.warn_broken()
+    found = t.overrides.enable(args.target)
+    _say_repaired(t)
+    if found:
         print(f"{args.target}: enabled")
         return 0
     print(f"{args.target} was not disabled", file=sys.stderr)
     return 1
 
 
-def status(args: argparse.Namespace) -> int:
-    policy, overrides = _load(args)
-    active = overrides.active()
-    from ..circuit import read_published
+def _say_repaired(t: _Target) -> None:
+    if t.overrides.repaired is not None:
+        print(f"routekit: {t.overrides.path} was damaged; rewritten (the damaged copy is kept as "
+              f"{t.overrides.repaired})", file=sys.stderr)
 
+
+def status(args: argparse.Namespace) -> int:
+    from ..circuit import holder_alive, read_published
+
+    t = _Target(args.policy)
+    t.warn_broken()
+    active = t.overrides.active()
+    damage = [d for d in (t.overrides.damage, *_circuit_damage(t)) if d]
     now = time.time()
-    circuits = read_published(policy.circuits_path)
-    open_now = {k: c for k, c in circuits.items() if c.get("open_until") and c["open_until"] > now}
+    circuits, _ = read_published(t.circuits_path)
+    live = {k: c for k, c in circuits.items() if holder_alive(c)}
+    open_now = {k: c for k, c in live.items() if c.get("open_until") and c["open_until"] > now}
+    routes = t.policy.routes if t.policy else {}
     if args.json:
-        from dataclasses import asdict
-        print(json.dumps({"policy": policy.path, "overrides_file": str(policy.overrides_path),
+        print(json.dumps({"policy": t.path, "policy_problems": t.problems,
+                          "overrides_file": str(t.overrides.path), "damaged": damage,
                           "disabled": [asdict(o) for o in active.values()],
-                          "circuits": circuits, "open_circuits": sorted(open_now)}, indent=2))
+                          "circuits": live, "open_circuits": sorted(open_now)}, indent=2))
         return 0
-    print(f"policy {policy.path} (version {policy.version}); overrides in {policy.overrides_path}")
+    version = f"version {t.policy.version}" if t.policy else "DOES NOT LOAD"
+    print(f"policy {t.path} ({version}); overrides in {t.overrides.path}")
+    for d in damage:
+        print(f"  DAMAGED: {d}")
     if not active:
         print("nothing disabled")
     for target, o in active.items():
-        kind = "route" if target in policy.routes else "model"
+        kind = "route" if target in routes else ("model" if t.policy else "target")
         print(f"  {kind} {target}: {o.describe()}")
-    if not circuits:
+    if not live:
         print("circuits: none opened (as published by running routers)")
-    for alias, c in sorted(circuits.items()):
+    for alias, c in sorted(live.items()):
         if alias in open_now:
             state = f"OPEN for {c['open_until'] - now:.0f}s more"
         else:
             state = "closed" if c.get("open_until") is None else "half-open (cooldown over, next request probes)"
-        print(f"  circuit {alias}: {state}; opened {c['openings']}x (pid {c['pid']})")
+        print(f"  circuit {alias}: {state}; opened {c['openings']}x (held by pid {c['pid']} on "
+              f"{c.get('host', '?')})")
+    gone = len(circuits) - len(live)
+    if gone:
+        print(f"  ({gone} circuit(s) of exited processes not shown)")
     return 0
+
+
+def _circuit_damage(t: _Target) -> list[str | None]:
+    from ..circuit import read_published
+
+    return [read_published(t.circuits_path)[1]]
