@@ -264,11 +264,13 @@ class BudgetLedger:
         found = [b for b in self.budgets if all(facts[k] == v for k, v in b.scope.items())]
         return sorted(found, key=lambda b: b.on_limit != "block")
 
-    def reserve(self, *, alias: str, spec: Any, route: Any, team: str, intent: str, prompt_tokens: int,
-                max_tokens: int | None) -> Hold | None:
+    def reserve(self, *, alias: str, spec: Any, route: Any, team: str, intent: str,
+                prompt_tokens: int | Callable[[], int], max_tokens: int | None) -> Hold | None:
         budgets = self.matching(spec=spec, route=route, team=team, intent=intent)
         if not budgets:
             return None
+        if callable(prompt_tokens):
+            prompt_tokens = prompt_tokens()
         rates = self.prices.rates_for(spec)
         if rates is None:
             b = budgets[0]

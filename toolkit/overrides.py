@@ -3,8 +3,8 @@
 Overrides live in a small JSON file with the policy's state (``policy.yaml`` ->
 ``policy.overrides.json``, see ``Policy.overrides_path``; ``ROUTEKIT_OVERRIDES``
 points elsewhere).  Writers replace the file atomically under a lock; a running
-Router re-reads it when its modification time changes, which it checks on every
-request (a ``stat`` call).
+Router re-reads it when its modification time changes, which it checks once per
+request (``refresh``: a ``stat`` call; ``get`` reads what the last refresh saw).
 
 A damaged file (empty, truncated, not JSON, the wrong shape) never stops routing
 and never raises: every disable that can still be read is honoured together with
@@ -109,7 +109,8 @@ class Overrides:
         self.damage: str | None = None   # what is wrong with the file, while it is wrong
         self.repaired: Path | None = None  # where the last write kept a damaged file it replaced
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Re-read the file if it changed since the last look."""
         try:
             st = os.stat(self.path)
             stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -130,12 +131,12 @@ class Overrides:
             self._stamp = stamp
 
     def active(self, now: float | None = None) -> dict[str, Override]:
-        self._refresh()
+        self.refresh()
         now = time.time() if now is None else now
         return {k: o for k, o in self._items.items() if o.active(now)}
 
     def get(self, target: str, now: float | None = None) -> Override | None:
-        self._refresh()
+        """The active disable of ``target`` as of the last :meth:`refresh` (the Router refreshes per request)."""
         o = self._items.get(target)
         return o if o is not None and o.active(time.time() if now is None else now) else None
 

@@ -171,8 +171,9 @@ class BudgetHook(Protocol):
     """What the Router needs from a budget ledger (see toolkit/budgets.py)."""
 
     def reserve(self, *, alias: str, spec: ModelSpec, route: RouteSpec, team: str, intent: str,
-                prompt_tokens: int, max_tokens: int | None) -> Any:
-        """Hold the estimated cost of one attempt, or raise :class:`BudgetDenied`."""
+                prompt_tokens: int | Callable[[], int], max_tokens: int | None) -> Any:
+        """Hold the estimated cost of one attempt, or raise :class:`BudgetDenied`.  ``prompt_tokens`` may be a
+        function: counting tokens costs time, and only a request some budget covers needs the count."""
 
     def settle(self, hold: Any, cost_usd: float | None) -> None:
         """Replace a hold with the attempt's real cost (None: unpriced)."""
@@ -363,6 +364,7 @@ class Router:
         attempts: list[Attempt] = []
         skipped: list[Skip] = []
         usage_total = [0, 0, 0, 0, 0]
+        self.overrides.refresh()   # one look at the kill switch per request
         route_off = self.overrides.get(req.intent)
         warnings: list[str] = [self.overrides.damage] if self.overrides.damage else []
 
@@ -424,7 +426,7 @@ class Router:
             if self.budgets is not None:
                 try:
                     hold = self.budgets.reserve(alias=alias, spec=spec, route=route, team=req.team,
-                                                intent=req.intent, prompt_tokens=prompt.tokens,
+                                                intent=req.intent, prompt_tokens=lambda: prompt.tokens,
                                                 max_tokens=req.max_tokens or spec.max_output_tokens or route.max_output_tokens)
                 except BudgetDenied as denied:
                     skipped.append(Skip(alias, "budget", str(denied)))

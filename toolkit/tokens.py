@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from .transport import _litellm
+from .transport import litellm_module
 
 _PER_MESSAGE, _PER_NAME, _REPLY_PRIMER = 3, 1, 3  # litellm's (OpenAI's) chat accounting
 
@@ -59,15 +59,9 @@ class Tokenizer:
         return f"{self.model}: approximate ({self.encoding}; the model's own tokenizer is not bundled with litellm)"
 
 
-def _lit():
-    lit = _litellm()
-    lit.disable_hf_tokenizer_download = True
-    return lit
-
-
 @lru_cache(maxsize=256)
 def tokenizer_for(model: str | None) -> Tokenizer:
-    lit = _lit()  # first: it keeps litellm from fetching its price map on import
+    lit = litellm_module()  # first: it keeps litellm from fetching its price map on import
     from litellm.litellm_core_utils.token_counter import openai_tokenizer_encoding_name
     from litellm.utils import huggingface_tokenizer_kind
 
@@ -98,7 +92,7 @@ def _custom(tok: Tokenizer) -> dict | None:
 
 @lru_cache(maxsize=1)
 def _anthropic() -> dict:
-    lit = _lit()
+    lit = litellm_module()
     from litellm.utils import claude_json_str
 
     return lit.create_tokenizer(claude_json_str)
@@ -106,13 +100,13 @@ def _anthropic() -> dict:
 
 def count_messages(model: str | None, messages: list[dict]) -> TokenCount:
     tok = tokenizer_for(model)
-    n = _lit().token_counter(model=tok.model, messages=messages, custom_tokenizer=_custom(tok))
+    n = litellm_module().token_counter(model=tok.model, messages=messages, custom_tokenizer=_custom(tok))
     return TokenCount(int(n), not tok.exact, tok.label)
 
 
 def count_text(model: str | None, text: str) -> TokenCount:
     tok = tokenizer_for(model)
-    n = _lit().token_counter(model=tok.model, text=text, custom_tokenizer=_custom(tok))
+    n = litellm_module().token_counter(model=tok.model, text=text, custom_tokenizer=_custom(tok))
     return TokenCount(int(n), not tok.exact, tok.label)
 
 
@@ -160,7 +154,7 @@ def count_many(model: str | None, items: Sequence[str | list[dict]]) -> tuple[li
 
 def _lengths(tok: Tokenizer, strings: list[str]) -> list[int]:
     """What litellm's count function returns for each string."""
-    _lit()
+    litellm_module()
     from litellm.litellm_core_utils import token_counter as tc
 
     limit = tc.TOKEN_COUNTER_MAX_EXACT_CHARS

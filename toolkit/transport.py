@@ -60,6 +60,7 @@ matrix`` prints what every simulated fault becomes, per protocol (docs/errors.md
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import os
 import re
@@ -125,13 +126,25 @@ class Transport(Protocol):
                 max_tokens: int | None = None) -> AsyncIterator[str | Reply]: ...
 
 
-def _litellm():
+@functools.cache
+def litellm_module() -> Any:
+    """litellm, imported once and set up for routekit: offline prices, no telemetry, no Hub downloads, and no
+    cost calculation inside routekit's own calls (routekit prices every attempt from its snapshot; litellm's
+    calculator costs ~0.3 ms a call)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch prices from the network
     import litellm
+    from litellm._internal_context import is_internal_call
+    from litellm.litellm_core_utils.litellm_logging import Logging
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     litellm.disable_hf_tokenizer_download = True  # a streamed llama-3 answer would otherwise try the Hub
+    priced = Logging.response_cost_calculator
+
+    def response_cost_calculator(self: Any, *args: Any, **kw: Any) -> float | None:
+        return None if is_internal_call.get() else priced(self, *args, **kw)
+
+    Logging.response_cost_calculator = response_cost_calculator   # only routekit's calls set is_internal_call
     return litellm
 
 
@@ -139,11 +152,11 @@ class LiteLLMTransport:
     """Calls models through litellm, one request per call (no hidden SDK retries)."""
 
     def __init__(self) -> None:
-        self._lit = _litellm()
+        self._lit = litellm_module()
         self._providers: dict[str, str] = {}
         self._clients: dict[float, Any] = {}
-        # routekit writes its own record and computes its own cost; litellm's background success
-        # logging (callbacks routekit does not use) would only compete for the GIL with the Router.
+        # routekit writes its own record and computes its own cost: inside its calls litellm's background
+        # success logging (callbacks routekit does not use) and cost calculation are off.
         from litellm._internal_context import is_internal_call
 
         self._internal = is_internal_call
