@@ -227,7 +227,8 @@ def domain_problems(record: dict[str, Any]) -> list[tuple[str, str]]:
     outcome = record.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         found.append(("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}"))
-    for i, attempt in enumerate(record.get("attempts") or ()):
+    attempts = record.get("attempts")
+    for i, attempt in enumerate(attempts if isinstance(attempts, list) else ()):
         if isinstance(attempt, dict):
             found += [(f"attempts[{i}].{name}", why) for name, bound in ATTEMPT_DOMAIN.items()
                       if (why := _outside(attempt.get(name), bound))]
@@ -604,8 +605,8 @@ def scan_log(root: str | os.PathLike = DEFAULT_LOG_DIR, *, start: str | None = N
     ``start`` / ``end`` (``YYYY-MM-DD``, inclusive) skip whole days.  Damage is skipped and named, never fatal:
     a corrupt or truncated JSONL line (and one holding a value outside its domain) is a bad line (``file:line``);
     a Parquet part that cannot be read is a damaged file; a Parquet record with a value outside its domain is
-    quarantined.  Parts are checked by their footer; ``verify`` reads each one whole (slower, and it finds
-    damage inside a part whose footer is intact).
+    quarantined.  Parts are checked by their footer (and their values, unless compaction checked them);
+    ``verify`` reads each one whole (slower, and it finds damage inside a part whose footer is intact).
     """
     import polars as pl
 
@@ -633,12 +634,12 @@ def scan_log(root: str | os.PathLike = DEFAULT_LOG_DIR, *, start: str | None = N
     if parquet:
         lf = pl.scan_parquet(parquet, schema=schema, hive_partitioning=False, missing_columns="insert",
                              extra_columns="ignore")
-        frames.insert(0, keep_inside(lf) if outside else lf)
+        frames.insert(0, _keep_inside(lf) if outside else lf)
     scan.frame = pl.concat(frames, how="vertical") if frames else pl.LazyFrame(schema=schema)
     return scan
 
 
-def keep_inside(frame: Any) -> Any:
+def _keep_inside(frame: Any) -> Any:
     """``frame`` (any narwhals-supported frame of log columns) without its records outside their domain."""
     import narwhals as nw
 
@@ -653,7 +654,8 @@ def count_rejected(path: Path, damage: Damage, label: Any = None) -> None:
                 damage.bad(label or path, n, f"rejected at compaction (kept verbatim): {_line_reason(line)}")
 
 
-def _line_reason(line: bytes) -> str:
+def _line_reason(line: bytes, error: Exception | None = None) -> str:
+    """Why a line is not a route record (``error``: what the reader raised on it)."""
     try:
         obj = json.loads(line)
     except ValueError as e:
@@ -663,6 +665,8 @@ def _line_reason(line: bytes) -> str:
     problems = domain_problems(obj)
     if problems:
         return f"request {obj.get('request_id')}: {describe_problems(problems)}"
+    if error is not None:
+        return str(error).splitlines()[0]
     return "not a route record" if obj.get("request_id") else "no request_id"
 
 
@@ -703,7 +707,7 @@ def verify_parquet(url: Any, storage_options: dict | None = None) -> str | None:
 def screen_parquet(parts: list[str], damage: Damage, *, verify: bool = False, storage_options: dict | None = None,
                    opener: Callable[[str], Any] | None = None) -> tuple[list[str], bool]:
     """The parts a reader can read (each other one named in ``damage``), and whether they hold records outside their
-    domain (each named in ``damage``; read them through ``keep_inside``).
+    domain (each named in ``damage``: a reader must leave them out).
 
     Only footers are read, and the values of parts compaction did not check (older or foreign parts); ``verify``
     reads every page of every part too.  ``opener``: how to open a URL for its footer (e.g. fsspec's).
@@ -788,7 +792,7 @@ def read_jsonl(path: Path, scan: Damage, *, lock: bool = False, rejected: list[b
         except Exception as e:  # noqa: BLE001
             if len(chunk) == 1:
                 n, line = chunk[0]
-                scan.bad(label, n, f"not a route record: {_reason(line, e)}")
+                scan.bad(label, n, f"not a route record: {_line_reason(line, e)}")
                 if rejected is not None:
                     rejected.append(line)
                 return
@@ -828,16 +832,6 @@ def _parse_ndjson(data: bytes):
     nested = [name for name, t in FIELDS if t in ("attempts", "skipped")]
     flat = {**schema, "timestamp": pl.String, **{name: pl.String for name in nested}}
     return pl.read_ndjson(data, schema=flat).with_columns(pl.col(n).str.json_decode(schema[n]) for n in nested)
-
-
-def _reason(line: bytes, e: Exception) -> str:
-    try:
-        obj = json.loads(line)
-    except ValueError as je:
-        return f"invalid JSON ({je})"
-    if not isinstance(obj, dict):
-        return f"a JSON {type(obj).__name__}, not an object"
-    return str(e).splitlines()[0]
 
 
 def _finish(df):
