@@ -131,8 +131,10 @@ def make_log(path: Path, records: int, days: int) -> None:
 
     from tqdm import tqdm
 
+    from toolkit.routelog import DOMAIN_ID, DOMAIN_MARK
+
     stamp = path / ".bench-log.json"
-    want = {"records": records, "days": days}
+    want = {"records": records, "days": days, "domain": DOMAIN_ID}
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         return
     import shutil
@@ -144,7 +146,9 @@ def make_log(path: Path, records: int, days: int) -> None:
         n = records // days + (1 if i < records % days else 0)
         folder = path / f"date={day}"
         folder.mkdir(parents=True, exist_ok=True)
-        generate_day(day, n, seed=i).write_parquet(folder / "part-bench.parquet", compression="zstd")
+        # marked as compaction marks its parts: values inside the domain (the generator makes no others)
+        generate_day(day, n, seed=i).write_parquet(folder / "part-bench.parquet", compression="zstd",
+                                                   metadata={DOMAIN_MARK: DOMAIN_ID})
     stamp.write_text(json.dumps(want))
 
 

@@ -1,4 +1,4 @@
-"""Dashboard aggregates on a small hand-built rollup (contract v1), checked against numbers worked out by hand.
+"""Dashboard aggregates on a small hand-built rollup (contract v2), checked against numbers worked out by hand.
 
 ``make_rollup`` / ``SMALL`` are shared with test_charts and test_findings.
 """
@@ -20,7 +20,8 @@ ROLLUP_SCHEMA = {
     "is_shadow": pl.Boolean, "latency_bin": pl.Int32,
     **{m: pl.Int64 for m in ("requests", "attempts", "failed_attempts", "retried_requests", "input_tokens",
                              "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-                             "unpriced_requests", "circuit_open_skips", "verification_failures", "prompt_tokens")},
+                             "unpriced_requests", "circuit_open_skips", "verification_failures", "prompt_tokens",
+                             "model_mismatches")},
     **{m: pl.Float64 for m in ("cost_usd", "failed_cost_usd", "cache_savings_usd", "latency_ms_sum")},
 }
 
@@ -253,6 +254,24 @@ def test_verification_degraded_and_lower_tier_fallbacks(small, small_policy):
     # triage fell back fast -> mid (a higher tier: not listed); extraction mid -> fast is lower.
     assert low.select("route", "primary", "primary_tier", "alias", "served_tier", "degraded", "requests").rows() == [
         ("extraction", "mid", 2, "fast", 1, True, 3)]
+
+
+def test_model_mismatches_per_alias_and_reported_model(small):
+    assert d.model_mismatches(small).is_empty()   # nothing reported: no rows (the notebook says so in words)
+    rows = make_rollup([
+        *SMALL_ROWS,
+        # the provider of "fast" said it served m-fast-lite for 3 of day 2's requests
+        dict(date=D2, team="a", route_id="triage", requested_model="m-fast", served_model="m-fast-lite",
+             served_alias="fast", provider="openai", latency_bin=200, requests=3, model_mismatches=3),
+        dict(date=D2, team="b", route_id="triage", requested_model="m-fast", served_model="m-fast-lite",
+             served_alias="fast", provider="openai", latency_bin=200, requests=1, model_mismatches=1,
+             is_shadow=True),                                   # shadow traffic: not counted (production only)
+    ])
+    m = d.model_mismatches(rows)
+    # every served production request of "fast": 8 + 10 + 3 (day 2's extraction fallback served by fast: 3 more)
+    assert m.rows(named=True) == [
+        dict(alias="fast", model="m-fast-lite", requests=3, model_mismatches=3, share=pytest.approx(3 / 24)),
+        dict(alias="fast", model="m-fast", requests=21, model_mismatches=0, share=0.0)]
 
 
 def test_serve_summary(small, small_policy):

@@ -124,6 +124,18 @@ def test_dashboard_bundles_and_zero_is_a_finding(hist):
     assert kinds(f.spend_findings(hist, late)) == set()
 
 
+def test_model_mismatch_finding_names_the_alias_and_the_models_served(hist):
+    assert [(x.severity, x.message) for x in f.quality_findings(hist) if x.kind == "model_mismatch"] == [
+        ("info", "No provider reported serving a model other than the one asked for.")]
+    swapped = pl.concat([hist, make_rollup([dict(date=START + timedelta(days=3), h=9, team="a", route_id="r1",
+                                                 requested_model="m1", served_model="m1-mini", served_alias="one",
+                                                 provider="p1", latency_bin=250, requests=7, model_mismatches=7)])])
+    found = [x for x in f.quality_findings(swapped) if x.kind == "model_mismatch"]
+    served = hist.filter((pl.col("served_alias") == "one") & (pl.col("outcome") == "served"))["requests"].sum() + 7
+    assert [(x.severity, x.subject, x.value, x.baseline) for x in found] == [("warn", "alias one", 7.0, served)]
+    assert f"in 7 of {served:,} served requests" in found[0].message and "m1-mini (7)" in found[0].message
+
+
 def test_budget_alert_finding(hist):
     # team c in February (from history day 27): 6x traffic at m2's new price = 480 Ktok x $1 + 480 Ktok x $3
     # = $1.92/day; a $12 monthly budget reaches 100% on day 7 of the month (7 x 1.92 = 13.44)

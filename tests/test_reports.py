@@ -85,6 +85,10 @@ def test_html_is_self_contained_and_offline(written):
         assert len(re.findall(r'<svg class="marks"', html)) == n_charts, page  # inline SVG, not <img>
         if n_charts:
             assert "<title>" in html.split("<svg", 1)[1]  # marks carry hover titles
+        if page != "index.html":  # each page ends saying what its numbers leave out: here, nothing
+            assert html.rstrip().endswith('<footer class="routekit-damage" style="margin: 2em; color: #555"><p>Route '
+                                          'log: every file and line was read, nothing skipped.</p></footer>\n'
+                                          '</body>\n</html>')
 
 
 def test_reports_show_findings_and_the_quality_inputs(written):
@@ -145,3 +149,24 @@ def test_a_failing_notebook_is_reported_and_the_others_still_publish(fixture_log
                                    "cost_per_success", "cache_savings"))
     assert not (tmp_path / "what_if.html").exists()
     assert 'href="spend_review.html"' in (tmp_path / "index.html").read_text()
+
+
+def test_a_damaged_log_still_reports_and_the_footer_names_what_was_skipped(fixture_log, report_params, tmp_path):
+    """A broken Parquet copy and a torn line once made every report fail naming no file."""
+    import shutil
+
+    from tests.test_routelog_damage import damage_part
+
+    log = tmp_path / "routelog"
+    shutil.copytree(fixture_log, log, ignore=shutil.ignore_patterns("_rollups"))
+    first = sorted(log.glob("date=*"))[0]
+    broken = damage_part(next(first.glob("part-*.parquet")), first / "part-copy.parquet", "truncated")
+    with open(sorted(log.glob("date=*"))[-1] / "routes.jsonl", "a") as f:
+        f.write('{"request_id": "torn-by-a-crash", "timesta\n')
+    done = reports.run("quality", log, tmp_path / "out", report_params, progress=False)
+    page = done[0].html.read_text()
+    footer = page[page.index('<footer class="routekit-damage"'):]
+    assert "Not in these numbers:</strong> skipped 1 damaged file, 1 bad line in the route log" in footer
+    assert f"<li><code>{broken}: not a readable Parquet file" in footer
+    assert f"<li><code>{sorted(log.glob('date=*'))[-1] / 'routes.jsonl'}:1: not a route record" in footer
+    assert "Model mismatches" in page and "No provider reported serving a model other than the one asked for." in page

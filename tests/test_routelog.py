@@ -103,8 +103,8 @@ def test_truncated_last_line_and_garbage_line_are_counted_not_fatal(log_dir):
     df = scan.frame.collect()
     assert scan.bad_lines == 2
     assert sorted(df["request_id"].to_list()) == sorted(f"req-{i}" for i in range(9))
-    assert f"{path}:5: not a route record" in scan.bad_examples[0]
-    assert f"{path}:11: not a route record" in scan.bad_examples[1]
+    assert f"{path}:5: not a route record" in scan.examples[0]
+    assert f"{path}:11: not a route record" in scan.examples[1]
     assert "2 bad lines" in scan.report()
 
 
@@ -120,7 +120,7 @@ def test_each_kind_of_bad_line_is_reported_with_its_reason(log_dir):
     scan = scan_log(log_dir)
     assert scan.frame.collect()["request_id"].sort().to_list() == ["req-0", "req-1"]
     assert scan.bad_lines == 4
-    reasons = " | ".join(scan.bad_examples)
+    reasons = " | ".join(scan.examples)
     for expected in (":2: not a route record: a JSON list", ":3: no request_id", ":4: missing or unreadable timestamp",
                      ":5: not a route record"):
         assert expected in reasons
@@ -136,7 +136,7 @@ def test_torn_line_never_swallows_the_next_record(log_dir):
     RouteLogWriter(log_dir).write(rec(3))
     scan = scan_log(log_dir)
     assert sorted(scan.frame.collect()["request_id"].to_list()) == ["req-0", "req-2", "req-3"]
-    assert scan.bad_lines == 1 and ":2:" in scan.bad_examples[0]
+    assert scan.bad_lines == 1 and ":2:" in scan.examples[0]
 
 
 CRASH_CHILD = """

@@ -12,7 +12,7 @@ import pytest
 if not os.environ.get("CI"):
     pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[spark]'")
 
-from tests.test_rollups import _copy, small_log, table  # noqa: E402,F401  (small_log is a fixture)
+from tests.test_rollups import _copy, check_damage, damaged_log, small_log, table  # noqa: E402,F401  (fixtures)
 from toolkit import rollups  # noqa: E402
 
 
@@ -52,3 +52,18 @@ def test_rollup_command_on_spark_reads_and_writes_a_file_url(small_log, spark, t
     _copy(src, expected, rollups_too=False)
     rollups.build_rollups(expected)
     assert table(log).equals(table(expected))
+
+
+def test_spark_skips_and_names_the_same_damage_as_polars(damaged_log, spark, tmp_path):
+    """Broken Parquet copies, a part broken inside, records outside their domain, bad and rejected lines: Spark
+    leaves out exactly what polars does, and names it the same way."""
+    _, damaged, records = damaged_log
+    built = {}
+    for engine in ("polars", "spark"):
+        log = tmp_path / engine
+        _copy(damaged, log, rollups_too=False)
+        report = rollups.build_rollups(log, engine, session=spark if engine == "spark" else None)
+        assert report.records_read == len(records), engine
+        check_damage(report.damage, log)
+        built[engine] = table(log)
+    assert built["spark"].equals(built["polars"])

@@ -63,13 +63,19 @@ def test_all_period_p95_is_right_from_combined_days_where_averaging_daily_p95s_i
 def test_stats_table_for_the_on_call_person(big_log, capsys):
     log, records = big_log
     assert main(["stats", "--log", str(log), "--by", "team", "--since", str(DAY0 + timedelta(days=1))]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    table, skipped = capsys.readouterr().out.split("\n\n")
+    lines = table.splitlines()
     assert lines[0].split() == ["team", "requests", "p50", "ms", "p95", "ms", "p99", "ms", "error", "fallback",
                                 "degraded", "cost", "cost/ok"]
     since = [r for r in records if r["timestamp"].date() >= DAY0 + timedelta(days=1)]
     assert lines[-1].split()[:2] == ["all", f"{len(since):,}"]
     teams = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in lines[1:-1]}
     assert teams == {t: sum(r["team"] == t for r in since) for t in {r["team"] for r in since}}
+    # the log's torn line is not in these numbers, and the table says so
+    torn = log / f"date={DAY0 + timedelta(days=2)}" / "routes.jsonl"
+    assert skipped.splitlines() == ["not counted above: skipped 1 bad line in the log (files untouched):",
+                                    f"  {torn}:10001: not a route record: invalid JSON (Unterminated string "
+                                    "starting at: line 1 column 35 (char 34))"]
 
 
 def test_stats_json_by_two_keys_with_rates(big_log, capsys):

@@ -1,6 +1,6 @@
 """From rollups to chart-ready frames: every number a dashboard shows, computed in polars.
 
-Input is the rollup table of ``toolkit.rollups`` (contract v1: one additive row per hour x team x intent x
+Input is the rollup table of ``toolkit.rollups`` (contract v2: one additive row per hour x team x intent x
 route x model x provider x outcome x latency bin), as a LazyFrame or DataFrame; never raw records.  Output is
 small DataFrames that ``toolkit.charts`` draws and the notebooks show as tables.
 
@@ -378,6 +378,18 @@ def verification(rollups: Frame, by: str = "model") -> pl.DataFrame:
             .agg(requests=_n(), verification_failures=pl.col("verification_failures").sum().cast(pl.Int64))
             .with_columns(rate=_rate("verification_failures"))
             .sort(["rate", by], descending=[True, False]).collect())
+
+
+def model_mismatches(rollups: Frame) -> pl.DataFrame:
+    """Served production requests per serving alias and the model its provider reported, with how many of them the
+    provider reported serving a model other than the one asked for (``model_mismatch``); only aliases with any.
+    ``share`` is of all the alias's served requests."""
+    per = (production(rollups).filter(pl.col("outcome") == "served").with_columns(_dim("alias"), _dim("model"))
+           .group_by("alias", "model")
+           .agg(requests=_n(), model_mismatches=pl.col("model_mismatches").sum().cast(pl.Int64)))
+    return (per.filter(pl.col("model_mismatches").sum().over("alias") > 0)
+            .with_columns(share=pl.col("model_mismatches") / pl.col("requests").sum().over("alias"))
+            .sort(["alias", "model_mismatches", "model"], descending=[False, True, False]).collect())
 
 
 _SERVE_KEYS = ("date", "route", "team", "requested_model", "alias", "model")

@@ -13,7 +13,8 @@ unusual, in plain words (the thresholds are arguments):
   steps by at least ``min_change`` between the week before a day and the week from it, and stays there;
 - latency creep: a model's weekly p95 trends up (Theil-Sen slope, most week pairs rising) by at least
   ``min_rise`` over the period;
-- degraded serves and lower-tier fallbacks: every one counted, and zero said out loud.
+- degraded serves and lower-tier fallbacks: every one counted, and zero said out loud;
+- model mismatch: a provider reported serving another model than the one asked for (e.g. a cheaper one), per alias.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import Any, Iterable
 import polars as pl
 
 from .dashboards import NONE, Frame, Period, budget_status, degraded_serves, latency, lower_tier_fallbacks, \
-    production, spend, within
+    model_mismatches, production, spend, within
 
 SEVERITY_ORDER = {"alert": 0, "warn": 1, "info": 2}
 LABEL = {"alert": "**Alert**", "warn": "**Warning**", "info": "Note"}
@@ -315,6 +316,23 @@ def lower_tier(rollups: Frame, policy: Any) -> list[Finding]:
     return found
 
 
+def model_mismatch(rollups: Frame) -> list[Finding]:
+    rows = model_mismatches(rollups)
+    if rows.is_empty():
+        return [Finding("model_mismatch", "info", "model mismatches",
+                        "No provider reported serving a model other than the one asked for.")]
+    found = []
+    for (alias,), g in rows.group_by("alias", maintain_order=True):
+        n, total = int(g["model_mismatches"].sum()), int(g["requests"].sum())
+        others = ", ".join(f"{m} ({k:,})" for m, k in g.filter(pl.col("model_mismatches") > 0)
+                           .select("model", "model_mismatches").iter_rows())
+        found.append(Finding("model_mismatch", "warn", f"alias {alias}",
+                             f"Model mismatch: the provider of **{alias}** reported serving another model than the "
+                             f"one asked for in {n:,} of {total:,} served requests ({n / total:.1%}): {others}.",
+                             value=float(n), baseline=float(total)))
+    return found
+
+
 def outcome_findings(tables: Any) -> list[Finding]:
     """From ``dashboards.quality_tables``: each drill's verdict, each shadow comparison's, and a missing baseline."""
     found = []
@@ -372,5 +390,5 @@ def latency_findings(rollups: Frame, period: Period | None = None, histograms: F
 def quality_findings(rollups: Frame, period: Period | None = None, policy: Any = None,
                      tables: Any = None) -> list[Finding]:
     now = rollups.lazy() if period is None else within(rollups, period)
-    return _touching([*degraded(now), *lower_tier(now, policy), *(outcome_findings(tables) if tables else [])],
-                     period)
+    return _touching([*degraded(now), *lower_tier(now, policy), *model_mismatch(now),
+                      *(outcome_findings(tables) if tables else [])], period)

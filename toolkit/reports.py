@@ -182,11 +182,30 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
         seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         page = to_html(executed, out / f"{notebook}.html", title)
+        add_damage_footer(page, log)
         done.append(Report(name, title, executed, page, seconds, time.perf_counter() - t1))
     write_index(out, done, log)
     if failed:
         raise ReportError("; ".join(failed))
     return done
+
+
+def add_damage_footer(page: Path, log: Path) -> None:
+    """End an HTML report with one line saying what its numbers leave out: the damaged files, bad lines and records
+    outside their domain the rollup build skipped (``rollups.damage``), each named, or that nothing was skipped."""
+    from .rollups import damage
+
+    found = damage(log)
+    if found.skipped:
+        items = "".join(f"<li><code>{html.escape(x)}</code></li>" for x in found.details())
+        line = (f"<p><strong>Not in these numbers:</strong> {html.escape(found.summary())} in the route log "
+                f"(the files are untouched; <code>routekit log scan</code> lists them):</p><ul>{items}</ul>")
+    else:
+        line = "<p>Route log: every file and line was read, nothing skipped.</p>"
+    text = page.read_text(encoding="utf-8")
+    at = text.rfind("</body>")
+    footer = f'<footer class="routekit-damage" style="margin: 2em; color: #555">{line}</footer>\n'
+    page.write_text(text[:at] + footer + text[at:] if at >= 0 else text + footer, encoding="utf-8")
 
 
 def run_all(log_dir: str | Path, out_dir: str | Path = "reports", params: dict[str, Any] | None = None) -> list[Path]:

@@ -3,10 +3,10 @@
 Dashboards, findings and ``routekit stats`` read these tables, never raw records: every number a
 dashboard shows is a sum over the rollup, finished in polars (``summarize``).
 
-Rollup contract v1
+Rollup contract v2
 ==================
 Built from the route log (toolkit/routelog.py, schema v1) by ``build_rollups(log, engine="polars")``.
-Stored at ``LOG/_rollups/v1/date=YYYY-MM-DD/part-0.parquet`` (hive-partitioned by ``date``; the
+Stored at ``LOG/_rollups/v2/date=YYYY-MM-DD/part-0.parquet`` (hive-partitioned by ``date``; the
 ``date`` column is also inside each file), one table, fully additive: summing any measure over any
 subset of keys (incl. ``latency_bin``) gives the right total.
 
@@ -38,7 +38,10 @@ Measures (sums; Int64 counts, Float64 money/ms): ``requests``, ``attempts``, ``f
 ``output_tokens``, ``cache_read_tokens``, ``cache_write_tokens``, ``reasoning_tokens``, ``cost_usd``
 (null-safe sum; unpriced records count 0 here), ``failed_cost_usd``, ``cache_savings_usd``,
 ``unpriced_requests``, ``latency_ms_sum``, ``circuit_open_skips`` (skipped entries with reason
-circuit_open), ``verification_failures`` (verification == "fail"), ``prompt_tokens``.
+circuit_open), ``verification_failures`` (verification == "fail"), ``prompt_tokens``,
+``model_mismatches`` (the provider reported serving another model than asked for).  v2 added
+``model_mismatches`` and left out records outside routelog's domain (v1 summed them); a v1 rollup
+(``_rollups/v1``) is no longer read, and the first build rebuilds every day.
 
 Read side (polars): ``load_rollups(log, since=None, until=None, build=True) -> pl.LazyFrame`` (builds
 stale days first), ``summarize(frame, by) -> pl.DataFrame`` (requests, served, failed, error_rate,
@@ -58,22 +61,35 @@ puts p50/p95/p99 within 1% of exact.
 
 Build
 -----
-Incremental: a manifest (``_rollups/v1/_manifest.json``) keeps the size and mtime of every source
-file per day; a build reads only days whose files changed (or whose rollup is missing) and removes
-the rollup of days whose source is gone.  Idempotent: the same sources give the same rows.  Safe to
-interrupt: each day's file is written beside its place and renamed over it (one object PUT on object
-stores), and the manifest is updated only after the files it vouches for, so an interrupted build
-leaves every day either old or new, and the next build redoes what the manifest does not vouch for
-(and deletes the leftovers).  One builder at a time per log (a lock enforces it on local disks);
-the build holds routelog's reader lock so compaction renames nothing under it.  A record is rolled
-up with the log partition it is stored in (its ``date`` column is still its own UTC day).
+Incremental: a manifest (``_rollups/v2/_manifest.json``) keeps the size and mtime of every source
+file per day, and what was skipped in it (below); a build reads only days whose files changed (or
+whose rollup is missing) and removes the rollup of days whose source is gone.  Idempotent: the same
+sources give the same rows.  Safe to interrupt: each day's file is written beside its place and
+renamed over it (one object PUT on object stores), and the manifest is updated only after the files
+it vouches for, so an interrupted build leaves every day either old or new, and the next build
+redoes what the manifest does not vouch for (and deletes the leftovers).  One builder at a time per
+log (a lock enforces it on local disks); the build holds routelog's reader lock so compaction
+renames nothing under it.  A record is rolled up with the log partition it is stored in (its
+``date`` column is still its own UTC day).
+
+Damage
+------
+Damage never stops a build and is never summed; it is named, per day, in the manifest
+(``damage(log)`` reads it back for ``routekit stats`` and the reports' footers).  Before an engine
+runs, routelog's reader decides what to skip, the same way for every engine: a Parquet part whose
+footer does not read, a JSONL line that is not a route record, a record with a value outside its
+domain.  JSONL files are parsed by routelog and handed to the engines as staged Parquet, so every
+engine reads exactly the records routelog accepted.  If an engine still fails (pages broken under an
+intact footer), each Parquet part of the batch is read whole, the broken ones are named and left out,
+and the batch runs once more; a failure that is not damage is a ``RollupError`` naming the days.
 
 Engines
 -------
 The rollup is one narwhals query (``rollup()``).  Per engine only a loading function differs: it
-reads the chosen JSONL and Parquet files with the engine's own reader, renames the dotted OTel
-columns (they break narwhals on Spark and DuckDB), reduces the nested attempt/skip lists to two
-counts, and pins the session time zone to UTC (DuckDB and Spark truncate to days and hours in it).
+reads the chosen Parquet files with the engine's own reader, renames the dotted OTel columns (they
+break narwhals on Spark and DuckDB), reduces the nested attempt/skip lists to two counts, takes each
+file's partition day from its path, and pins the session time zone to UTC (DuckDB and Spark truncate
+to days and hours in it).
 
 - ``polars`` (default): embedded; a few days per query, so memory stays bounded
   (~430 MB at peak on the 10M-record bench).
@@ -81,7 +97,7 @@ counts, and pins the session time zone to UTC (DuckDB and Spark truncate to days
 - ``spark``: PySpark (``pip install 'routekit[spark]'``, Java 17), ``spark_master`` any master URL
   (default ``local[*]``) or ``session=`` an existing SparkSession.
 
-DuckDB and Spark write their result with their own Parquet writer to ``_rollups/v1/_staging/`` (no
+DuckDB and Spark write their result with their own Parquet writer to ``_rollups/v2/_staging/`` (no
 Arrow bridge needed); the driver reads it and publishes it per day, so with a non-local Spark master
 the log must be at a URL both the cluster and the driver can reach.
 
@@ -112,9 +128,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterator
 
-from .routelog import JSONL_NAME
+from .routelog import Damage, inside_domain, outside_domain
 
-ROLLUP_VERSION = 1
+ROLLUP_VERSION = 2
 ROLLUP_DIR = f"_rollups/v{ROLLUP_VERSION}"
 MANIFEST = "_manifest.json"
 PART = "part-0.parquet"
@@ -134,8 +150,9 @@ SOURCE_COLUMNS: dict[str, str] = {
     "reasoning_tokens": "usage.reasoning_tokens",
     "cost_usd": "cost_usd", "failed_cost_usd": "failed_cost_usd", "cache_savings_usd": "cache_savings_usd",
     "unpriced": "unpriced", "latency_ms": "latency_ms", "verification": "verification",
-    "prompt_tokens": "prompt_tokens",
+    "prompt_tokens": "prompt_tokens", "model_mismatch": "model_mismatch",
 }
+FLAT_OF = {src: flat for flat, src in SOURCE_COLUMNS.items()}
 # ... plus, computed natively by each loader from the nested lists, and the source partition:
 #   failed_attempts, circuit_open_skips (Int64) and _part (Date).
 
@@ -147,11 +164,11 @@ SCALED = {"cost_usd": ("cost_usd", 1e9), "failed_cost_usd": ("failed_cost_usd", 
 MEASURE_ORDER = ("requests", "attempts", "failed_attempts", "retried_requests", "input_tokens", "output_tokens",
                  "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "failed_cost_usd",
                  "cache_savings_usd", "unpriced_requests", "latency_ms_sum", "circuit_open_skips",
-                 "verification_failures", "prompt_tokens")
+                 "verification_failures", "prompt_tokens", "model_mismatches")
 
 
 def rollup_schema() -> dict[str, Any]:
-    """The polars schema of the rollup table (contract v1), in column order."""
+    """The polars schema of the rollup table (contract v2), in column order."""
     import polars as pl
 
     types = {"date": pl.Date, "hour": pl.Datetime("us", "UTC"), "fallback_used": pl.Boolean,
@@ -164,10 +181,12 @@ def rollup_schema() -> dict[str, Any]:
 # --- the rollup, written once against narwhals ---------------------------------------------------
 
 
-def rollup(flat: Any) -> Any:
+def rollup(flat: Any, screen: bool = True) -> Any:
     """Flat loader frame (narwhals LazyFrame) -> rollup rows keyed by ``_part`` + KEYS.
 
-    Float measures come out as integer sums (``<name>__units``); ``finish()`` divides them.
+    Records with a value outside its domain (routelog's) are left out (the build names them); ``screen=False``
+    when the build knows there are none (it costs ~7% of a polars rollup).  Float measures come out as integer sums
+    (``<name>__units``); ``finish()`` divides them.
     """
     import narwhals as nw
 
@@ -177,20 +196,27 @@ def rollup(flat: Any) -> Any:
     def flag(expr: Any) -> Any:
         return expr.cast(nw.Int64).fill_null(0)
 
+    def inside(col: str) -> Any:
+        # The filter below drops records outside the domain, but DuckDB may compute a row's columns before it
+        # filters: a NaN or 1e308 must not reach a cast to integer there.
+        return nw.when(inside_domain(SOURCE_COLUMNS[col], col)).then(nw.col(col)) if screen else nw.col(col)
+
     ts = nw.col("timestamp")
-    log10 = nw.col("latency_ms").clip(lower_bound=0.01).log(10)
-    prepared = flat.with_columns(
+    log10 = inside("latency_ms").clip(lower_bound=0.01).log(10)
+    prepared = (flat.filter(~outside_domain(FLAT_OF.__getitem__)) if screen else flat).with_columns(
         hour=ts.dt.truncate("1h"),
         is_shadow=~nw.col("shadow_of").is_null(),
         latency_bin=(log10 * BINS_PER_DECADE + 1e-9).floor().cast(nw.Int32),
         _retried=flag(nw.col("attempt_count") > 1),
         _unpriced=flag(nw.col("unpriced")),
         _verify_failed=flag(nw.col("verification") == "fail"),
-        **{f"_{m}": (n(src) * unit + 0.5).floor().cast(nw.Int64) for m, (src, unit) in SCALED.items()},
+        _mismatch=flag(nw.col("model_mismatch")),
+        **{f"_{m}": (inside(src).fill_null(0) * unit + 0.5).floor().cast(nw.Int64)
+           for m, (src, unit) in SCALED.items()},
     )
     sums = {"attempts": "attempt_count", "failed_attempts": "failed_attempts", "retried_requests": "_retried",
             "unpriced_requests": "_unpriced", "circuit_open_skips": "circuit_open_skips",
-            "verification_failures": "_verify_failed",
+            "verification_failures": "_verify_failed", "model_mismatches": "_mismatch",
             **{c: c for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
                               "reasoning_tokens", "prompt_tokens")},
             **{f"{m}__units": f"_{m}" for m in SCALED}}
@@ -217,7 +243,7 @@ class SourceFile:
     day: str          # YYYY-MM-DD of the partition the file is stored in
     name: str         # path relative to the log root
     url: str          # what engines read
-    kind: str         # parquet | jsonl
+    kind: str         # parquet | jsonl | rejected (lines compaction kept verbatim: counted, never read)
     size: int
     mtime: str
 
@@ -250,8 +276,8 @@ class Log:
         return f"{self.root}/{ROLLUP_DIR}"
 
     def sources(self) -> dict[str, list[SourceFile]]:
-        """The files to read of every ``date=`` partition, by day (routelog's own choice of files)."""
-        from .routelog import _partition_files
+        """The files of every ``date=`` partition, by day (routelog's own choice of files)."""
+        from .routelog import partition_files
 
         folders: dict[str, dict[str, dict]] = {}
         for path, info in self.fs.glob(f"{self.root}/date=*/*", detail=True).items():
@@ -259,14 +285,16 @@ class Log:
             folders.setdefault(folder, {})[name] = info
         by_day: dict[str, list[SourceFile]] = {}
         for folder, infos in sorted(folders.items()):
-            parts, jsonl, _rejected = _partition_files(infos)
+            parts, jsonl, rejected = partition_files(infos)
             day = folder.rsplit("/", 1)[-1].removeprefix("date=")
-            for name in parts + jsonl:
-                info = infos[name]
-                mtime = next((str(info[k]) for k in ("mtime", "LastModified", "updated", "ETag") if info.get(k)), "")
-                by_day.setdefault(day, []).append(SourceFile(
-                    day, f"date={day}/{name}", self.url(f"{folder}/{name}"),
-                    "parquet" if name.endswith(".parquet") else "jsonl", int(info.get("size") or 0), mtime))
+            for kind, names in (("parquet", parts), ("jsonl", jsonl), ("rejected", rejected)):
+                for name in names:
+                    info = infos[name]
+                    mtime = next((str(info[k]) for k in ("mtime", "LastModified", "updated", "ETag") if info.get(k)),
+                                 "")
+                    by_day.setdefault(day, []).append(SourceFile(
+                        day, f"date={day}/{name}", self.url(f"{folder}/{name}"), kind, int(info.get("size") or 0),
+                        mtime))
         return by_day
 
     @contextlib.contextmanager
@@ -275,12 +303,9 @@ class Log:
         if not self.local:
             yield
             return
-        import fcntl
-        from pathlib import Path
+        from .routelog import reading
 
-        from .routelog import STATE_LOCK, _flocked
-
-        with _flocked(Path(self.root) / STATE_LOCK, fcntl.LOCK_SH, required=False):
+        with reading(self.root):
             yield
 
 
@@ -289,17 +314,79 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return (p,) if isinstance(p, str) else tuple(p)
 
 
-# --- loaders: the only engine-specific code ----------------------------------------------------
+# --- screening: what the engines are given -------------------------------------------------------
+# routelog's reader decides, the same way for every engine, what is skipped and names it: a Parquet part whose
+# footer does not read (or whose pages do not, found when an engine trips on it), a JSONL line that is not a route
+# record, a record with a value outside its domain.  JSONL files are parsed here and handed to the engines as
+# staged Parquet, so that every engine reads exactly the records routelog accepted.
 
 
-def _load_polars(log: Log, files: list[SourceFile], session: Any) -> Any:
+def _screen(where: Log, files: list[SourceFile], damage: Damage, staging: str) -> tuple[list[SourceFile], bool]:
+    """One day's readable Parquet (JSONL staged as Parquet), and whether it holds records outside their domain; what
+    is skipped is named in ``damage``."""
+    from .routelog import JSONL_NAME, count_rejected, polars_schema, read_jsonl, screen_parquet
+
+    by_url = {f.url: f for f in files if f.kind == "parquet"}
+    good, outside = screen_parquet(list(by_url), damage, storage_options=where.storage_options,
+                                   opener=None if where.local else lambda url: where.fs.open(url, "rb"))
+    out = [by_url[u] for u in good]
+    for i, f in enumerate(files):
+        if f.kind == "parquet":
+            continue
+        with _local_file(where, f) as local:
+            if f.kind == "rejected":
+                count_rejected(local, damage, label=f.url)
+                continue
+            df = read_jsonl(local, damage, lock=where.local and f.name.endswith(f"/{JSONL_NAME}"), label=f.url)
+        if df is None:
+            continue
+        staged = f"{staging}/jsonl/date={f.day}/{i}.parquet"
+        where.fs.makedirs(staged.rsplit("/", 1)[0], exist_ok=True)
+        with where.fs.open(staged, "wb") as fh:
+            df.select(list(polars_schema())).write_parquet(fh, compression="lz4")
+        out.append(SourceFile(f.day, f.name, where.url(staged), "parquet", f.size, f.mtime))
+    return out, outside
+
+
+@contextlib.contextmanager
+def _local_file(where: Log, f: SourceFile) -> Iterator[Any]:
+    """A local path to ``f`` (routelog's JSONL reader wants one): itself, or a temporary copy."""
     import tempfile
     from pathlib import Path
 
+    if where.local:
+        yield Path(f.url)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        where.fs.get_file(f"{where.root}/{f.name}", f"{tmp}/copy")
+        yield Path(tmp, "copy")
+
+
+def _verify(where: Log, files: list[SourceFile], damage: dict[str, Damage]) -> set[str]:
+    """Read each Parquet part whole (after an engine failed on them): the URLs of the damaged ones, named."""
+    from .routelog import verify_parquet
+
+    bad = set()
+    for f in files:
+        why = verify_parquet(f.url, where.storage_options)
+        if why:
+            damage[f.day].damaged(f.url, why)
+            bad.add(f.url)
+    return bad
+
+
+# --- loaders: the only engine-specific code ----------------------------------------------------
+# Each gets readable Parquet files only (see screening) and returns the flat frame: SOURCE_COLUMNS renamed, the
+# two counts of the nested lists, and ``_part``, the day of the partition each file is stored in.
+
+_PART_OF_PATH = r"date=(\d{4}-\d{2}-\d{2})/[^/]*$"   # a file's partition day, from its path (staged ones too)
+
+
+def _load_polars(log: Log, files: list[SourceFile], session: Any) -> Any:
     import narwhals as nw
     import polars as pl
 
-    from .routelog import LogScan, _read_jsonl, polars_schema
+    from .routelog import polars_schema
 
     schema = polars_schema()
 
@@ -317,22 +404,11 @@ def _load_polars(log: Log, files: list[SourceFile], session: Any) -> Any:
             .alias("circuit_open_skips"))
 
     frames = [flatten(pl.LazyFrame(schema=schema), "1970-01-01")]
-    damage = LogScan(frame=None)  # bad lines are skipped here; `routekit log` reports them
     for day in sorted({f.day for f in files}):
-        parquet = [f.url for f in files if f.day == day and f.kind == "parquet"]
-        if parquet:
-            frames.append(flatten(pl.scan_parquet(parquet, schema=schema, hive_partitioning=False,
-                                                  missing_columns="insert", extra_columns="ignore",
-                                                  storage_options=log.storage_options or None), day))
-        for f in (f for f in files if f.day == day and f.kind == "jsonl"):
-            if log.local:
-                df = _read_jsonl(Path(f.url), damage, lock=f.name.endswith(JSONL_NAME))
-            else:  # routelog's reader wants a local file
-                with tempfile.TemporaryDirectory() as tmp:
-                    log.fs.get_file(f"{log.root}/{f.name}", f"{tmp}/{JSONL_NAME}")
-                    df = _read_jsonl(Path(tmp, JSONL_NAME), damage)
-            if df is not None:
-                frames.append(flatten(df.lazy(), day))
+        urls = [f.url for f in files if f.day == day]
+        frames.append(flatten(pl.scan_parquet(urls, schema=schema, hive_partitioning=False,
+                                              missing_columns="insert", extra_columns="ignore",
+                                              storage_options=log.storage_options or None), day))
     return nw.from_native(pl.concat(frames, how="vertical"))
 
 
@@ -349,32 +425,28 @@ def _load_duckdb(log: Log, files: list[SourceFile], session: Any) -> Any:
     types = {"str": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "datetime": "TIMESTAMPTZ"}
     kinds = dict(FIELDS)
     columns = {src: types[kinds[src]] for src in SOURCE_COLUMNS.values()}
-    columns.update(attempts="STRUCT(outcome VARCHAR)[]", skipped="STRUCT(reason VARCHAR)[]")
-    json_columns = {"request_id": "VARCHAR", **columns}
 
     def q(s: str) -> str:
         return "'" + s.replace("'", "''") + "'"
 
-    def urls(kind: str) -> str:
-        return "[" + ", ".join(q(f.url) for f in files if f.kind == kind) + "]"
+    read = (f"read_parquet([{', '.join(q(f.url) for f in files)}], union_by_name = true, filename = true, "
+            "hive_partitioning = false)")
+    # A column no file has (an older log) reads as null.
+    present = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {read}").fetchall()}
 
-    reads = []
-    if any(f.kind == "parquet" for f in files):
-        reads.append(f"SELECT * FROM read_parquet({urls('parquet')}, hive_partitioning = true, union_by_name = true)")
-    if any(f.kind == "jsonl" for f in files):
-        spec = "{" + ", ".join(f"{q(k)}: {q(v)}" for k, v in json_columns.items()) + "}"
-        # A line that does not parse comes back as nulls: drop it, as routelog's reader does.
-        reads.append(f"SELECT * EXCLUDE (request_id) FROM read_json({urls('jsonl')}, format = 'newline_delimited', "
-                     f"columns = {spec}, ignore_errors = true, hive_partitioning = true) "
-                     "WHERE request_id IS NOT NULL AND timestamp IS NOT NULL")
+    def col(src: str, sql_type: str) -> str:
+        return f'CAST("{src}" AS {sql_type})' if src in present else f"CAST(NULL AS {sql_type})"
+
+    def failed(nested: str, cond: str) -> str:
+        return (f"CAST(len(list_filter(coalesce({nested}, []), lambda x: {cond})) AS BIGINT)" if nested in present
+                else "CAST(0 AS BIGINT)")
+
     select = ", ".join(
-        ['CAST(date AS DATE) AS _part']
-        + [f'CAST("{src}" AS {columns[src]}) AS {flat}' for flat, src in SOURCE_COLUMNS.items()]
-        + ["CAST(len(list_filter(coalesce(attempts, []), lambda a: a.outcome IS DISTINCT FROM 'ok')) AS BIGINT)"
-           " AS failed_attempts",
-           "CAST(len(list_filter(coalesce(skipped, []), lambda s: s.reason IS NOT DISTINCT FROM 'circuit_open'))"
-           " AS BIGINT) AS circuit_open_skips"])
-    return nw.from_native(con.sql(f"SELECT {select} FROM ({' UNION ALL BY NAME '.join(reads)})"))
+        [f"CAST(regexp_extract(filename, {q(_PART_OF_PATH)}, 1) AS DATE) AS _part"]
+        + [f"{col(src, columns[src])} AS {flat}" for flat, src in SOURCE_COLUMNS.items()]
+        + [f"{failed('attempts', 'x.outcome IS DISTINCT FROM ' + q('ok'))} AS failed_attempts",
+           f"{failed('skipped', 'x.reason IS NOT DISTINCT FROM ' + q('circuit_open'))} AS circuit_open_skips"])
+    return nw.from_native(con.sql(f"SELECT {select} FROM {read}"))
 
 
 def _load_spark(log: Log, files: list[SourceFile], session: Any) -> Any:
@@ -390,36 +462,22 @@ def _load_spark(log: Log, files: list[SourceFile], session: Any) -> Any:
     types = {"str": T.StringType(), "int": T.LongType(), "float": T.DoubleType(), "bool": T.BooleanType(),
              "datetime": T.TimestampType()}
     kinds = dict(FIELDS)
-
-    def schema(timestamp: Any) -> Any:
-        cols = [T.StructField(src, timestamp if src == "timestamp" else types[kinds[src]])
-                for src in SOURCE_COLUMNS.values()]
-        nested = [("attempts", "outcome"), ("skipped", "reason")]
-        cols += [T.StructField(c, T.ArrayType(T.StructType([T.StructField(f, T.StringType())]))) for c, f in nested]
-        return T.StructType(cols)
+    # An explicit schema: a column a file lacks (an older log) reads as null.
+    schema = T.StructType(
+        [T.StructField(src, types[kinds[src]]) for src in SOURCE_COLUMNS.values()]
+        + [T.StructField(c, T.ArrayType(T.StructType([T.StructField(f, T.StringType())])))
+           for c, f in (("attempts", "outcome"), ("skipped", "reason"))])
 
     def spark_url(url: str) -> str:
         return "s3a://" + url[5:] if url.startswith("s3://") else url
 
-    base = spark_url(log.url(log.root))
-    reader = spark.read.option("basePath", base)
-    parts = []
-    parquet = [spark_url(f.url) for f in files if f.kind == "parquet"]
-    jsonl = [spark_url(f.url) for f in files if f.kind == "jsonl"]
-    if parquet:
-        parts.append(reader.schema(schema(T.TimestampType())).parquet(*parquet))
-    if jsonl:
-        json_schema = schema(T.StringType()).add("request_id", T.StringType())
-        parts.append(reader.schema(json_schema).option("mode", "DROPMALFORMED").json(jsonl)
-                     .withColumn("timestamp", F.try_to_timestamp("timestamp"))
-                     .where(F.col("request_id").isNotNull() & F.col("timestamp").isNotNull()).drop("request_id"))
-    frame = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])  # a stale day has files
+    frame = spark.read.schema(schema).parquet(*(spark_url(f.url) for f in files))
 
     def count(col: str, pred: Callable[[Any], Any]) -> Any:
         return F.size(F.filter(F.coalesce(F.col(col), F.array()), pred)).cast("long")
 
     return nw.from_native(frame.select(
-        F.col("date").cast("date").alias("_part"),
+        F.regexp_extract(F.col("_metadata.file_path"), _PART_OF_PATH, 1).cast("date").alias("_part"),
         *(F.col(f"`{src}`").alias(flat) for flat, src in SOURCE_COLUMNS.items()),
         count("attempts", lambda a: ~a["outcome"].eqNullSafe("ok")).alias("failed_attempts"),
         count("skipped", lambda s: s["reason"].eqNullSafe("circuit_open")).alias("circuit_open_skips")))
@@ -464,6 +522,7 @@ class BuildReport:
     days_removed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     session_seconds: float = 0.0   # engine start-up (Spark session), inside ``seconds``
+    damage: Damage = field(default_factory=Damage)  # what the rollups leave out, all days (see ``damage()``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -476,7 +535,12 @@ class BuildReport:
                  f"{self.days_unchanged} day(s) unchanged",
                  f"{len(self.days_removed)} removed" if self.days_removed else "",
                  f"engine start {self.session_seconds:.1f} s" if self.session_seconds >= 0.5 else ""]
-        return head + " (" + ", ".join(e for e in extra if e) + ")"
+        tail = f"; {self.damage.summary()} (left out of the rollups, files untouched)" if self.damage.skipped else ""
+        return head + " (" + ", ".join(e for e in extra if e) + ")" + tail
+
+
+class RollupError(RuntimeError):
+    """An engine failed on the log for a reason the damage checks did not find; the message names the days."""
 
 
 # Source bytes per engine query.  polars takes a few days at a time (~16 MiB of Parquet is ~250k
@@ -489,7 +553,7 @@ BYTES_PER_QUERY = {"polars": 16 << 20, "duckdb": None, "spark": None}
 def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_master: str | None = None,
                   session: Any = None, force: bool = False, storage_options: dict | None = None,
                   progress: bool = False) -> BuildReport:
-    """Bring ``LOG/_rollups/v1`` up to date with the log; returns what was read and written."""
+    """Bring ``LOG/_rollups/v2`` up to date with the log; returns what was read and written, and what is skipped."""
     from tqdm import tqdm
 
     if engine not in LOADERS:
@@ -505,6 +569,7 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
     staging = f"{where.out}/_staging/{run}"
     with _lock(where), where.reading():
         _clean_leftovers(where)
+        fs.makedirs(staging, exist_ok=True)  # the engines write into it
         manifest = _read_manifest(where)
         sources = where.sources()
         present = {p.rsplit("/", 2)[-2].removeprefix("date=") for p in fs.glob(f"{where.out}/date=*/{PART}")}
@@ -520,15 +585,16 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
             with tqdm(total=len(stale), desc=f"rollup ({engine})", unit="day",
                       disable=None if progress else True) as bar:  # None: on a terminal only
                 for batch in _batches(stale, sources, BYTES_PER_QUERY[engine]):
-                    flat = LOADERS[engine](where, [f for d in batch for f in sources[d]], session)
-                    table = _compute(rollup(flat), where, staging)
+                    damage = {day: Damage() for day in batch}
+                    rows = _roll_batch(where, engine, session, batch, sources, damage, staging)
                     for day in batch:
-                        rows = table.filter(_part_is(day)).drop("_part").collect()
-                        _publish(where, day, rows, run)
-                        manifest[day] = {"sources": _signature(sources[day]), "rows": rows.height,
-                                         "records": int(rows["requests"].sum())}
+                        _publish(where, day, rows[day], run)
+                        manifest[day] = {"sources": _signature(sources[day]), "rows": rows[day].height,
+                                         "records": int(rows[day]["requests"].sum())}
+                        if damage[day].skipped:
+                            manifest[day]["damage"] = damage[day].to_dict()
                         report.records_read += manifest[day]["records"]
-                        report.rows_written += rows.height
+                        report.rows_written += rows[day].height
                         report.days_built.append(day)
                         bar.update()
                     # The manifest vouches only for days whose files are in place: written after them.
@@ -541,8 +607,55 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
         finally:
             if fs.exists(staging):
                 fs.rm(staging, recursive=True)
+    report.damage = _damage_of(manifest)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _roll_batch(where: Log, engine: str, session: Any, batch: list[str], sources: dict[str, list[SourceFile]],
+                damage: dict[str, Damage], staging: str) -> dict[str, Any]:
+    """The rollup rows of each day of ``batch`` (polars DataFrames); what was skipped is named in ``damage``.
+
+    An engine that fails on files whose footers read (damage inside a Parquet part) gets a second try without the
+    parts that do not read whole; a failure with no such part is a :class:`RollupError`.
+    """
+    import polars as pl
+
+    from .routelog import error_line
+
+    def run(files: list[SourceFile]) -> dict[str, Any]:
+        try:
+            if not files:
+                table = pl.LazyFrame(schema={"_part": pl.Date, **rollup_schema()})
+            else:
+                flat = LOADERS[engine](where, files, session)
+                table = _compute(rollup(flat, screen=outside), where, f"{staging}/out")
+            return {day: table.filter(_part_is(day)).drop("_part").collect() for day in batch}
+        finally:
+            if where.fs.exists(f"{staging}/out"):
+                where.fs.rm(f"{staging}/out", recursive=True)
+
+    def failed(e: Exception) -> RollupError:
+        return RollupError(f"the {engine} engine failed on {batch[0]} .. {batch[-1]} ({error_line(e)}); "
+                           "`routekit log scan` reads every file whole and names damage")
+
+    screened = [_screen(where, sources[day], damage[day], f"{staging}/in") for day in batch]
+    files = [f for day_files, _ in screened for f in day_files]
+    outside = any(day_outside for _, day_outside in screened)
+    try:
+        try:
+            return run(files)
+        except Exception as e:  # noqa: BLE001 — each engine has its own error types
+            bad = _verify(where, files, damage)
+            if not bad:
+                raise failed(e) from e
+        try:
+            return run([f for f in files if f.url not in bad])
+        except Exception as e:  # noqa: BLE001
+            raise failed(e) from e
+    finally:
+        if where.fs.exists(f"{staging}/in"):
+            where.fs.rm(f"{staging}/in", recursive=True)
 
 
 def _batches(days: list[str], sources: dict[str, list[SourceFile]], budget: int | None) -> Iterator[list[str]]:
@@ -575,8 +688,6 @@ def _compute(frame: Any, where: Log, staging: str) -> Any:
         return finish(frame.to_native().collect()).lazy()
     # DuckDB and Spark write it with their own Parquet writers (no Arrow bridge needed), sorted by
     # day so that reading one day back skips the other days' row groups.
-    if where.fs.exists(staging):
-        where.fs.rm(staging, recursive=True)
     frame.sort("_part").sink_parquet(where.url(staging))
     parts = [staging] if where.fs.isfile(staging) else sorted(where.fs.glob(f"{staging}/*.parquet"))
     return finish(pl.scan_parquet([where.url(p) for p in parts], storage_options=where.storage_options or None))
@@ -596,12 +707,29 @@ def _signature(files: list[SourceFile]) -> dict[str, list]:
     return {f.name: [f.size, f.mtime] for f in files}
 
 
+def _damage_of(manifest: dict[str, dict]) -> Damage:
+    total = Damage()
+    for day in sorted(manifest):
+        if "damage" in manifest[day]:
+            total.merge(Damage.from_dict(manifest[day]["damage"]))
+    return total
+
+
+def damage(log: str | os.PathLike, storage_options: dict | None = None) -> Damage:
+    """What the rollups of ``log`` leave out, as their last build recorded it: damaged files, bad lines and records
+    outside their domain, each named (empty if nothing was skipped or no rollup was built)."""
+    return _damage_of(_read_manifest(Log.at(log, storage_options)))
+
+
 def _read_manifest(where: Log) -> dict[str, dict]:
     path = f"{where.out}/{MANIFEST}"
     if not where.fs.exists(path):
         return {}
-    data = json.loads(where.fs.cat_file(path))
-    return data.get("days", {}) if data.get("version") == ROLLUP_VERSION else {}
+    try:
+        data = json.loads(where.fs.cat_file(path))
+    except ValueError:  # a damaged manifest vouches for nothing: every day is built again
+        return {}
+    return data.get("days", {}) if isinstance(data, dict) and data.get("version") == ROLLUP_VERSION else {}
 
 
 def _publish(where: Log, day: str, rows: Any, run: str) -> None:
@@ -654,7 +782,7 @@ def _lock(where: Log) -> Iterator[None]:
 
 def load_rollups(log: str | os.PathLike, since: date | str | None = None, until: date | str | None = None,
                  build: bool = True, storage_options: dict | None = None, progress: bool = False) -> Any:
-    """The rollup table (contract v1) as a LazyFrame, days ``since``..``until`` inclusive."""
+    """The rollup table (contract v2) as a LazyFrame, days ``since``..``until`` inclusive."""
     import polars as pl
 
     if build:

@@ -101,17 +101,27 @@ so every record and every bad line is counted exactly once whichever step was in
 running ``compact`` again finishes the job.  Renames and deletions happen under an exclusive lock
 on ``LOG_DIR/.routelog.lock`` that readers hold shared while they list and read a log; one compactor
 runs at a time (``LOG_DIR/.compact.lock``).
+
+Values and damage
+=================
+The numbers readers sum have a domain (``DOMAIN``, ``OUTCOMES``: no negative cost, latency or token
+count, no NaN or infinity, nothing absurdly large, no unknown outcome).  The writer refuses a record
+outside it (a ValueError naming the field and value).  Readers never fail on damage and never change
+a file: they skip it and name it (``Damage``) -- a Parquet part that does not read (whole file), a
+line that is not a route record or holds a value outside the domain (file:line; compaction keeps it
+in ``rejected-<id>.jsonl``), a Parquet record outside the domain (file and request, quarantined).
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
 import secrets
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -164,6 +174,115 @@ def polars_schema() -> dict[str, Any]:
     base["attempts"] = struct(ATTEMPT_FIELDS)
     base["skipped"] = struct(SKIP_FIELDS)
     return {name: base[t] for name, t in FIELDS}
+
+
+# --- the domain of the values readers sum ----------------------------------------------------
+# Defined once, used twice: ``clean_record`` refuses a record with a value outside it (a ValueError
+# naming the field and value), and every reader (``scan_log``, the rollups on each engine)
+# quarantines such a record: it is counted and named, never summed.  Null stays allowed (unknown,
+# e.g. an unpriced cost).  The upper bounds are not limits anyone should meet: they sit far above
+# any real request, where a value can only come from a unit error, an overflow or a provider bug.
+
+
+@dataclass(frozen=True)
+class Bound:
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.low:g} .. {self.high:g}"
+
+
+TOKENS = Bound(0, 1e9)   # one request; ~100x the largest context window
+USD = Bound(0, 1e4)      # one request
+MS = Bound(0, 1e8)       # one request: 28 hours
+DOMAIN: dict[str, Bound] = {
+    "gen_ai.usage.input_tokens": TOKENS, "gen_ai.usage.output_tokens": TOKENS, "usage.cache_read_tokens": TOKENS,
+    "usage.cache_write_tokens": TOKENS, "usage.reasoning_tokens": TOKENS, "prompt_tokens": TOKENS,
+    "attempt_count": Bound(0, 1e4), "cost_usd": USD, "failed_cost_usd": USD, "cache_savings_usd": USD,
+    "latency_ms": MS,
+}
+ATTEMPT_DOMAIN: dict[str, Bound] = {  # checked at write time (readers sum record-level values only)
+    "latency_ms": MS, "input_tokens": TOKENS, "output_tokens": TOKENS, "cache_read_tokens": TOKENS,
+    "cache_write_tokens": TOKENS, "reasoning_tokens": TOKENS, "cost_usd": USD, "retry_after_s": Bound(0, 1e9),
+}
+OUTCOMES = ("served", "failed", "blocked")
+_KINDS = dict(FIELDS)
+# A Parquet part whose footer carries DOMAIN_MARK = DOMAIN_ID had its values checked against this domain when it was
+# written (compaction): readers skip the check, which costs as much as the query itself.  Any change to the domain
+# changes the id, so older parts are checked again.
+DOMAIN_MARK = "routekit.domain"
+DOMAIN_ID = hashlib.sha256(json.dumps([{n: [b.low, b.high] for n, b in DOMAIN.items()}, OUTCOMES],
+                                      sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _outside(value: Any, bound: Bound) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number"
+    if not (bound.low <= value <= bound.high):  # NaN fails this too
+        return f"{value!r} is outside {bound}"
+    return None
+
+
+def clamp_to_domain(record: dict[str, Any]) -> list[str]:
+    """Bring every number of ``record`` outside its domain to the nearest bound, in place (a writer that must not
+    lose the record, such as the Router after a provider was paid, flags the notes this returns instead)."""
+    notes = []
+
+    def clamp(d: dict[str, Any], name: str, bound: Bound, where: str) -> None:
+        v = d.get(name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not (bound.low <= v <= bound.high):
+            d[name] = bound.low if v != v or v < bound.low else bound.high   # NaN -> low
+            notes.append(f"{where}{name} {v!r} set to {d[name]!r} (outside {bound})")
+
+    for name, bound in DOMAIN.items():
+        clamp(record, name, bound, "")
+    for i, attempt in enumerate(record.get("attempts") or ()):
+        if isinstance(attempt, dict):
+            for name, bound in ATTEMPT_DOMAIN.items():
+                clamp(attempt, name, bound, f"attempts[{i}].")
+    return notes
+
+
+def domain_problems(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every value of ``record`` outside its domain, as (field, why) pairs (empty: none)."""
+    found = [(name, why) for name, bound in DOMAIN.items() if (why := _outside(record.get(name), bound))]
+    outcome = record.get("outcome")
+    if outcome is not None and outcome not in OUTCOMES:
+        found.append(("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}"))
+    attempts = record.get("attempts")
+    for i, attempt in enumerate(attempts if isinstance(attempts, list) else ()):
+        if isinstance(attempt, dict):
+            found += [(f"attempts[{i}].{name}", why) for name, bound in ATTEMPT_DOMAIN.items()
+                      if (why := _outside(attempt.get(name), bound))]
+    return found
+
+
+def describe_problems(problems: list[tuple[str, str]]) -> str:
+    return "; ".join(f"field '{name}': {why}" for name, why in problems)
+
+
+def inside_domain(name: str, column: str | None = None) -> Any:
+    """A narwhals expression (polars, DuckDB, Spark): whether the field ``name`` (in ``column``) is inside its domain;
+    null where it is null."""
+    import narwhals as nw
+
+    bound, c = DOMAIN[name], nw.col(column or name)
+    inside = c.is_between(bound.low, bound.high)
+    # NaN compares differently per engine (DuckDB reads a NaN from Parquet as inside any range): test it by name
+    return c.is_finite() & inside if _KINDS[name] == "float" else inside
+
+
+def outside_domain(column: Callable[[str], str] = str) -> Any:
+    """The same domain as a narwhals expression (polars, DuckDB, Spark): true for a record with a value outside
+    it, false otherwise (never null).  ``column`` maps a log field name to the frame's column name."""
+    import narwhals as nw
+
+    outcome = nw.col(column("outcome"))
+    return nw.any_horizontal(*((~inside_domain(n, column(n))).fill_null(False) for n in DOMAIN),
+                             (~outcome.is_in(OUTCOMES)).fill_null(False), ignore_nulls=True)
 
 
 # --- records ---------------------------------------------------------------------------------
@@ -219,13 +338,30 @@ def clean_record(record: dict[str, Any]) -> dict[str, Any]:
         extra.update(unknown)
         out["extra"] = json.dumps(extra, default=str, sort_keys=True)
     out["schema_version"] = out["schema_version"] or SCHEMA_VERSION
+    out = _integral(out, _INT_FIELDS)
+    if isinstance(out["attempts"], list):
+        out["attempts"] = [_integral(a, _INT_ATTEMPT_FIELDS) if isinstance(a, dict) else a for a in out["attempts"]]
+    problems = domain_problems(out)
+    if problems:
+        raise ValueError(f"route record {out['request_id']}: {describe_problems(problems)}")
     return out
+
+
+_INT_FIELDS = frozenset(n for n, t in FIELDS if t == "int")
+_INT_ATTEMPT_FIELDS = frozenset(n for n, t in ATTEMPT_FIELDS if t == "int")
+
+
+def _integral(record: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """``10.0`` tokens as ``10`` (JSON ``10.0`` would not read back as an integer); a copy if anything changed."""
+    floats = {n: int(v) for n in names if isinstance(v := record.get(n), float) and v.is_integer()}
+    return {**record, **floats} if floats else record
 
 
 def record_line(record: dict[str, Any]) -> str:
     """One record as its JSONL line: cleaned, and scrubbed wherever a secret shape could hide."""
     rec = clean_record(record)
-    line = json.dumps(rec, separators=(",", ":"), default=str)
+    # allow_nan=False: a non-finite number the domain does not cover fails here, not as an unreadable line
+    line = json.dumps(rec, separators=(",", ":"), default=str, allow_nan=False)
     if may_hold_secret(line) or redact.holds_known_secret(line):
         scrubbed = _scrub_deep(rec)
         if rec["extra"]:
@@ -412,29 +548,84 @@ def _flocked(path: Path, mode: int, *, required: bool = True) -> Iterator[bool]:
 
 # --- reading ---------------------------------------------------------------------------------
 
+MAX_EXAMPLES = 20
+
 
 @dataclass
-class LogScan:
+class Damage:
+    """What a reader skipped, and where.  Skipping never changes a file: repair or remove it, then read again."""
+
+    damaged_files: list[str] = field(default_factory=list)  # "path: why", each skipped whole
+    bad_lines: int = 0       # lines that are not route records, or hold a value outside its domain
+    quarantined: int = 0     # Parquet records with a value outside its domain
+    examples: list[str] = field(default_factory=list)       # the first bad lines and records, "path:line: why"
+
+    def damaged(self, path: Any, why: str) -> None:
+        self.damaged_files.append(f"{path}: {why}")
+
+    def bad(self, path: Any, line: int, reason: str) -> None:
+        self.bad_lines += 1
+        self._example(f"{path}:{line}: {reason[:160]}")
+
+    def quarantine(self, path: Any, request_id: Any, why: str) -> None:
+        self.quarantined += 1
+        self._example(f"{path}: request {request_id}: {why[:160]}")
+
+    def _example(self, text: str) -> None:
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(text)
+
+    def merge(self, other: "Damage") -> None:
+        self.damaged_files += other.damaged_files
+        self.bad_lines += other.bad_lines
+        self.quarantined += other.quarantined
+        self.examples = (self.examples + other.examples)[:MAX_EXAMPLES]
+
+    @property
+    def skipped(self) -> int:
+        """Files, lines and records skipped (a damaged file counts once, whatever it held)."""
+        return len(self.damaged_files) + self.bad_lines + self.quarantined
+
+    def summary(self) -> str:
+        """One line: ``"skipped 1 damaged file, 2 bad lines"`` or ``"nothing skipped"``."""
+        parts = [_plural(len(self.damaged_files), "damaged file"), _plural(self.bad_lines, "bad line"),
+                 _plural(self.quarantined, "record outside its domain", "records outside their domain")]
+        parts = [p for p in parts if p]
+        return "skipped " + ", ".join(parts) if parts else "nothing skipped"
+
+    def details(self) -> list[str]:
+        """Every damaged file, then the first bad lines and records."""
+        more = self.bad_lines + self.quarantined - len(self.examples)
+        return [*self.damaged_files, *self.examples] + ([f"... and {more} more"] if more > 0 else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"damaged_files": list(self.damaged_files), "bad_lines": self.bad_lines,
+                "quarantined": self.quarantined, "examples": list(self.examples)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Damage":
+        return cls(list(data.get("damaged_files", [])), int(data.get("bad_lines", 0)),
+                   int(data.get("quarantined", 0)), list(data.get("examples", [])))
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return "" if not n else f"1 {one}" if n == 1 else f"{n:,} {many or one + 's'}"
+
+
+@dataclass
+class LogScan(Damage):
     """A route log as a polars LazyFrame, with the damage it found on the way."""
 
-    frame: Any                       # pl.LazyFrame with polars_schema()
-    bad_lines: int = 0
-    bad_examples: list[str] = field(default_factory=list)   # "file:line: reason"
-    files: int = 0
-
-    def bad(self, path: Path, line: int, reason: str) -> None:
-        self.bad_lines += 1
-        if len(self.bad_examples) < 20:
-            self.bad_examples.append(f"{path}:{line}: {reason[:120]}")
+    frame: Any = None                # pl.LazyFrame with polars_schema()
+    files: int = 0                   # files read (damaged ones included)
 
     def report(self) -> str:
-        if not self.bad_lines:
-            return f"{self.files} files, no bad lines"
-        return f"{self.files} files, {self.bad_lines} bad lines skipped (first: {'; '.join(self.bad_examples[:3])})"
+        return f"{self.files} files, {self.summary()}"
 
 
-def _partition_files(names: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
-    """(parquet parts, JSONL files to read, rejected-line files to count) of one day directory."""
+def partition_files(names: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
+    """Which files of one ``date=`` directory (``names``) a reader reads: (Parquet parts, JSONL files, rejected-line
+    files whose lines count as bad), so that each record and bad line counts once whatever compaction step ran last."""
     names = set(names)
     parts = sorted(n for n in names if n.startswith("part-") and n.endswith(".parquet"))
     committed = {n[len("part-"):-len(".parquet")] for n in parts}
@@ -447,49 +638,179 @@ def _partition_files(names: Iterable[str]) -> tuple[list[str], list[str], list[s
     return parts, jsonl, rejected
 
 
+@contextmanager
+def reading(root: str | os.PathLike) -> Iterator[None]:
+    """Hold the log's reader lock: compaction renames and deletes nothing under a reader while it lists and reads."""
+    with _flocked(Path(root) / STATE_LOCK, fcntl.LOCK_SH, required=False):
+        yield
+
+
 def scan_log(root: str | os.PathLike = DEFAULT_LOG_DIR, *, start: str | None = None,
-             end: str | None = None) -> LogScan:
+             end: str | None = None, verify: bool = False) -> LogScan:
     """Read every partition under ``root`` (JSONL and Parquet) with one stable schema.
 
-    ``start`` / ``end`` (``YYYY-MM-DD``, inclusive) skip whole days.  A corrupt or truncated
-    JSONL line is skipped and counted in ``bad_lines`` (with ``file:line`` examples).
+    ``start`` / ``end`` (``YYYY-MM-DD``, inclusive) skip whole days.  Damage is skipped and named, never fatal:
+    a corrupt or truncated JSONL line (and one holding a value outside its domain) is a bad line (``file:line``);
+    a Parquet part that cannot be read is a damaged file; a Parquet record with a value outside its domain is
+    quarantined.  Parts are checked by their footer (and their values, unless compaction checked them);
+    ``verify`` reads each one whole (slower, and it finds damage inside a part whose footer is intact).
     """
     import polars as pl
 
     schema = polars_schema()
     root = Path(root)
-    scan = LogScan(frame=None)
+    scan = LogScan()
     parquet: list[str] = []
     frames: list[Any] = []
     if root.is_dir():
-        with _flocked(root / STATE_LOCK, fcntl.LOCK_SH, required=False):
+        with reading(root):
             for part in sorted(root.glob("date=*")):
                 day = part.name[len("date="):]
                 if not part.is_dir() or (start and day < start) or (end and day > end):
                     continue
-                parts, jsonl, rejected = _partition_files(os.listdir(part))
+                parts, jsonl, rejected = partition_files(os.listdir(part))
                 parquet += [str(part / n) for n in parts]
                 for name in jsonl:
-                    df = _read_jsonl(part / name, scan, lock=name == JSONL_NAME)
+                    df = read_jsonl(part / name, scan, lock=name == JSONL_NAME)
                     if df is not None:
                         frames.append(df.lazy())
                 for name in rejected:
-                    with open(part / name, "rb") as f:
-                        for n, line in enumerate(f, 1):
-                            if line.strip():
-                                scan.bad(part / name, n, "rejected at compaction (kept verbatim)")
+                    count_rejected(part / name, scan)
                 scan.files += len(parts) + len(jsonl) + len(rejected)
+            parquet, outside = screen_parquet(parquet, scan, verify=verify)
     if parquet:
-        frames.insert(0, pl.scan_parquet(parquet, schema=schema, hive_partitioning=False,
-                                         missing_columns="insert", extra_columns="ignore"))
+        lf = pl.scan_parquet(parquet, schema=schema, hive_partitioning=False, missing_columns="insert",
+                             extra_columns="ignore")
+        frames.insert(0, _keep_inside(lf) if outside else lf)
     scan.frame = pl.concat(frames, how="vertical") if frames else pl.LazyFrame(schema=schema)
     return scan
 
 
-def _read_jsonl(path: Path, scan: LogScan, *, lock: bool = False, rejected: list[bytes] | None = None):
-    """Parse one JSONL file into a DataFrame of good records; count (and collect) bad lines."""
+def _keep_inside(frame: Any) -> Any:
+    """``frame`` (any narwhals-supported frame of log columns) without its records outside their domain."""
+    import narwhals as nw
+
+    return nw.from_native(frame).filter(~outside_domain()).to_native()
+
+
+def count_rejected(path: Path, damage: Damage, label: Any = None) -> None:
+    """Count the lines compaction kept verbatim in ``rejected-<id>.jsonl`` as bad lines, each with its reason."""
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                damage.bad(label or path, n, f"rejected at compaction (kept verbatim): {_line_reason(line)}")
+
+
+def _line_reason(line: bytes, error: Exception | None = None) -> str:
+    """Why a line is not a route record (``error``: what the reader raised on it)."""
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        return f"invalid JSON ({e})"
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not an object"
+    problems = domain_problems(obj)
+    if problems:
+        return f"request {obj.get('request_id')}: {describe_problems(problems)}"
+    if error is not None:
+        return str(error).splitlines()[0]
+    return "not a route record" if obj.get("request_id") else "no request_id"
+
+
+def _footer(source: Any) -> tuple[str | None, bool]:
+    """From a Parquet part's footer: why it cannot be read as route records (unreadable: a truncated, empty or
+    overwritten file; a column of the wrong type), else None; and whether its values were checked against this
+    domain when it was written (``DOMAIN_MARK``).  ``source``: a path or an open file."""
     import polars as pl
 
+    expected = polars_schema()
+    try:
+        schema = pl.read_parquet_schema(source)
+        if hasattr(source, "seek"):
+            source.seek(0)
+        checked = pl.read_parquet_metadata(source).get(DOMAIN_MARK) == DOMAIN_ID
+    except Exception as e:  # noqa: BLE001 — polars raises several kinds for a bad file
+        return f"not a readable Parquet file ({error_line(e)})", False
+    for name, dtype in schema.items():
+        want = expected.get(name)
+        if want is not None and dtype != want and not (isinstance(want, pl.List) and isinstance(dtype, pl.List)):
+            return f"column {name!r} is {dtype}, not {want}", False
+    return None, checked
+
+
+def verify_parquet(url: Any, storage_options: dict | None = None) -> str | None:
+    """Why a Parquet part does not read whole (every page of every column decoded), else None."""
+    import polars as pl
+
+    try:
+        (pl.scan_parquet(url, schema=polars_schema(), hive_partitioning=False, missing_columns="insert",
+                         extra_columns="ignore", storage_options=storage_options or None)
+         .select(pl.all().is_null().sum()).collect(engine="streaming"))
+    except Exception as e:  # noqa: BLE001
+        return f"not a readable Parquet file ({error_line(e)})"
+    return None
+
+
+def screen_parquet(parts: list[str], damage: Damage, *, verify: bool = False, storage_options: dict | None = None,
+                   opener: Callable[[str], Any] | None = None) -> tuple[list[str], bool]:
+    """The parts a reader can read (each other one named in ``damage``), and whether they hold records outside their
+    domain (each named in ``damage``: a reader must leave them out).
+
+    Only footers are read, and the values of parts compaction did not check (older or foreign parts); ``verify``
+    reads every page of every part too.  ``opener``: how to open a URL for its footer (e.g. fsspec's).
+    """
+    good, unchecked = [], []
+    for url in parts:
+        with opener(url) if opener else nullcontext(url) as source:
+            why, checked = _footer(source)
+        if why is None and verify:
+            why = verify_parquet(url, storage_options)
+        if why:
+            damage.damaged(url, why)
+            continue
+        good.append(url)
+        if not checked:
+            unchecked.append(url)
+    try:
+        examples, outside = _quarantined(unchecked, storage_options)
+    except Exception:  # noqa: BLE001 — pages broken under an intact footer: find the part by reading each whole
+        if verify:
+            raise
+        return screen_parquet(good, damage, verify=True, storage_options=storage_options, opener=opener)
+    for row in examples:
+        damage.quarantine(row.pop("_file"), row["request_id"], describe_problems(domain_problems(row)))
+    damage.quarantined += outside - len(examples)
+    return good, bool(outside)
+
+
+def _quarantined(parts: list[str], storage_options: dict | None) -> tuple[list[dict[str, Any]], int]:
+    """The first records of ``parts`` outside their domain (file, request_id and the checked fields), and how many
+    there are."""
+    import narwhals as nw
+    import polars as pl
+
+    if not parts:
+        return [], 0
+    lf = pl.scan_parquet(parts, schema=polars_schema(), hive_partitioning=False, missing_columns="insert",
+                         extra_columns="ignore", include_file_paths="_file", storage_options=storage_options or None)
+    outside = nw.from_native(lf).filter(outside_domain()).to_native()
+    examples = outside.select("_file", "request_id", "outcome", *DOMAIN).head(MAX_EXAMPLES).collect().to_dicts()
+    return examples, len(examples) if len(examples) < MAX_EXAMPLES else outside.select(pl.len()).collect().item()
+
+
+def error_line(e: BaseException) -> str:
+    """The first line of an error's message, printable (for naming damage in one line)."""
+    line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return line.encode("ascii", "replace").decode()  # a garbage file's bytes, quoted in the message, stay printable
+
+
+def read_jsonl(path: Path, scan: Damage, *, lock: bool = False, rejected: list[bytes] | None = None,
+               label: Any = None):
+    """Parse one JSONL file into a DataFrame of good records; count (and collect) bad lines, named as ``label``
+    (default: the path) and line number."""
+    import polars as pl
+
+    label = label or path
     try:
         with open(path, "rb") as f:
             if lock:
@@ -502,7 +823,7 @@ def _read_jsonl(path: Path, scan: LogScan, *, lock: bool = False, rejected: list
     try:
         df = _finish(_parse_ndjson(data))
         if not df.select(_invalid().any()).item():
-            return df
+            return df.drop("_outside")
     except Exception:  # noqa: BLE001 — some line is bad: find it below, keep the rest
         pass
 
@@ -518,7 +839,7 @@ def _read_jsonl(path: Path, scan: LogScan, *, lock: bool = False, rejected: list
         except Exception as e:  # noqa: BLE001
             if len(chunk) == 1:
                 n, line = chunk[0]
-                scan.bad(path, n, f"not a route record: {_reason(line, e)}")
+                scan.bad(label, n, f"not a route record: {_line_reason(line, e)}")
                 if rejected is not None:
                     rejected.append(line)
                 return
@@ -535,12 +856,15 @@ def _read_jsonl(path: Path, scan: LogScan, *, lock: bool = False, rejected: list
     invalid = df.filter(_invalid())
     if invalid.height:
         by_line = dict(lines)
-        for n, rid in invalid.select("_line", "request_id").iter_rows():
-            scan.bad(path, n, "no request_id" if not rid else "missing or unreadable timestamp")
+        for row in invalid.iter_rows(named=True):
+            rid = row["request_id"]
+            why = ("no request_id" if not rid else "missing or unreadable timestamp" if row["timestamp"] is None
+                   else f"request {rid}: {describe_problems(domain_problems(row))}")
+            scan.bad(label, row["_line"], why)
             if rejected is not None:
-                rejected.append(by_line[n])
+                rejected.append(by_line[row["_line"]])
         df = df.filter(~_invalid())
-    return df.drop("_line")
+    return df.drop("_line", "_outside")
 
 
 def _parse_ndjson(data: bytes):
@@ -557,18 +881,10 @@ def _parse_ndjson(data: bytes):
     return pl.read_ndjson(data, schema=flat).with_columns(pl.col(n).str.json_decode(schema[n]) for n in nested)
 
 
-def _reason(line: bytes, e: Exception) -> str:
-    try:
-        obj = json.loads(line)
-    except ValueError as je:
-        return f"invalid JSON ({je})"
-    if not isinstance(obj, dict):
-        return f"a JSON {type(obj).__name__}, not an object"
-    return str(e).splitlines()[0]
-
-
 def _finish(df):
-    """Parse the timestamp column: canonical ``...Z`` form, or any ISO offset; unreadable -> null."""
+    """Parse the timestamp column (canonical ``...Z`` form, or any ISO offset; unreadable -> null) and mark records
+    outside their domain (``_outside``)."""
+    import narwhals as nw
     import polars as pl
 
     ts = pl.col("timestamp")
@@ -576,19 +892,21 @@ def _finish(df):
         ts.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_zone="UTC", time_unit="us", strict=False),
         ts.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="us", strict=False).dt.convert_time_zone("UTC"),
     )
-    return df.with_columns(timestamp=parsed)
+    df = df.with_columns(timestamp=parsed)
+    return nw.from_native(df).with_columns(_outside=outside_domain()).to_native()
 
 
 def _invalid():
     import polars as pl
 
-    return pl.col("request_id").is_null() | pl.col("timestamp").is_null()
+    return pl.col("request_id").is_null() | pl.col("timestamp").is_null() | pl.col("_outside")
 
 
 def privacy_findings(root: str | os.PathLike, prompt_routes: Iterable[tuple[str, str]] = ()) -> list[str]:
     """Every place a log holds a secret-looking string, or a raw prompt or output of a route that did
     not opt in (``prompt_routes``: the (policy_version, route_id) pairs whose route sets
-    ``store_prompts``).  Reads the files themselves, bad lines and rejected lines included."""
+    ``store_prompts``).  Reads the files themselves, bad lines and rejected lines included; a Parquet
+    part that does not read is searched as raw bytes (compressed pages stay opaque)."""
     import polars as pl
 
     allowed = set(prompt_routes)
@@ -597,7 +915,10 @@ def privacy_findings(root: str | os.PathLike, prompt_routes: Iterable[tuple[str,
         if path.name.endswith(".jsonl"):
             lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
         elif path.name.endswith(".parquet"):
-            lines = pl.read_parquet(path).write_ndjson().splitlines()
+            try:
+                lines = pl.read_parquet(path).write_ndjson().splitlines()
+            except Exception:  # noqa: BLE001 — a damaged part: readers skip it, its bytes may still hold a key
+                lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
         else:
             continue
         for n, text in enumerate(lines, 1):
@@ -711,15 +1032,15 @@ def _convert(sealed: Path) -> tuple[int, int, Path]:
 
     part = sealed.parent
     ident = sealed.name[len("sealed-"):-len(".jsonl")]
-    scan = LogScan(frame=None)
+    scan = Damage()
     rejected: list[bytes] = []
-    df = _read_jsonl(sealed, scan, rejected=rejected)
+    df = read_jsonl(sealed, scan, rejected=rejected)
     schema = polars_schema()
     df = pl.DataFrame(schema=schema) if df is None else df.select(list(schema)).sort("timestamp", maintain_order=True)
     if rejected:
         _write_atomic(part / f"rejected-{ident}.jsonl", b"\n".join(rejected) + b"\n")
     tmp = part / f".part-{ident}.parquet.tmp"
-    df.write_parquet(tmp, compression="zstd", statistics=True)
+    df.write_parquet(tmp, compression="zstd", statistics=True, metadata={DOMAIN_MARK: DOMAIN_ID})  # read_jsonl checked
     _fsync(tmp)
     final = part / f"part-{ident}.parquet"
     with _flocked(part.parent / STATE_LOCK, fcntl.LOCK_EX):

@@ -44,7 +44,7 @@ from .circuit import CircuitBreaker
 from .costs import PriceBook, Usage
 from .overrides import Overrides
 from .policy import ModelSpec, Policy, RouteSpec, load_policy
-from .routelog import RouteLogWriter
+from .routelog import RouteLogWriter, clamp_to_domain
 from .transport import Reply, TransportError
 
 log = logging.getLogger("routekit.router")
@@ -714,7 +714,7 @@ class Router:
         if mismatch:
             warnings = [*warnings, f"model mismatch: asked {spec.target} for {spec.model.split('/', 1)[-1]!r}, "
                                    f"the provider says it served {reply.response_model!r}"]
-        return {
+        record = {
             "schema_version": 1,
             "request_id": req.request_id,
             "timestamp": datetime.fromtimestamp(req.started, timezone.utc).isoformat(timespec="microseconds")
@@ -765,6 +765,11 @@ class Router:
             "warnings": WARNING_SEPARATOR.join(dict.fromkeys(warnings)) or None,
             "extra": None,
         }
+        clamped = clamp_to_domain(record)   # the provider was paid: the record must be writable, flagged
+        if clamped:
+            record["warnings"] = WARNING_SEPARATOR.join(
+                x for x in (record["warnings"], "values outside their domain: " + "; ".join(clamped)) if x)
+        return record
 
 
 class _PromptSize:

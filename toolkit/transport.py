@@ -62,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import math
 import os
 import re
 import time
@@ -77,6 +78,8 @@ from .redact import scrub
 RETRYABLE = {"rate_limited", "overloaded", "server_error", "timeout", "connection", "empty", "malformed",
              "tool_error"}
 KINDS = (*sorted(RETRYABLE), "context_window", "content_policy", "auth", "bad_request", "boundary")
+
+MAX_RETRY_AFTER_S = 86400.0 * 365   # a Retry-After beyond a year is recorded as a year
 
 # A placeholder key for endpoints that need none (the simulator, a local server).
 NO_KEY = "routekit-no-key"
@@ -477,7 +480,9 @@ def _retry_after(e: Exception) -> float | None:
         try:
             value = next((headers[k] for k in headers if str(k).lower() == "retry-after"), None)
             if value is not None:
-                return float(value)
+                seconds = float(value)
+                # a date, a negative or a non-number is no usable wait; years are capped (the circuit caps further)
+                return min(seconds, MAX_RETRY_AFTER_S) if math.isfinite(seconds) and seconds >= 0 else None
         except (TypeError, ValueError):
             return None
     return None

@@ -28,10 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG, formatter_class=raw)
     ps = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
 
-    s = ps.add_parser("scan", help="count records and bad lines",
-                      description="Read the whole log (JSONL and Parquet) and print its size, date range, records "
-                                  "by source and outcome, and every kind of damage found (file:line). Exit 1 if "
-                                  "some lines are bad.", formatter_class=raw,
+    s = ps.add_parser("scan", help="count records, bad lines and damaged files",
+                      description="Read the whole log (JSONL and every page of every Parquet part) and print its "
+                                  "size, date range, records by source and outcome, and every kind of damage found: "
+                                  "damaged Parquet parts (file), bad lines (file:line) and records with a value "
+                                  "outside its domain (file, request). Damage is skipped, never changed on disk. "
+                                  "Exit 1 if something was skipped, 2 if LOG is not a directory.",
+                      formatter_class=raw,
                       epilog="example:\n  routekit log scan --log routelog")
     add_log_arg(s)
     s.set_defaults(func=scan)
@@ -103,7 +106,11 @@ def scan(args: argparse.Namespace) -> int:
 
     from ..routelog import scan_log
 
-    result = scan_log(args.log)
+    if not os.path.isdir(args.log):  # a typo must not read as an empty log
+        print(f"routekit log scan: no route log at {args.log} (a directory of date=YYYY-MM-DD partitions)",
+              file=sys.stderr)
+        return 2
+    result = scan_log(args.log, verify=True)  # every page of every part: damage inside a part is found too
     summary = result.frame.select(
         pl.len().alias("records"), pl.col("timestamp").min().alias("first"), pl.col("timestamp").max().alias("last"),
         pl.col("timestamp").dt.date().n_unique().alias("days")).collect().row(0, named=True)
@@ -112,12 +119,12 @@ def scan(args: argparse.Namespace) -> int:
     counts = result.frame.group_by("source", "outcome").agg(pl.len().alias("n")).sort("source", "outcome").collect()
     for source, outcome, n in counts.iter_rows():
         print(f"  {source or '?':<14} {outcome or '?':<8} {n}")
-    if result.bad_lines:
-        print(f"{result.bad_lines} bad lines (skipped, not lost: the files are untouched):")
-        for example in result.bad_examples:
-            print(f"  {example}")
+    if result.skipped:
+        print(f"{result.summary()} (not lost: the files are untouched):")
+        for line in result.details():
+            print(f"  {line}")
         return 1
-    print("no bad lines")
+    print("no bad lines, no damaged files")
     return 0
 
 

@@ -15,10 +15,12 @@ EXAMPLES = """examples:
   routekit rollup --log s3://acme-logs/routelog --engine spark --spark-master spark://head:7077
   routekit rollup --log file:///data/routelog --force --json
 
-Only days whose log files changed since the last build are read (a manifest in LOG/_rollups/v1
-keeps their sizes and times); --force rebuilds every day.  Object storage: s3:// needs s3fs, gs://
-gcsfs, with the usual credentials in the environment; see `python -c "import toolkit.rollups as r;
-help(r)"` for each engine's settings.
+A damaged Parquet part, a line that is not a route record and a record with a value outside its
+domain (negative cost, unknown outcome...) are left out of the rollups and named here (file, line or
+request); the files stay as they are.  Only days whose log files changed since the last build are
+read (a manifest in LOG/_rollups/v2 keeps their sizes and times); --force rebuilds every day.
+Object storage: s3:// needs s3fs, gs:// gcsfs, with the usual credentials in the environment; see
+`python -c "import toolkit.rollups as r; help(r)"` for each engine's settings.
 """
 
 
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollup", help="build the additive rollups dashboards and `stats` read",
                        description="Roll the route log up into additive tables (requests, attempts, "
                                    "tokens, cost and a latency histogram per hour x team x intent x route x model "
-                                   "x provider x outcome), stored as Parquet under LOG/_rollups/v1. Incremental, "
+                                   "x provider x outcome), stored as Parquet under LOG/_rollups/v2. Incremental, "
                                    "idempotent and safe to interrupt. Prints records read, rows written, engine "
                                    "and wall time.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = build_rollups(args.log, args.engine, spark_master=args.spark_master, force=args.force,
                                progress=not args.json)
-    except (FileNotFoundError, RuntimeError, ImportError) as e:
+    except (OSError, RuntimeError, ImportError) as e:  # RollupError is a RuntimeError
         print(f"rollup failed: {e}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(report.summary())
+        return 0
+    print(report.summary())
+    for line in report.damage.details():
+        print(f"  {line}")
     return 0

@@ -52,24 +52,27 @@ def _by(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..rollups import load_rollups, summarize
+    from ..rollups import damage, load_rollups, summarize
 
     try:
         frame = load_rollups(args.log, since=args.since, until=args.until, build=not args.no_build,
                              progress=not args.json).collect()
-    except FileNotFoundError as e:
-        print(e, file=sys.stderr)
+    except (OSError, RuntimeError) as e:  # no log, an unreadable directory, an engine failure (RollupError)
+        print(f"routekit stats: {e}", file=sys.stderr)
         return 2
+    skipped = damage(args.log)
     table = summarize(frame, [BY[n] for n in args.by]).rename({BY[n]: n for n in args.by})
     total = summarize(frame)
     if args.json:
         print(json.dumps({"by": args.by, "since": args.since, "until": args.until, "groups": table.to_dicts(),
-                          "total": total.to_dicts()[0] if total.height else None}, indent=2, default=str))
+                          "total": total.to_dicts()[0] if total.height else None, "skipped": skipped.to_dict()},
+                         indent=2, default=str))
         return 0
-    if table.is_empty():
-        print("no requests in the rollups for that period")
-        return 0
-    print(render(table, args.by, total))
+    print(render(table, args.by, total) if not table.is_empty() else "no requests in the rollups for that period")
+    if skipped.skipped:  # the numbers above leave these out: say so, every time
+        print(f"\nnot counted above: {skipped.summary()} in the log (files untouched):")
+        for line in skipped.details():
+            print(f"  {line}")
     return 0
 
 
