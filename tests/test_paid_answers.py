@@ -18,6 +18,7 @@ import time
 import pytest
 
 from toolkit.costs import MAX_TOKENS
+from toolkit.routelog import clamp_to_domain
 from toolkit.router import NoEligibleRoute, Router
 
 from .conftest import read_records
@@ -244,3 +245,14 @@ def test_redis_ledger_survives_kill_9_with_aof(sim_env, policy_copy, log_dir, mo
     redis_server.start()
     [after] = [s for s in Router(policy_copy, log=log_dir).budgets.status() if s.budget == "growth-monthly"]
     assert (after.requests, after.spent_usd) == (before.requests, before.spent_usd)
+
+
+def test_a_paid_record_with_values_outside_their_domain_is_clamped_and_flagged_not_lost(sim_env, policy_copy,
+                                                                                      log_dir):
+    sim_env.state.set("gpt-4o-mini", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 1e12})
+    r = Router(policy_copy, log=log_dir).complete("triage", "hi")
+    assert r.served_model == "fast-google" and r.attempts[0].retry_after_s == 86400 * 365   # a year at most
+    record = {"attempts": [{"cost_usd": float("nan"), "latency_ms": 5.0}], "cost_usd": 1e6, "latency_ms": -3.0}
+    notes = clamp_to_domain(record)
+    assert record["cost_usd"] == 1e4 and record["latency_ms"] == 0 and record["attempts"][0]["cost_usd"] == 0
+    assert len(notes) == 3 and all("outside" in n for n in notes)
