@@ -15,7 +15,7 @@ FRONTIER_EXAMPLES = """examples:
 
 quality = mean score over the prompts answered by every model; cost = mean cost per request; the frontier is
 RouterBench's non-decreasing convex hull of the evaluated policies, AIQ its mean over the cost range
-(formulas in toolkit/research.py).
+(formulas in toolkit/research/replay.py).
 """
 
 PAIR_EXAMPLES = """examples:

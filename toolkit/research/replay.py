@@ -460,8 +460,8 @@ def import_routellm_gsm8k(src: str | os.PathLike, prices: Any = None) -> Any:
     data/prices (keys in :data:`GSM8K_MODELS`)."""
     import polars as pl
 
-    from .costs import PriceBook, Usage
-    from .tokens import count_text
+    from ..costs import PriceBook, Usage
+    from ..tokens import count_text
 
     src = Path(src)
     prices = prices or PriceBook.load()
