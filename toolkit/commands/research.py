@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("kind", choices=["routellm-gsm8k", "routerarena"])
     i.add_argument("src", help="directory of the source files")
     i.add_argument("--out", required=True, help="output table (.csv, .parquet or .jsonl)")
+    i.add_argument("--prompts", metavar="FILE",
+                   help="write the prompt texts here (JSON Lines: prompt_id, text) instead of a 'prompt' column; "
+                        "name it <out stem>.prompts.jsonl and 'research train' finds it by itself")
     i.set_defaults(func=import_)
 
 
@@ -161,6 +164,15 @@ def import_(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.prompts:
+        import polars as pl
+
+        texts = table.select("prompt_id", pl.col("prompt").alias("text")).unique("prompt_id", keep="first",
+                                                                                 maintain_order=True)
+        Path(args.prompts).parent.mkdir(parents=True, exist_ok=True)
+        texts.write_ndjson(args.prompts)
+        table = table.drop("prompt")
+        print(f"{len(texts)} prompt texts -> {args.prompts}")
     {".parquet": table.write_parquet, ".jsonl": table.write_ndjson}.get(out.suffix, table.write_csv)(out)
     print(f"{len(table)} rows ({table['prompt_id'].n_unique()} prompts x {table['model'].n_unique()} models) -> {out}")
     return 0
