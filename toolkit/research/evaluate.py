@@ -68,9 +68,10 @@ def kfold(n: int, k: int, seed: int) -> Any:
 
 
 def subset(o: Outcomes, idx: Any) -> Outcomes:
-    """The table restricted to (or resampled at) prompt rows ``idx``; other numeric columns are left out."""
+    """The table restricted to (or resampled at) prompt rows ``idx``."""
     return replace(o, prompt_ids=[o.prompt_ids[i] for i in idx], intents=[o.intents[i] for i in idx],
-                   score=o.score[idx], cost=o.cost[idx], columns={}, dropped_prompts=0)
+                   score=o.score[idx], cost=o.cost[idx], columns={k: v[idx] for k, v in o.columns.items()},
+                   dropped_prompts=0)
 
 
 @dataclass
@@ -114,17 +115,41 @@ class Trained:
     router: CrossFit
     lookup: CrossFit
     target: Target | None
-    params: dict[str, float] = field(default_factory=dict)   # the operating point chosen on all prompts
+    folds: Any = None
+    # with a target: the operating point chosen for each fold (on its training part), per method, and
+    # the model column each prompt got from its fold's calibrated router / lookup table
+    fold_params: dict[str, list[float]] = field(default_factory=dict)
+    calibrated: dict[str, Any] = field(default_factory=dict)
 
-    def fit_final(self) -> tuple[Any, Any]:
-        """Features and predictor fitted on every prompt: what an emitted policy runs."""
+    def training_rows(self, fold: int) -> Any:
+        import numpy as np
+
+        return np.flatnonzero(self.folds != fold)
+
+    def fit_fold(self, fold: int) -> tuple[Any, Any]:
+        """Features and predictor fitted exactly as for held-out ``fold`` (deterministic, seeded)."""
+        rows = self.training_rows(fold)
         feat = make(self.setup.features)
-        X = feat.fit(self.texts).transform(self.texts)
-        model = predictor(self.setup.router, self.setup.seed).fit(X, self.o.score[:, list(self.rule.cols)])
+        X = feat.fit([self.texts[i] for i in rows]).transform([self.texts[i] for i in rows])
+        model = predictor(self.setup.router, self.setup.seed).fit(X, self.o.score[rows][:, list(self.rule.cols)])
         return feat, model
 
-    def final_lookup(self) -> IntentLookup:
-        return IntentLookup().fit(self.o.intents, self.o.score[:, list(self.rule.cols)])
+    def fold_result(self, method: str, fold: int = 0) -> dict:
+        """What ``method``'s calibrated operating point ("router" or "lookup") reached on the prompts of
+        ``fold``, which neither it nor its calibration saw, with bootstrap intervals over those prompts."""
+        import numpy as np
+
+        rows = np.flatnonzero(self.folds == fold)
+        sub, chosen = subset(self.o, rows), self.calibrated[method][rows]
+        one = {method: lambda s, idx, b: [choice_point(s, method, chosen[idx])]}
+        _, ci, _ = _estimate(sub, one, None, None, self.setup.bootstrap, self.setup.seed)
+        p = choice_point(sub, method, chosen)
+        return {"prompts": len(rows), **reached(p, self.target, self.strong or ""), "share": p.share,
+                "quality_ci": ci[method].get("quality"), "cost_per_request_usd_ci": ci[method].get("cost")}
+
+    def lookup_fold(self, fold: int) -> IntentLookup:
+        rows = self.training_rows(fold)
+        return IntentLookup().fit([self.o.intents[i] for i in rows], self.o.score[rows][:, list(self.rule.cols)])
 
 
 def train(o: Outcomes, texts: list[str], setup: Setup, *, target: Target | None = None, source: str = "",
@@ -193,14 +218,16 @@ def train(o: Outcomes, texts: list[str], setup: Setup, *, target: Target | None 
     methods = _methods(rule, *_for_curves(rule, router_cv, lookup_cv), setup.router, *pair)
     calib = None
     if target is not None:
-        calib = {}
+        calib, fold_params = {}, {}
         for name, fit, cv in (("router", fit_router, router_cv), ("lookup", fit_lookup, lookup_cv)):
             chosen = np.zeros(o.n, dtype=int)
+            fold_params[name] = []
             for j in range(setup.cv):
                 tr, te = np.flatnonzero(folds != j), np.flatnonzero(folds == j)
                 inner = (cross_fit(fit, kfold(len(tr), inner_k, setup.seed + 1 + j), rows=tr) if name == "router"
                          else _in_sample_lookup(o, tr, cols))
                 param = select(subset(o, tr), rule, inner.values, inner.unit_cost, target, strong)
+                fold_params[name].append(param)
                 chosen[te] = rule.choose(cv.values[te], cv.unit_cost[te], param)
             calib[name] = chosen
         methods["calibrated"] = lambda sub, idx, b: [choice_point(sub, "router", calib["router"][idx])]
@@ -212,7 +239,7 @@ def train(o: Outcomes, texts: list[str], setup: Setup, *, target: Target | None 
                            if _num(est["router"].get(k), est["lookup"].get(k)) else None for k in ("apgr", "aiq")}
     report["vs_lookup"].update({f"{k}_diff_ci": diffs.get(("router", "lookup", k)) for k in ("apgr", "aiq")})
     report["points"] = _points(o, rule, *_for_curves(rule, router_cv, lookup_cv), setup.router, strong, weak)
-    trained = Trained(report, setup, o, texts, rule, strong, router_cv, lookup_cv, target)
+    trained = Trained(report, setup, o, texts, rule, strong, router_cv, lookup_cv, target, folds)
     if target is not None:
         out = {"target": target.to_dict(), "held_out": {}}
         for name, key in (("router", "calibrated"), ("lookup", "calibrated_lookup")):
@@ -224,9 +251,7 @@ def train(o: Outcomes, texts: list[str], setup: Setup, *, target: Target | None 
         out["quality_diff"] = out["held_out"]["router"]["quality"] - out["held_out"]["lookup"]["quality"]
         out["quality_diff_ci"] = diffs.get(("calibrated", "calibrated_lookup", "quality"))
         report["calibration"] = out
-        every = np.arange(o.n)
-        for name, cv in (("router", router_cv), ("lookup", _in_sample_lookup(o, every, cols))):
-            trained.params[name] = select(o, rule, cv.values, cv.unit_cost, target, strong or "")
+        trained.fold_params, trained.calibrated = fold_params, calib
     else:
         report["calibration"] = None
     if lodo:
