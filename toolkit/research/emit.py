@@ -46,14 +46,33 @@ def aliases(models: list[str]) -> dict[str, str]:
     return out
 
 
-def model_strings(table: str, models: list[str]) -> dict[str, str]:
-    """The litellm model string per table model: the table's ``price_key`` when it has one, else the name."""
-    df = read_table(table)
-    keys: dict[str, str] = {}
-    if "price_key" in df.columns:
-        for m, k in df.select("model", "price_key").unique().iter_rows():
-            keys[str(m)] = str(k) if k else str(m)
-    return {m: keys.get(m, m) for m in models}
+def model_entries(table: str, models: list[str]) -> dict[str, str]:
+    """The policy's ``models:`` entry per table model (inside the braces): the litellm model string - the
+    table's ``price_key`` when it has one, else the name - and, for a name the price snapshot does not know,
+    a ``price:`` fitted to the table's own costs (cost = a x input_tokens + b x output_tokens, least squares;
+    exact when the table was priced per token), so ``routekit policy check`` can price every model."""
+    import numpy as np
+    import polars as pl
+
+    from ..costs import PriceBook
+
+    df = read_table(table).with_columns(pl.col("model").cast(pl.String))
+    book = PriceBook.load()
+    out = {}
+    for m in models:
+        rows = df.filter(pl.col("model") == m)
+        key = rows["price_key"].drop_nulls().first() if "price_key" in df.columns else None
+        entry = f"model: {_yaml(str(key or m))}"
+        if book.lookup(str(key or m)) is None and {"input_tokens", "output_tokens"} <= set(df.columns):
+            X = rows.select("input_tokens", "output_tokens").cast(pl.Float64).to_numpy()
+            y = rows["cost_usd"].cast(pl.Float64).to_numpy()
+            ok = ~(np.isnan(X).any(axis=1) | np.isnan(y))
+            if ok.sum() >= 2:
+                a, b = (max(0.0, float(v)) * 1e6 for v in np.linalg.lstsq(X[ok], y[ok], rcond=None)[0])
+                entry += (f", price: {{input_per_mtok: {a:.6g}, output_per_mtok: {b:.6g}, "
+                          f"note: \"fitted to the costs in {Path(table).name}\"}}")
+        out[m] = entry
+    return out
 
 
 def _ci(ci: Any, fmt: str) -> str:
@@ -75,7 +94,7 @@ def emit_policy(trained: Trained, out: str | Path, *, table: str, command: str) 
     out = Path(out)
     models = [o.models[c] for c in rule.cols]
     alias = aliases(models)
-    target = model_strings(table, models)
+    entry = model_entries(table, models)
     quality = {m: single(o, m).quality for m in models}
     cost = {m: single(o, m).cost_per_request_usd for m in models}
     by_quality = sorted(models, key=lambda m: -quality[m])
@@ -110,7 +129,7 @@ def emit_policy(trained: Trained, out: str | Path, *, table: str, command: str) 
     lines.append(f"# Replay: routekit research frontier {table} --policy {out} --only-prompts {heldout}")
     lines += ["version: 1", f"description: {_yaml(f'{kind} policy trained on {Path(table).name}')}", "", "models:"]
     for tier, m in enumerate(sorted(models, key=lambda m: quality[m]), 1):
-        lines.append(f"  {_yaml(alias[m])}: {{model: {_yaml(target[m])}, tier: {min(tier, 10)}}}"
+        lines.append(f"  {_yaml(alias[m])}: {{{entry[m]}, tier: {min(tier, 10)}}}"
                      f"   # mean score {quality[m]:.4f}, ${cost[m]:.6g} per request")
     lines += ["", "routes:"]
     intents = sorted({i or "default" for i in o.intents})
