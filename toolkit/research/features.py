@@ -53,7 +53,11 @@ def extra_missing(kind: str) -> str | None:
     from importlib.util import find_spec
 
     for module in ("sklearn",) + (("wordllama",) if kind == "embed" else ()):
-        if find_spec(module) is None:
+        try:
+            found = find_spec(module) is not None
+        except ValueError:   # in sys.modules as None: imports of it are blocked
+            found = False
+        if not found:
             return f"{_PACKAGES[module]} is not installed: pip install 'routekit[{EXTRA}]'"
     return None
 
