@@ -88,23 +88,37 @@ def pgr_chart(report: dict, title: str = "") -> Any:
 
 
 def trained_frontier_chart(report: dict, title: str = "") -> Any:
-    """The cost-quality frontier with the learned router's held-out points and the baselines'."""
-    from .replay import frontier_chart
+    """The cost-quality plane: the learned router's held-out points beside the lookup's, the random router's and
+    the single models'; the dashed line is the zero router (the hull of the single models), the title gives the
+    learned router's AIQ."""
+    from .replay import Point, frontier_chart, ndch
 
     pts = report["points"]
-    policies = [p for key in ("models", "router", "lookup", "random") for p in pts.get(key, [])]
-    for p in pts["models"]:
-        p["kind"] = "model"
-    best = max(policies, key=lambda p: (p["quality"], -p["cost_per_request_usd"]))
-    frontier = _hull(pts["models"])
+    policies = [{**p, "kind": "model" if key == "models" else p["kind"]}
+                for key in ("models", "router", "lookup", "random") for p in pts.get(key, [])]
+    zero = ndch([Point(m["policy"], m["quality"], m["cost_per_request_usd"]) for m in pts["models"]])
     doc = {"policies": policies, "oracle": {k: pts["oracle"][0][k] for k in ("quality", "cost_per_request_usd")},
-           "frontier": frontier, "aiq": report["aiq"]}
-    del best
-    return frontier_chart(doc, title=f"{title} held-out frontier, zero-router hull dashed (router AIQ)".strip())
+           "frontier": [{"policy": p.policy, "quality": p.quality, "cost_per_request_usd": p.cost_per_request_usd}
+                        for p in zero], "aiq": report["aiq"]}
+    return frontier_chart(doc, title=f"{title} {report['router']} router, held out; dashed: zero router".strip())
 
 
-def _hull(models: list[dict]) -> list[dict]:
-    from .replay import Point, ndch
+def summary_frame(reports: dict[str, dict]) -> Any:
+    """One row per trained router: its held-out figures with intervals beside the baselines'."""
+    import polars as pl
 
-    return [{"policy": p.policy, "quality": p.quality, "cost_per_request_usd": p.cost_per_request_usd}
-            for p in ndch([Point(m["policy"], m["quality"], m["cost_per_request_usd"]) for m in models])]
+    def fmt(v: Any, ci: Any = None, f: str = "{:.3f}") -> str | None:
+        if v is None:
+            return None
+        return f.format(v) + (f" {_ci(ci, f)}" if ci else "")
+
+    rows = []
+    for label, r in reports.items():
+        b = r["baselines"]
+        rows.append({"table / router": label, "APGR": fmt(r["apgr"], r["apgr_ci"]),
+                     "CPT(50%)": fmt(r["cpt50"], r["cpt50_ci"], "{:.1%}"), "AIQ": fmt(r["aiq"], r["aiq_ci"], "{:.4f}"),
+                     "lookup APGR": fmt(b["lookup"]["apgr"]), "random APGR": fmt(b["random"].get("apgr")),
+                     "zero-router AIQ": fmt(b["zero_router"]["aiq"], f="{:.4f}"),
+                     "best single": f"{b['best_single']['model']} {b['best_single']['quality']:.3f}",
+                     "oracle": f"{b['oracle']['quality']:.3f}"})
+    return pl.DataFrame(rows)
