@@ -256,8 +256,8 @@ def train(o: Outcomes, texts: list[str], setup: Setup, *, target: Target | None 
         report["calibration"] = None
     if lodo:
         ids = np.array([domains.index(i) if i else -1 for i in o.intents])
-        lodo_methods = _methods(rule, cross_fit(fit_router, ids), cross_fit(fit_lookup, ids, count=False),
-                                setup.router, *pair)
+        lodo_methods = {k: f for k, f in _methods(rule, cross_fit(fit_router, ids), cross_fit(fit_lookup, ids, count=False),
+                                                  setup.router, *pair).items() if k in ("router", "lookup")}
         l_est, l_ci, _ = _estimate(o, lodo_methods, *pair, setup.bootstrap, setup.seed)
         report["lodo"] = {"domains": len(domains), "router": _flat(l_est["router"], l_ci["router"]),
                           "lookup": _flat(l_est["lookup"], l_ci["lookup"])}
