@@ -3,8 +3,8 @@ feature extraction throughput per feature kind, and each router's held-out figur
 
 Every router runs the whole `routekit research train` evaluation (k-fold by prompt, the bootstrap, the
 baselines; leave-one-domain-out where the table has intents) in a fresh process of its own, one after the
-other: the time is that evaluation's, the peak memory the process's peak RSS (Python, numpy, scikit-learn and
-the table included: compare rows, not absolute values).  Ratios are to the linear router on the same table,
+other: the time is that evaluation's; memory is the process's peak RSS during it (Linux VmHWM, reset just before)
+and how much that peak added to the RSS the process had with the table and prompts loaded.  Ratios are to the linear router on the same table,
 measured in this run.  RouterArena's 78 intents make 78 more fits and bootstraps per router.
 
     .venv/bin/python bench/train_router.py [--cv 5] [--bootstrap 1000] [--routers linear,knn,mf,multi]
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -50,12 +49,20 @@ def one(table: str, router: str, kind: str, cv: int, bootstrap: int) -> None:
     path = TABLES[table]
     o = research.load_outcomes(path)
     texts = features.read_prompts(path, o.prompt_ids)
+    before = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")   # reset the peak (VmHWM) to the current RSS
     t0 = time.perf_counter()
     r = evaluate.train(o, texts, evaluate.Setup(router=router, features=kind, cv=cv, bootstrap=bootstrap),
                        cache=False).report
     secs = time.perf_counter() - t0
     r.pop("points")
-    print(json.dumps({"secs": secs, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "report": r}))
+    print(json.dumps({"secs": secs, "rss_mib": _status_kib("VmHWM") / 1024,
+                      "added_mib": (_status_kib("VmHWM") - before) / 1024, "report": r}))
+
+
+def _status_kib(field: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
 
 
 def figures(r: dict) -> str:
@@ -96,7 +103,8 @@ def main() -> int:
         print(f"\n== {name}: {o.n} prompts x {len(o.models)} models, {len(set(o.intents))} intents")
         features_throughput(texts)
         base = None
-        print(f"  {'router':<14} {'fit+CV s':>9} {'x linear':>9} {'peak RSS MiB':>13}   held-out figures (5-fold, 95% CI)")
+        print(f"  {'router':<14} {'fit+CV s':>9} {'x linear':>9} {'peak MiB':>9} {'added':>7}   "
+              f"held-out figures (5-fold, 95% CI)")
         for kind in args.features.split(","):
             for router in args.routers.split(","):
                 child = subprocess.run([sys.executable, __file__, "--one", name, router, kind, "--cv", str(args.cv),
@@ -107,7 +115,7 @@ def main() -> int:
                 res = json.loads(child.stdout.strip().splitlines()[-1])
                 base = base or res["secs"]
                 print(f"  {router + '/' + kind:<14} {res['secs']:>9.1f} {res['secs'] / base:>9.2f} "
-                      f"{res['rss_mib']:>13.0f}   {figures(res['report'])}", flush=True)
+                      f"{res['rss_mib']:>9.0f} {res['added_mib']:>7.0f}   {figures(res['report'])}", flush=True)
         b = res["report"]["baselines"]
         print(f"  best single {b['best_single']['model']} {b['best_single']['quality']:.4f}, oracle "
               f"{b['oracle']['quality']:.4f}")

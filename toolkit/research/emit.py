@@ -81,8 +81,6 @@ def _ci(ci: Any, fmt: str) -> str:
 
 def emit_policy(trained: Trained, out: str | Path, *, table: str, command: str) -> dict:
     """Write the policy (and, for a router, its model file); return what was written and the held-out figures."""
-    import numpy as np
-
     from ..policy import load_policy
 
     r, o, rule = trained.report, trained.o, trained.rule
