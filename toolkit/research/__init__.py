@@ -1,6 +1,7 @@
 """Routing research: replay fixed policies over outcome tables (:mod:`.replay`, formulas in its docstring)
 and train routers on them, offline (:mod:`.features`, :mod:`.routers`, :mod:`.evaluate`, :mod:`.calibrate`,
-:mod:`.emit`; the Router runs an emitted ``router:`` block through :mod:`.learned`).
+:mod:`.report`, :mod:`.emit`; the Router runs an emitted ``router:`` block through :mod:`.learned`, and
+:mod:`.policy_replay` replays a whole policy file over a table).
 
 ``from toolkit.research import X`` keeps working for every public name of the replay module; the training
 modules need the optional extra ``routekit[research]`` (scikit-learn, wordllama) and are imported on use."""
