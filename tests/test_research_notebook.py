@@ -20,10 +20,14 @@ def test_routing_research_notebook_runs_with_parameters(tmp_path):
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"]
     charts = [o for o in outputs if "application/vnd.vegalite.v5+json" in o.get("data", {})
-              or "alt.LayerChart" in "".join(o.get("data", {}).get("text/plain", ""))]
-    assert len(charts) == 2
+              or "Chart(...)" in "".join(o.get("data", {}).get("text/plain", ""))]
+    assert len(charts) == 4   # two frontiers, then the trained routers' PGR curve and held-out frontier
     text = "".join("".join(o.get("text", "")) for o in outputs)
     assert "1307 prompts after decontamination" in text and "809 prompts" in text
+    assert ("trained routers: RouteLLM GSM8K / linear, RouteLLM GSM8K / mf, RouterArena / linear, "
+            "RouterArena / multi") in text
+    table = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert "RouterArena / multi" in table and "zero-router AIQ" in table
     # a perfect verifier cascade reaches the oracle's quality: the notebook's AIQ reflects it
     o = research.load_outcomes(DATA / "outcomes" / "routellm-gsm8k.csv")
     pts = [research.cascade(o, threshold=1.0)]

@@ -184,6 +184,26 @@ class Verify(_Strict):
     escalate: bool = True        # a failed check moves on to the next candidate (cascade)
 
 
+class LearnedRouter(_Strict):
+    """``router:`` of a route: a trained router (``routekit research train --emit-policy``) picks the route's
+    first candidate per prompt; evaluated by toolkit/research/learned.py (see its docstring)."""
+
+    name: str
+    version: str
+    file: str                        # the model file, relative to the policy file
+    models: tuple[str, ...]          # aliases, in the model file's order (pair rule: strong, weak)
+    threshold: float | None = None   # pair rule: models[0] when the predicted gain >= threshold
+    cost_weight: float | None = None  # cost rule: argmax predicted score - cost_weight * mean cost
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "LearnedRouter":
+        if (self.threshold is None) == (self.cost_weight is None):
+            raise ValueError("give exactly one of 'threshold' (strong/weak pair) or 'cost_weight'")
+        if self.threshold is not None and len(self.models) != 2:
+            raise ValueError("a threshold router chooses between exactly two models (strong, weak)")
+        return self
+
+
 class RouteSpec(_Strict):
     intent: str = ""
     primary: str
@@ -203,6 +223,7 @@ class RouteSpec(_Strict):
     # A stream that breaks after its first token fails with a clear error; true: start the answer over
     # on the next candidate instead (the caller gets a StreamRestart, the result and record say so).
     stream_restart: bool = False
+    router: LearnedRouter | None = None  # a trained router picks the first candidate per prompt
 
 
 class BudgetSpec(_Strict):
@@ -616,6 +637,11 @@ def static_checks(policy: Policy, check_prices: bool = False) -> list[tuple[tupl
                 out.append((("routes", intent, "allowed_regions"),
                             f"route {intent!r} allows regions {list(route.allowed_regions)} but model {alias!r} "
                             f"is in region {m.region!r}"))
+        if route.router is not None:  # a trained router's file and aliases (toolkit/research/learned.py)
+            from .research.learned import problems as router_problems
+
+            out += [(("routes", intent, "router", *k), msg)
+                    for k, msg in router_problems(route.router, policy.path, chain, models)]
         if route.on_exhausted == "fail" and not any(models[a].tier >= route.min_tier for a in chain):
             out.append((("routes", intent, "min_tier"),
                         f"no candidate of route {intent!r} reaches min_tier {route.min_tier}: the route can never serve"))

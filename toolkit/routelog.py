@@ -57,6 +57,9 @@ model_mismatch                 bool      the provider reported serving a differe
 warnings                       str       what went wrong around the answer, " | "-separated (damaged state
                                          file, record spooled, usage capped, ledger unavailable, model
                                          mismatch), else null
+router_name                    str       the trained router that picked the first candidate (route ``router:``)
+router_version                 str       its model file's version (sha256, 12 hex digits)
+router_score                   float     the score it gave: predicted strong-minus-weak gain, or score - cost term
 extra                          str       JSON object of fields an importer did not map (kept, not dropped)
 =============================  ========  ==========================================================
 
@@ -159,7 +162,9 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("cost_usd", "float"), ("failed_cost_usd", "float"), ("cache_savings_usd", "float"), ("unpriced", "bool"),
     ("latency_ms", "float"), ("stream", "bool"), ("prompt_hash", "str"), ("prompt_tokens", "int"),
     ("prompt", "str"), ("output", "str"), ("output_hash", "str"), ("shadow_of", "str"), ("source", "str"),
-    ("model_mismatch", "bool"), ("warnings", "str"), ("extra", "str"),
+    ("model_mismatch", "bool"), ("warnings", "str"),
+    ("router_name", "str"), ("router_version", "str"), ("router_score", "float"),
+    ("extra", "str"),
 )
 FIELD_NAMES = tuple(name for name, _ in FIELDS)
 

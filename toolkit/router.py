@@ -272,6 +272,7 @@ class _Request:
     stream: bool = False
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.time)
+    learned: Any = None  # a trained router's Choice (toolkit/research/learned.py), when the route has one
 
 
 _CALL, _SLEEP = "call", "sleep"
@@ -358,6 +359,11 @@ class Router:
             raise UnknownIntent(f"unknown intent {req.intent!r}; the policy {policy.path} routes: "
                                 f"{', '.join(sorted(policy.routes))}")
         chain = policy.chain(req.intent)
+        if route.router is not None:  # a trained router picks the first candidate (toolkit/research/learned.py)
+            from .research.learned import choose
+
+            req.learned = choose(route.router, policy.path, req.messages)
+            chain = [req.learned.alias, *(a for a in chain if a != req.learned.alias)]
         t0 = time.perf_counter()
         prompt = _PromptSize(self, policy.models[chain[0]], req.messages)
         boundary = policy.required_boundary(route, req.sensitivity)
@@ -763,6 +769,9 @@ class Router:
             "source": "router",
             "model_mismatch": mismatch,
             "warnings": WARNING_SEPARATOR.join(dict.fromkeys(warnings)) or None,
+            "router_name": req.learned.name if req.learned else None,
+            "router_version": req.learned.version if req.learned else None,
+            "router_score": req.learned.score if req.learned else None,
             "extra": None,
         }
         clamped = clamp_to_domain(record)   # the provider was paid: the record must be writable, flagged

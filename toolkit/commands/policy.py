@@ -46,6 +46,8 @@ def summary(policy) -> str:
         rules = [f"min_tier {route.min_tier}", f"on_exhausted {route.on_exhausted}"]
         if route.boundary:
             rules.append(f"boundary {route.boundary}")
+        if route.router is not None:
+            rules.append(f"trained router {route.router.name} {route.router.version}")
         lines.append(f"  {intent:<12} {' -> '.join(parts)}   ({', '.join(rules)})")
     lines += ["", "models:"]
     for alias, m in policy.models.items():

@@ -221,6 +221,11 @@ def _point(o: Outcomes, name: str, chosen: Any, kind: str, cost: Any = None) -> 
     return Point(name, q, c, share, kind)
 
 
+def choice_point(o: Outcomes, name: str, chosen: Any, kind: str = "policy") -> Point:
+    """The point of any per-prompt choice: prompt i answered by model column ``chosen[i]``."""
+    return _point(o, name, chosen, kind)
+
+
 def single(o: Outcomes, model: str) -> Point:
     import numpy as np
 
@@ -457,11 +462,11 @@ def import_routellm_gsm8k(src: str | os.PathLike, prices: Any = None) -> Any:
     correctness RouteLLM recorded.  Tokens: the question as RouteLLM sent it ("Question: ...\\nAnswer:")
     and the response, counted with toolkit.tokens (approximate, cl100k, for Mixtral); RouteLLM's 8-shot
     prefix is not in the data and not counted, so costs are a lower bound.  Prices: the snapshot in
-    data/prices (keys in :data:`GSM8K_MODELS`)."""
+    data/prices (keys in :data:`GSM8K_MODELS`).  ``prompt``: the question's text (for trained routers)."""
     import polars as pl
 
-    from .costs import PriceBook, Usage
-    from .tokens import count_text
+    from ..costs import PriceBook, Usage
+    from ..tokens import count_text
 
     src = Path(src)
     prices = prices or PriceBook.load()
@@ -482,13 +487,14 @@ def import_routellm_gsm8k(src: str | os.PathLike, prices: Any = None) -> Any:
                          "score": float(bool(r[model])), "cost_usd": rates.cost(usage)[0],
                          "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                          "tokens": usage.input_tokens + usage.output_tokens, "tokens_approx": answer.approx,
-                         "price_key": key, "price_version": prices.version})
+                         "price_key": key, "price_version": prices.version, "prompt": r["prompt"]})
     return pl.DataFrame(rows)
 
 
 def import_routerarena(src: str | os.PathLike) -> Any:
     """RouterArena's per-model answer files (``*.jsonl`` beside ``cost.json``) as a long outcome table,
-    with the tokens and cost that RouterArena recorded; intent = the dataset prefix of ``global_index``."""
+    with the tokens and cost that RouterArena recorded; intent = the dataset prefix of ``global_index``;
+    ``prompt`` = the question as RouterArena sent it."""
     import polars as pl
 
     rows = []
@@ -503,7 +509,7 @@ def import_routerarena(src: str | os.PathLike) -> Any:
                              "model": r["llm_selected"], "score": float(ev["score"]),
                              "cost_usd": float(ev["inference_cost"]), "input_tokens": tok["input_tokens"],
                              "output_tokens": tok["output_tokens"], "tokens": tok["total_tokens"],
-                             "metric": ev.get("metric")})
+                             "metric": ev.get("metric"), "prompt": r["question"]})
             except (ValueError, KeyError, TypeError) as e:
                 raise OutcomeTableError(f"{f}:{n}: not a RouterArena result line ({type(e).__name__}: {e})") from None
     return pl.DataFrame(rows)
