@@ -93,7 +93,7 @@ def bad_policies(tally: Tally, tmp: Path) -> None:
 
 
 def routed(tally: Tally, router, intent: str, *, stream: bool, where: str, logs: list[Path]) -> None:
-    from toolkit.router import RoutingError
+    from toolkit.errors import RoutingError
 
     tally.cases += 1
     try:

@@ -1,10 +1,14 @@
-"""What the Router adds to a bare litellm call: decision + token count + record write.
+"""What the Router adds to a bare litellm call: the decision, token counting, pricing, the record write.
 
-Both run in one process against the same simulator on 127.0.0.1 (zero added latency),
-sequentially, after a warm-up.  Prints p50/p95 of each, the ratio of p50s, and the
-start-up time of `routekit --help`.
+Both sides run in one process against the same simulator (its own process, zero added latency) and call the
+same model with the same settings — litellm's background logging and cost calculation off, as routekit's
+transport runs them, and no SDK retries.  The sides are *interleaved* call by call (bare, routed, bare, routed,
+…) after a warm-up, so machine noise hits both alike, and enough calls are made for a stable median.
 
-    .venv/bin/python bench/router_overhead.py [--n 300]
+Printed: p50/p95 of each side, the p50 ratio (target < 1.05) and routekit's own time per call: the routed call's
+time minus the time spent inside the transport (p50, µs; target < 150 µs).
+
+    .venv/bin/python bench/router_overhead.py [--n 2000]
 """
 from __future__ import annotations
 
@@ -39,72 +43,89 @@ def _wait(url: str) -> None:
     raise RuntimeError("simulator did not start")
 
 
+class Timed:
+    """The transport with a stopwatch: how long each call spent inside it."""
+
+    def __init__(self, inner):
+        self.inner, self.spent = inner, 0.0
+
+    def complete(self, *a, **kw):
+        t0 = time.perf_counter()
+        try:
+            return self.inner.complete(*a, **kw)
+        finally:
+            self.spent += time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--n", type=int, default=2000, help="calls per side (default 2000)")
     args = ap.parse_args()
 
-    import litellm
+    import socket
 
-    from toolkit.demo import free_port
     from toolkit.router import Router
+    from toolkit.transport import LiteLLMTransport, litellm_module
 
-    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    # The simulator runs in its own process, like a real server: no GIL shared with the client.
     scenario = Path(tempfile.mkdtemp()) / "zero-latency.yaml"
     scenario.write_text("default: {latency_ms: 0}\n")
     server = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "sim", "serve", "--port", str(port),
                                "--scenario", str(scenario)], stdout=subprocess.DEVNULL)
-    _wait(url)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["ROUTEKIT_SIM_URL"] = url
-        os.environ["ROUTEKIT_OVERRIDES"] = str(Path(tmp) / "overrides.json")
-        router = Router(ROOT / "data" / "policy.demo.yaml", log=Path(tmp) / "log")
-        messages = [{"role": "user", "content": "Classify this ticket: my invoice was charged twice."}]
-        bare_kw = dict(model="openai/gpt-4o-mini", api_base=f"{url}/v1", api_key="x", messages=messages,
-                       max_retries=0, timeout=10)
+    try:
+        _wait(url)
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ.update(ROUTEKIT_SIM_URL=url, ROUTEKIT_OVERRIDES=str(Path(tmp) / "overrides.json"),
+                              ROUTEKIT_STATE_DIR=tmp)
+            timed = Timed(LiteLLMTransport())
+            router = Router(ROOT / "data" / "policy.demo.yaml", log=Path(tmp) / "log", transport=timed)
+            litellm = litellm_module()
+            from litellm._internal_context import is_internal_call
 
-        def bare() -> None:
-            litellm.completion(**bare_kw)
+            plain = [{"role": "user", "content": "Classify this ticket: my invoice was charged twice."}]
 
-        from litellm._internal_context import is_internal_call
+            def bare(messages):
+                token = is_internal_call.set(True)   # litellm's logging and cost calculation off, like routekit's
+                try:
+                    litellm.completion(model="openai/gpt-4o-mini", api_base=f"{url}/v1", api_key="x",
+                                       messages=messages, max_retries=0, timeout=10)
+                finally:
+                    is_internal_call.reset(token)
 
-        def bare_quiet() -> None:
-            # The same call with litellm's background success logging off, as routekit's transport runs it.
-            token = is_internal_call.set(True)
-            try:
-                litellm.completion(**bare_kw)
-            finally:
-                is_internal_call.reset(token)
+            def routed(messages):
+                router.complete("triage", messages, team="bench")
 
-        def routed() -> None:
-            router.complete("triage", messages, team="bench")
+            cases = {"a plain chat request": plain}
+            times = {(c, side): [] for c in cases for side in ("bare", "routed")}
+            own = {c: [] for c in cases}
+            for messages in cases.values():
+                for _ in range(50):
+                    bare(messages)
+                    routed(messages)
+            for i in range(args.n):
+                for case, messages in cases.items():
+                    for side in (("bare", "routed") if i % 2 else ("routed", "bare")):
+                        before = timed.spent
+                        t0 = time.perf_counter()
+                        (bare if side == "bare" else routed)(messages)
+                        took = time.perf_counter() - t0
+                        times[(case, side)].append(took * 1000)
+                        if side == "routed":
+                            own[case].append((took - (timed.spent - before)) * 1e6)
+    finally:
+        server.terminate()
 
-        sides = (("bare", bare), ("bare_quiet", bare_quiet), ("routed", routed))
-        for _, fn in sides:
-            for _ in range(30):
-                fn()
-        times: dict[str, list[float]] = {name: [] for name, _ in sides}
-        # Alternate blocks so that machine noise hits both alike; the first call of each block is
-        # dropped because litellm's background logging of the other side's last call still runs then.
-        block = 25
-        for _ in range(max(1, args.n // block)):
-            for name, fn in sides:
-                for i in range(block + 1):
-                    t0 = time.perf_counter()
-                    fn()
-                    if i:
-                        times[name].append((time.perf_counter() - t0) * 1000)
-    server.terminate()
-
-    for name, xs in times.items():
-        print(f"{name:>10}: p50 {statistics.median(xs):6.2f} ms   p95 {pct(xs, 0.95):6.2f} ms   (n={len(xs)})")
-    p50 = {name: statistics.median(xs) for name, xs in times.items()}
-    print(f"routed / bare litellm p50 ratio: {p50['routed'] / p50['bare']:.3f}")
-    ratio = p50["routed"] / p50["bare_quiet"]
-    print(f"routed / bare litellm (same settings) p50 ratio: {ratio:.3f}  "
-          f"(the toolkit's own decision + record add {100 * (ratio - 1):.1f}%; target < 10%)")
+    for case in cases:
+        b, r = times[(case, "bare")], times[(case, "routed")]
+        print(f"{case}:")
+        print(f"  bare litellm : p50 {statistics.median(b):6.3f} ms   p95 {pct(b, 0.95):6.3f} ms   (n={len(b)})")
+        print(f"  routed       : p50 {statistics.median(r):6.3f} ms   p95 {pct(r, 0.95):6.3f} ms   (n={len(r)})")
+        print(f"  routed / bare p50 ratio: {statistics.median(r) / statistics.median(b):.3f}   (target < 1.05)")
+        print(f"  routekit's own time per call: p50 {statistics.median(own[case]):.0f} µs, "
+              f"p95 {pct(own[case], 0.95):.0f} µs   (target p50 < 150 µs)")
 
     help_times = []
     for _ in range(5):

@@ -14,7 +14,9 @@ import polars as pl
 import pytest
 
 from toolkit import routelog
-from toolkit.routelog import (COMPACT_LOCK, JSONL_NAME, CompactionBusy, RouteLogWriter, compact, polars_schema,
+from toolkit.errors import Busy
+from toolkit.routelog import compaction
+from toolkit.routelog import (COMPACT_LOCK, JSONL_NAME, RouteLogWriter, compact, polars_schema,
                               scan_log)
 
 
@@ -83,9 +85,9 @@ def _crash(*_a, **_k):
 @pytest.mark.parametrize("point", ["after_seal", "after_rejected_and_tmp", "after_commit"])
 def test_interrupted_compaction_loses_and_doubles_nothing(log, monkeypatch, point):
     before = totals(log)
-    target = {"after_seal": "_convert", "after_rejected_and_tmp": "_fsync", "after_commit": "_cleanup"}[point]
+    target = {"after_seal": "_convert", "after_rejected_and_tmp": "fsync", "after_commit": "_cleanup"}[point]
     with monkeypatch.context() as m:
-        m.setattr(routelog, target, _crash)
+        m.setattr(compaction, target, _crash)
         with pytest.raises(KeyboardInterrupt):
             compact(log)
     leftovers = os.listdir(log / f"date={day(-3)}")
@@ -109,11 +111,11 @@ def test_each_step_by_hand_keeps_counts(log):
     assert sealed.exists() and not (part / JSONL_NAME).exists()
     assert totals(log) == before
     rejected = part / sealed.name.replace("sealed-", "rejected-")
-    n, bad, parquet = routelog._convert(sealed)
+    n, bad, parquet = compaction._convert(sealed)
     assert (n, bad) == (50, 2) and parquet.exists()
     assert rejected.read_bytes().count(b"\n") == 2 and rejected.read_bytes().startswith(b"garbage\n")
     assert totals(log) == before
-    routelog._cleanup(sealed)
+    compaction._cleanup(sealed)
     assert not sealed.exists()
     assert totals(log) == before
 
@@ -144,7 +146,7 @@ def test_second_compactor_is_refused(log):
     fd = os.open(log / COMPACT_LOCK, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        with pytest.raises(CompactionBusy, match="another compaction"):
+        with pytest.raises(Busy, match="another compaction"):
             compact(log)
     finally:
         os.close(fd)

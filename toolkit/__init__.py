@@ -14,12 +14,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Router": "router", "Result": "router", "NoEligibleRoute": "router", "UnknownIntent": "router",
-    "load_policy": "policy", "Policy": "policy", "PolicyError": "policy",
+    "Router": "router", "Result": "result",
+    "RoutekitError": "errors", "NoEligibleRoute": "errors", "UnknownIntent": "errors", "PolicyError": "errors",
+    "StreamInterrupted": "errors", "BudgetDenied": "errors", "TransportError": "errors",
+    "load_policy": "policy", "Policy": "policy",
     "scan_log": "routelog", "RouteLogWriter": "routelog",
-    "PriceBook": "costs", "Usage": "costs",
+    "PriceBook": "costs", "Usage": "usage",
     "SimServer": "sim",
-    "StreamInterrupted": "router", "StreamRestart": "router", "BudgetDenied": "router",
+    "StreamRestart": "streams",
     "BudgetLedger": "budgets",
     "Scenario": "estimate", "estimate_scenarios": "estimate",
     "synthesize": "synth", "compact": "routelog",

@@ -34,7 +34,7 @@ the record says its cost is not in the ledger.  Redis durability: run it with ``
 ``appendfsync always`` (or ``everysec``, which may lose the last second's spend on a crash) — without AOF a
 restart rolls spend back and it can be spent again.
 
-When a request does not fit, ``reserve`` raises :class:`~toolkit.router.BudgetDenied` naming the budget:
+When a request does not fit, ``reserve`` raises :class:`~toolkit.errors.BudgetDenied` naming the budget:
 ``on_limit: block`` stops the request; ``on_limit: downgrade`` lets the Router try the next, cheaper, eligible
 candidate (never below the route's quality floor).  A candidate that costs nothing per token (a local model
 at $0, a tool) is never held and never refused.  A candidate without any price cannot be accounted for: it
@@ -75,7 +75,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from .costs import PriceBook, Usage
 from .policy import BudgetSpec
-from .router import BudgetDenied, LedgerUnavailable
+from .errors import BudgetDenied, LedgerUnavailable
 
 log = logging.getLogger("routekit.budgets")
 

@@ -44,24 +44,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import UnknownModel  # noqa: F401  (raised here; defined with every other error)
+from .usage import MAX_TOKENS, Usage  # noqa: F401  (the unit of every cost)
+
 DATA_DIR = Path(os.environ.get("ROUTEKIT_DATA", Path(__file__).resolve().parent.parent / "data"))
 PRICES_DIR = DATA_DIR / "prices"
 HOURS_PER_DAY = 24
-# No call has more tokens than this (the largest context windows are ~2M): a provider reporting more is wrong,
-# and its count is capped where it enters (toolkit.transport) so a cost or a ledger amount stays finite.
-MAX_TOKENS = 10_000_000
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens of one call. ``input_tokens`` includes cached reads and cache writes;
-    ``output_tokens`` includes reasoning tokens (as the providers bill them)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -197,12 +185,6 @@ def _table_tiers(table: Any, flat: Rates) -> tuple[tuple[int, Rates], ...]:
                                        reasoning=_num(t, "output_cost_per_reasoning_token"))))
     return tuple(sorted(out, key=lambda x: x[0]))
 
-
-class UnknownModel(KeyError):
-    """A model string that is neither a policy alias nor an entry of the price snapshot."""
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 class PriceBook:

@@ -51,11 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import DrillError, YamlError
+
 SELECTORS = ("model", "alias", "vendor", "primaries")
-
-
-class DrillError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -88,26 +86,23 @@ def sim_served(spec: Any, sim_url: str) -> bool:
 
 def load_scenario(path: str | os.PathLike, policy: Any, sim_url: str) -> Scenario:
     """Read and resolve a scenario against a policy; :class:`DrillError` names file, line and problem."""
-    import yaml
-
     from .sim import Behaviour
+    from .yamlfile import read_yaml
 
-    text = Path(path).read_text(encoding="utf-8")
     try:
-        root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise DrillError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML: {getattr(e, 'problem', e)}") \
-            from None
+        doc = read_yaml(str(path), Path(path).read_bytes(), max_bytes=1 << 20, what="a drill")
+    except YamlError as e:
+        raise DrillError(str(e.problem)) from None
+    data = doc.data
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
         raise DrillError(f"{path}: a scenario is a mapping with a 'steps' list")
-    step_nodes = next(v for k, v in root.value if k.value == "steps").value
     problems, steps, uncontrolled = [], [], []
     repeat = data.get("repeat", 1)
     if not isinstance(repeat, int) or repeat < 1:
         problems.append(f"{path}: repeat: must be a positive integer")
-    for i, (raw, node) in enumerate(zip(data["steps"], step_nodes)):
-        where = f"{path}:{node.start_mark.line + 1}: steps[{i}]"
+    for i, raw in enumerate(data["steps"]):
+        line = doc.line_of(("steps", i))
+        where = f"{path}:{line}: steps[{i}]"
         if not isinstance(raw, dict):
             problems.append(f"{where}: a step is a mapping like {{at: 0.0, alias: NAME, set: {{down: true}}}}")
             continue
@@ -122,7 +117,7 @@ def load_scenario(path: str | os.PathLike, policy: Any, sim_url: str) -> Scenari
             if chosen or "set" in raw:
                 problems.append(f"{where}: a reset step takes no selector and no 'set'")
             else:
-                steps.append(Step(float(at), "reset", reset=True, line=node.start_mark.line + 1))
+                steps.append(Step(float(at), "reset", reset=True, line=line))
         elif len(chosen) != 1 or not isinstance(raw.get("set"), dict):
             problems.append(f"{where}: give one selector ({', '.join(SELECTORS)}) and 'set: {{...}}', or 'reset: true'")
         else:
@@ -141,7 +136,7 @@ def load_scenario(path: str | os.PathLike, policy: Any, sim_url: str) -> Scenari
             if chosen[0] == "model":
                 names = [raw["model"]]
             label = f"{chosen[0]}={raw[chosen[0]]} set {json.dumps(raw['set'])}"
-            steps.append(Step(float(at), label, tuple(dict.fromkeys(names)), raw["set"], line=node.start_mark.line + 1))
+            steps.append(Step(float(at), label, tuple(dict.fromkeys(names)), raw["set"], line=line))
     if problems:
         raise DrillError("\n".join(problems))
     return Scenario(str(path), str(data.get("description") or ""), repeat,
@@ -266,7 +261,8 @@ def _run(policy: Any, scenario: Scenario, run: list[Any], sim: SimControl, log: 
 
     from tqdm.auto import tqdm
 
-    from .router import RoutingError, Router
+    from .errors import RoutingError
+    from .router import Router
 
     router = Router(policy, log=log) if log is not None else Router(policy)
     local_names = {wire_name(m) for m in policy.models.values() if m.model and m.effective_boundary == "local"}

@@ -57,12 +57,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .costs import PriceBook, Rates, Usage
+from .errors import ScenarioError, YamlError
 
 DAYS_PER_MONTH = 30
-
-
-class ScenarioError(ValueError):
-    """A bad scenario (file): names the file, line and key."""
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -400,6 +397,7 @@ class ScenarioSet:
 _FILE_KEYS = {"description", "policy", "days", "from_log", "scenarios"}
 _SCENARIO_KEYS = {"description", "model", "mix", "requests_per_day", "input_tokens", "output_tokens", "cache_hit_rate",
                   "growth_per_month", "months", "price_changes", "batch", "intents"}
+MAX_SCENARIO_BYTES = 1 << 20
 _INTENT_KEYS = {"share", "requests_per_day", "input_tokens", "output_tokens", "cache_hit_rate", "model", "mix"}
 
 
@@ -407,27 +405,23 @@ def load_scenarios(path: str | os.PathLike, *, policy: Any = None, from_log: str
                    ) -> ScenarioSet:
     """Load a scenario file (YAML). Keys other than ``scenarios`` and the file keys are defaults every
     scenario inherits (intents merge key by key). See data/scenarios/three-approaches.yaml."""
-    import yaml
-
-    from .policy import _line_index
+    from .yamlfile import read_yaml
 
     p = Path(path)
     try:
-        text = p.read_text()
-        data = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text, Loader=yaml.SafeLoader)) if data else {}
+        doc = read_yaml(str(p), p.read_bytes(), max_bytes=MAX_SCENARIO_BYTES, what="a scenario file")
     except OSError as e:
         raise ScenarioError(f"{p}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ScenarioError(f"{p}:{mark.line + 1 if mark else '?'}: not valid YAML: {getattr(e, 'problem', e)}") \
-            from None
+    except YamlError as e:
+        raise ScenarioError(str(e.problem)) from None
+    data = doc.data
 
     def fail(where: tuple, msg: str):
-        at = where
-        while at and at not in lines:
-            at = at[:-1]
-        raise ScenarioError(f"{p}:{lines.get(at, 1)}: {'.'.join(map(str, where)) or '(top)'}: {msg}")
+        raise ScenarioError(f"{p}:{doc.line_of(where) or 1}: {'.'.join(map(str, where)) or '(top)'}: {msg}")
+
+    if doc.duplicates:
+        where, first, second = doc.duplicates[0]
+        fail(where, f"duplicate key {where[-1]!r} (line {first} and line {second})")
 
     if not isinstance(data, dict) or not isinstance(data.get("scenarios"), dict) or not data["scenarios"]:
         fail((), "expected a mapping with a non-empty 'scenarios' mapping (name -> settings)")

@@ -427,7 +427,7 @@ class LLMJudge:
         return None if m is None else min(max(float(m.group(1)) / 10, 0.0), 1.0)
 
     def score(self, item: PromptItem, output: str) -> Score:
-        from .router import RoutingError
+        from .errors import RoutingError
 
         try:
             result = self.router.complete(self.intent, self.messages(item, output), team=self.team)
@@ -436,7 +436,7 @@ class LLMJudge:
         return self._verdict(result)
 
     async def ascore(self, item: PromptItem, output: str) -> Score:
-        from .router import RoutingError
+        from .errors import RoutingError
 
         try:
             result = await self.router.acomplete(self.intent, self.messages(item, output), team=self.team)
@@ -451,7 +451,7 @@ class LLMJudge:
 
     def compare(self, question: str, a: str, b: str) -> tuple[str | None, float | None]:
         """Pairwise preference: ("a" | "b" | "tie" | None if unparseable, judge cost)."""
-        from .router import RoutingError
+        from .errors import RoutingError
 
         msgs = [{"role": "system", "content": _PAIR_SYSTEM},
                 {"role": "user", "content": f"Request:\n{question}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}"}]
@@ -645,7 +645,8 @@ class _BaselineCalls:
             raise KeyboardInterrupt
 
     async def one(self, item: PromptItem, alias: str) -> dict:
-        from .router import RoutingError, prompt_hash
+        from .errors import RoutingError
+        from .routelog.record import prompt_hash
 
         spec = self.policy.models[alias]
         row: dict[str, Any] = {"prompt_id": item.id, "intent": item.intent, "model": alias, "target": spec.target,

@@ -53,14 +53,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import redact
+from .errors import PolicyError, Problem, YamlError
 from .redact import ENV_VAR_NAME, looks_like_secret
+from .yamlfile import read_yaml
 
 MAX_POLICY_BYTES = 1 << 20        # a policy is a page of YAML; a 50 MB file is a mistake or an attack
-MAX_EXPANDED_NODES = 100_000      # YAML aliases expanded (a "billion laughs" file is refused before it grows)
 
 Boundary = Literal["local", "vendor"]
 
@@ -294,26 +294,6 @@ class _PolicyFile(_Strict):
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a policy, located as precisely as we can."""
-
-    file: str
-    line: int | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
-
-
-class PolicyError(ValueError):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-@dataclass(frozen=True)
 class Policy:
     path: str
     models: dict[str, ModelSpec]
@@ -325,7 +305,15 @@ class Policy:
     baselines: dict[str, Baseline] = field(default_factory=dict)
     state: StateSpec = StateSpec()
     local_hosts: tuple[str, ...] = ()
+    lines: dict[tuple, int] = field(default_factory=dict, compare=False, repr=False)  # key path -> line in the file
 
+    def problem(self, path: tuple, message: str) -> Problem:
+        """A problem at ``path`` (a key path such as ``("routes", "triage", "router")``), located in the file:
+        for checks that need more than the file itself (a trained router's model file, say)."""
+        at = path
+        while at and at not in self.lines:
+            at = at[:-1]
+        return Problem(self.path, self.lines.get(at), ".".join(str(x) for x in path), message)
     def chain(self, intent: str) -> list[str]:
         """Every candidate alias for ``intent`` in order, ``route:`` references expanded."""
         return _expand(self.routes, intent, ())
@@ -436,43 +424,6 @@ def _substitute_env(value: Any, path: tuple, unset: list[tuple[tuple, str]]) -> 
     return value
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """Nodes the document would have with every alias expanded (aliases share nodes, so this is cheap)."""
-    size = memo.get(id(node))
-    if size is None:
-        memo[id(node)] = 1  # a recursive alias counts once instead of looping
-        children: list[yaml.Node] = []
-        if isinstance(node, yaml.MappingNode):
-            children = [n for pair in node.value for n in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = node.value
-        size = 1 + sum(_expanded_size(c, memo) for c in children)
-        memo[id(node)] = size
-    return size
-
-
-def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None,
-                duplicates: list | None = None) -> dict[tuple, int]:
-    """Map every key path in the YAML document to its 1-based line number; note duplicate keys as
-    (path, first line, second line) in ``duplicates``."""
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key, value in node.value:
-            sub = (*path, key.value)
-            line = key.start_mark.line + 1
-            if key.value in seen and key.value != "<<" and duplicates is not None:
-                duplicates.append((sub, seen[key.value], line))
-            seen.setdefault(key.value, line)
-            out.setdefault(sub, line)
-            _line_index(value, sub, out, duplicates)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _line_index(value, (*path, i), out, duplicates)
-    return out
-
-
 def _scalars(data: Any, path: tuple = ()):
     if isinstance(data, dict):
         for k, v in data.items():
@@ -487,31 +438,6 @@ def _scalars(data: Any, path: tuple = ()):
 _SECRET_KEYS = re.compile(r"(?i)^(api_key|apikey|key|secret|token|password|access_key|secret_key|aws_secret_access_key|aws_access_key_id)$")
 
 
-def _read_yaml(name: str, raw: bytes) -> tuple[Any, dict[tuple, int], list]:
-    """Parse strictly: size and alias-expansion limits before anything grows; (data, line index, duplicates)."""
-    if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError([Problem(name, None, "", f"{len(raw):,} bytes is more than a policy may hold "
-                                                   f"({MAX_POLICY_BYTES} bytes); is this the right file?")])
-    loader = yaml.SafeLoader(raw.decode("utf-8", errors="replace"))
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return None, {}, []
-        size = _expanded_size(root, {})
-        if size > MAX_EXPANDED_NODES:
-            raise PolicyError([Problem(name, None, "", f"YAML aliases would expand to {size:,} nodes (at most "
-                                                       f"{MAX_EXPANDED_NODES:,}): refused before expanding them")])
-        duplicates: list = []
-        lines = _line_index(root, duplicates=duplicates)
-        return loader.construct_document(root), lines, duplicates
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise PolicyError([Problem(name, line, "", f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
-    finally:
-        loader.dispose()
-
-
 def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Policy:
     """Load and validate a policy file; raise :class:`PolicyError` naming every problem."""
     p = Path(path)
@@ -521,7 +447,11 @@ def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Polic
             raw = f.read(MAX_POLICY_BYTES + 1)
     except OSError as e:
         raise PolicyError([Problem(name, None, "", f"cannot read policy file: {e.strerror}")]) from None
-    data, lines, duplicates = _read_yaml(name, raw)
+    try:
+        doc = read_yaml(name, raw, max_bytes=MAX_POLICY_BYTES, what="a policy")
+    except YamlError as e:
+        raise PolicyError([e.problem]) from None
+    data, lines, duplicates = doc.data, doc.lines, doc.duplicates
 
     def at(path: tuple) -> int | None:
         while path and path not in lines:
@@ -584,6 +514,7 @@ def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Polic
         baselines=parsed.baselines,
         state=parsed.state,
         local_hosts=parsed.local_hosts,
+        lines=lines,
     )
     problems += [Problem(name, at(path), key(path), msg) for path, msg in static_checks(policy, check_prices)]
     if problems:
@@ -637,11 +568,6 @@ def static_checks(policy: Policy, check_prices: bool = False) -> list[tuple[tupl
                 out.append((("routes", intent, "allowed_regions"),
                             f"route {intent!r} allows regions {list(route.allowed_regions)} but model {alias!r} "
                             f"is in region {m.region!r}"))
-        if route.router is not None:  # a trained router's file and aliases (toolkit/research/learned.py)
-            from .research.learned import problems as router_problems
-
-            out += [(("routes", intent, "router", *k), msg)
-                    for k, msg in router_problems(route.router, policy.path, chain, models)]
         if route.on_exhausted == "fail" and not any(models[a].tier >= route.min_tier for a in chain):
             out.append((("routes", intent, "min_tier"),
                         f"no candidate of route {intent!r} reaches min_tier {route.min_tier}: the route can never serve"))

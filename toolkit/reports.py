@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from .errors import ReportError
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 # report name -> (notebook, title)
@@ -44,10 +46,6 @@ TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 </div>
 {%- endblock data_svg -%}
 """
-
-
-class ReportError(ValueError):
-    """A report that cannot run as asked (unknown name or parameter, missing log); the message says which."""
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterator
 
+from .errors import RollupError
 from .routelog import Damage, inside_domain, outside_domain
 
 ROLLUP_VERSION = 2
@@ -537,10 +538,6 @@ class BuildReport:
                  f"engine start {self.session_seconds:.1f} s" if self.session_seconds >= 0.5 else ""]
         tail = f"; {self.damage.summary()} (left out of the rollups, files untouched)" if self.damage.skipped else ""
         return head + " (" + ", ".join(e for e in extra if e) + ")" + tail
-
-
-class RollupError(RuntimeError):
-    """An engine failed on the log for a reason the damage checks did not find; the message names the days."""
 
 
 # Source bytes per engine query.  polars takes a few days at a time (~16 MiB of Parquet is ~250k

@@ -1,12 +1,31 @@
-"""Deterministic tools that a policy can use as route candidates (``tool: toolkit.tools:NAME``).
+"""Python functions a policy names: deterministic tools as route candidates, and checks.
 
-A tool takes the request's messages and returns text.  It costs no tokens and
-runs in-process, so it is local by definition.
+A policy refers to a function as ``package.module:function``: a route candidate ``tool: toolkit.tools:NAME``
+(it takes the request's messages and returns text; it costs no tokens and runs in-process, so it is local by
+definition: the transport runs it like a model call) or a verification ``callable`` (it takes the answer and
+returns a bool).  :func:`load_function` resolves such a reference once and keeps it.
+
+The tools shipped here are examples a policy can use as they are.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
+from typing import Callable
+
+_loaded: dict[str, Callable] = {}
+
+
+def load_function(ref: str) -> Callable:
+    """The function a ``package.module:function`` reference names (imported once, then kept)."""
+    fn = _loaded.get(ref)
+    if fn is None:
+        module, _, attr = ref.partition(":")
+        fn = getattr(importlib.import_module(module), attr)
+        _loaded[ref] = fn
+    return fn
+
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")

@@ -61,23 +61,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import math
 import os
 import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator, Protocol
+from typing import Any, AsyncIterator, Iterator, Protocol
 
 from . import redact
-from .costs import MAX_TOKENS, Usage
+from .errors import KINDS, RETRYABLE, TransportError  # noqa: F401  (the taxonomy this module produces)
 from .policy import ModelSpec
-from .redact import scrub
-
-RETRYABLE = {"rate_limited", "overloaded", "server_error", "timeout", "connection", "empty", "malformed",
-             "tool_error"}
-KINDS = (*sorted(RETRYABLE), "context_window", "content_policy", "auth", "bad_request", "boundary")
+from .tools import load_function
+from .usage import MAX_TOKENS, Usage
 
 MAX_RETRY_AFTER_S = 86400.0 * 365   # a Retry-After beyond a year is recorded as a year
 
@@ -97,23 +93,6 @@ class Reply:
     latency_ms: float
     provider_cost_usd: float | None = None
     notes: tuple[str, ...] = ()  # what was off about the answer but did not fail it (e.g. usage capped)
-
-
-class TransportError(Exception):
-    def __init__(self, kind: str, message: str, *, provider: str, status: int | None = None,
-                 retry_after_s: float | None = None, error_class: str | None = None,
-                 latency_ms: float = 0.0, usage: Usage | None = None, partial: str = ""):
-        self.kind = kind
-        self.retryable = kind in RETRYABLE
-        self.provider = provider
-        self.status = status
-        self.retry_after_s = retry_after_s
-        self.error_class = error_class or kind
-        self.latency_ms = latency_ms
-        self.usage = usage or Usage()
-        self.partial = partial       # text a stream had delivered before it failed
-        self.message = scrub(message) or kind
-        super().__init__(f"{kind}: {self.message}")
 
 
 class Transport(Protocol):
@@ -552,23 +531,12 @@ def classify(e: Exception, provider: str, latency_ms: float) -> TransportError:
 
 # --- deterministic tools as candidates ---------------------------------------------------------
 
-_tools: dict[str, Callable[[list[dict]], str]] = {}
-
-
-def load_tool(ref: str) -> Callable[[list[dict]], str]:
-    fn = _tools.get(ref)
-    if fn is None:
-        module, _, attr = ref.partition(":")
-        fn = getattr(importlib.import_module(module), attr)
-        _tools[ref] = fn
-    return fn
-
 
 def call_tool(spec: ModelSpec, messages: list[dict]) -> Reply:
     """Run a ``tool:`` candidate: a Python function taking messages and returning text."""
     t0 = time.perf_counter()
     try:
-        text = load_tool(spec.tool)(messages)
+        text = load_function(spec.tool)(messages)
     except Exception as e:  # noqa: BLE001 — a tool's failure is an attempt outcome like any other
         raise TransportError("tool_error", f"{type(e).__name__}: {e}", provider="routekit_tool",
                              error_class=type(e).__name__, latency_ms=(time.perf_counter() - t0) * 1000) from None

@@ -47,7 +47,7 @@ def status(args: argparse.Namespace) -> int:
     except PolicyError as e:
         print(f"bad policy:\n{e}", file=sys.stderr)
         return 2
-    from ..router import LedgerUnavailable
+    from ..errors import LedgerUnavailable
 
     store = open_store(args.ledger or ledger_target(policy))
     target = store.name       # a path, or "redis at host:port": never a URL's password

@@ -131,11 +131,12 @@ def scan(args: argparse.Namespace) -> int:
 def compact(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..routelog import CompactionBusy, compact
+    from ..errors import Busy
+    from ..routelog import compact
 
     try:
         report = compact(args.log, before=args.before, progress=lambda parts: tqdm(parts, desc="compact", unit="day"))
-    except CompactionBusy as e:
+    except Busy as e:
         print(e, file=sys.stderr)
         return 1
     print(f"compacted {len(report.days)} days: {report.records} records to {len(report.parts)} Parquet files"

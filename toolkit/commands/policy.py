@@ -24,6 +24,12 @@ def check(args: argparse.Namespace) -> int:
 
     try:
         policy = load_policy(args.file, check_prices=not args.no_prices)
+        if any(r.router is not None for r in policy.routes.values()):
+            from ..research.learned import policy_problems   # a trained router's model file and aliases
+
+            found = policy_problems(policy)
+            if found:
+                raise PolicyError(found)
     except PolicyError as e:
         print(f"{args.file}: {len(e.problems)} problem(s)", file=sys.stderr)
         for problem in e.problems:

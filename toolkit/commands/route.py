@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..policy import PolicyError
-    from ..router import NoEligibleRoute, Router, StreamInterrupted, UnknownIntent
+    from ..errors import NoEligibleRoute, StreamInterrupted, UnknownIntent
+    from ..router import Router
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     kw = dict(team=args.team, sensitivity=args.sensitivity, max_tokens=args.max_tokens)
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _stream(router, args: argparse.Namespace, prompt: str, kw: dict):
-    from ..router import StreamRestart
+    from ..streams import StreamRestart
 
     stream = router.stream(args.intent, prompt, **kw)
     for delta in stream:

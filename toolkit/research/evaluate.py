@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import SetupError
 from .calibrate import Target, reached, select
 from .features import cache_file, make
 from .replay import (Outcomes, Point, aiq, choice_point, oracle, pair_metrics, random_router_curve, single,
@@ -29,10 +30,6 @@ from .replay import (Outcomes, Point, aiq, choice_point, oracle, pair_metrics, r
 from .routers import PAIR_ROUTERS, ROUTERS, IntentLookup, Rule, predictor
 
 RANDOM_SEEDS = 20
-
-
-class SetupError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

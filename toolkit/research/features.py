@@ -27,16 +27,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import MissingExtra
 from .replay import OutcomeTableError, read_table
 
 KINDS = ("tfidf", "embed")
 EXTRA = "research"
 _PACKAGES = {"sklearn": "scikit-learn", "wordllama": "wordllama", "scipy": "scipy"}
 EMBED_PACKAGE, EMBED_DIM = "wordllama", 256
-
-
-class MissingExtra(RuntimeError):
-    """A training or routing step needs the optional extra ``routekit[research]``."""
 
 
 def require(module: str) -> Any:

@@ -36,11 +36,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..errors import LearnedRouterError
+
 FORMAT = "routekit-router/1"
-
-
-class LearnedRouterError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -163,6 +161,14 @@ def choose(spec: Any, policy_path: str, messages: list[dict]) -> Choice:
 
 
 # --- policy check -------------------------------------------------------------------------------------------------
+
+
+def policy_problems(policy: Any) -> list[Any]:
+    """Every problem of every ``router:`` block of a policy (its model file, its aliases), located in the file.
+    Checked by the Router when it loads the policy, and by ``routekit policy check``."""
+    return [policy.problem(("routes", intent, "router", *key), message)
+            for intent, route in policy.routes.items() if route.router is not None
+            for key, message in problems(route.router, policy.path, policy.chain(intent), policy.models)]
 
 
 def problems(spec: Any, policy_path: str, chain: list[str], aliases: Any) -> list[tuple[tuple, str]]:

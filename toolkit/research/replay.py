@@ -57,11 +57,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import OutcomeTableError
+
 REQUIRED = ("prompt_id", "model", "score", "cost_usd")
-
-
-class OutcomeTableError(ValueError):
-    pass
 
 
 # --- loading -----------------------------------------------------------------------------------------

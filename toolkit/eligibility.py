@@ -1,0 +1,45 @@
+"""Which candidates of a route may serve a request, by the policy's rules alone.
+
+These rules need no runtime state: the privacy boundary (never relaxed by a fallback), the vendor and region
+allow-lists, the context window, and the quality floor — a declared tier below the route's ``min_tier``, or a
+measured score below its ``baselines`` bar.  The Router applies them (then the runtime filters: kill switch,
+open circuit, budget); anything that reasons about a policy without routing — what fails when a provider is
+gone, what a policy change does — applies the same functions, not a copy of the rules.
+
+Each returns ``(reason, detail)`` — the reason codes of a record's ``skipped`` list — or None when the
+candidate passes.
+"""
+from __future__ import annotations
+
+from .policy import ModelSpec, Policy, RouteSpec
+
+
+def rule_rejection(spec: ModelSpec, route: RouteSpec, boundary: str | None) -> tuple[str, str] | None:
+    """The privacy boundary and the allow-lists (a tool runs in-process: local, and no vendor or region)."""
+    if boundary == "local" and spec.effective_boundary != "local":
+        return "boundary", f"request needs a local model; {spec.target} is {spec.effective_boundary}"
+    if not spec.is_tool:
+        if route.allowed_vendors is not None and spec.effective_vendor not in route.allowed_vendors:
+            return "vendor", f"{spec.effective_vendor} not in {list(route.allowed_vendors)}"
+        if route.allowed_regions is not None and spec.region not in route.allowed_regions:
+            return "region", f"{spec.region} not in {list(route.allowed_regions)}"
+    return None
+
+
+def window_rejection(prompt_tokens: int, window: int | None) -> tuple[str, str] | None:
+    if window is not None and prompt_tokens > window:
+        return "context_window", f"{prompt_tokens} prompt tokens > window {window}"
+    return None
+
+
+def below_floor(policy: Policy, alias: str, route: RouteSpec) -> str | None:
+    """Why ``alias`` is below the route's quality floor (declared tier, or a measured score from the policy's
+    ``baselines``), or None when it meets it."""
+    spec = policy.models[alias]
+    if spec.tier < route.min_tier:
+        return f"tier {spec.tier} < min_tier {route.min_tier}"
+    baseline = policy.baselines.get(route.intent)
+    measured = baseline.scores.get(alias) if baseline else None
+    if measured is not None and measured.score < baseline.min_score:
+        return f"measured score {measured.score:.3f} < min_score {baseline.min_score} (n={measured.n})"
+    return None
