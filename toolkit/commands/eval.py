@@ -15,7 +15,7 @@ BASELINE_EXAMPLES = """examples:
 
 Each (prompt, model) call is appended to OUT/outcomes.jsonl as soon as it ends; a new run sends only what
 is missing, so no prompt is paid twice. Tables: OUT/outcomes.parquet, OUT/outcomes.csv, OUT/summary.csv.
-Prompt-set format and scorers: see toolkit/evals.py.
+Prompt-set format and scorers: see toolkit/evals/__init__.py.
 """
 
 FLOOR_EXAMPLES = """examples:
@@ -168,7 +168,7 @@ def floor(args: argparse.Namespace) -> int:
             mark = "" if m["in_chain"] else "  (not in the route)"
             ok = "meets" if m["score"] >= s.min_score else "BELOW"
             print(f"    {alias:<18} tier {m['tier']}  score {m['score']:.3f} (n={m['n']})  {ok} {s.min_score}{mark}")
-    print("\n# a measured-score floor needs policy/router support for this block (see toolkit/evals.py):")
+    print("\n# a measured-score floor needs policy/router support for this block (see toolkit/evals/floor.py):")
     print(block, end="")
     return 0
 
