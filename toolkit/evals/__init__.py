@@ -44,16 +44,16 @@ Scorers (each gives a score in [0, 1]; ``None`` when it could not score)
 
 Modules
 =======
-=============  =====================================================================================
-``items``      :class:`PromptItem`, one prompt of a set
-``prompts``    :func:`load_prompts` (and :class:`PromptSetError`), :func:`reference_answers`
-``scorers``    :class:`Score`, the deterministic scorers, :func:`score` / :func:`ascore`
-``judge``      :class:`LLMJudge`
-``outcomes``   the outcome table: columns, :class:`OutcomeStore`, :func:`summarize`
-``baselines``  :func:`run_baseline` (resumable; how in its docstring)
-``floor``      :func:`suggest_floor`, :func:`baselines_yaml`
-``shadow``     :func:`compare_shadow` (the verdict rule in its docstring), :func:`bootstrap_ci`
-=============  =====================================================================================
+===============  ================================================================================================
+``items``        :class:`PromptItem`, one prompt of a set
+``prompts``      :func:`load_prompts` (and :class:`PromptSetError`), :func:`reference_answers`
+``scorers``      :class:`Score`, the deterministic scorers, :func:`score` / :func:`ascore`
+``judge``        :class:`LLMJudge`
+``score_table``  the scores (one scored answer per prompt x model): :class:`ScoreStore`, :func:`summarize_scores`
+``baselines``    :func:`run_baseline` (resumable; how in its docstring)
+``floor``        :func:`suggest_floor`, :func:`baselines_yaml`
+``shadow``       :func:`compare_shadow` (the verdict rule in its docstring), :func:`bootstrap_ci`
+===============  ================================================================================================
 """
 from __future__ import annotations
 
@@ -61,16 +61,16 @@ from .baselines import BaselineRun, run_baseline
 from .floor import FloorSuggestion, baselines_yaml, suggest_floor
 from .items import PromptItem
 from .judge import LLMJudge
-from .outcomes import OUTCOME_COLUMNS, OutcomeStore, effective_score, outcome_schema, outcomes_frame, summarize, \
-    write_tables
 from .prompts import PromptSetError, load_prompts, reference_answers
 from .scorers import SCORERS, Judge, Score, ascore, contains, exact, final_number, json_schema_valid, normalize, \
     normalized_exact, numeric, parse_json_answer, regex, score
+from .score_table import SCORE_COLUMNS, SCORE_TABLE_FILES, ScoreStore, effective_score, score_schema, \
+    scores_frame, summarize_scores, write_tables
 from .shadow import ShadowComparison, bootstrap_ci, compare_shadow
 
-__all__ = ["OUTCOME_COLUMNS", "SCORERS", "BaselineRun", "FloorSuggestion", "Judge", "LLMJudge", "OutcomeStore",
-           "PromptItem", "PromptSetError", "Score", "ShadowComparison", "ascore", "baselines_yaml", "bootstrap_ci",
-           "compare_shadow", "contains", "effective_score", "exact", "final_number", "json_schema_valid",
-           "load_prompts", "normalize", "normalized_exact", "numeric", "outcome_schema", "outcomes_frame",
-           "parse_json_answer", "reference_answers", "regex", "run_baseline", "score", "suggest_floor", "summarize",
-           "write_tables"]
+__all__ = ["SCORERS", "SCORE_COLUMNS", "SCORE_TABLE_FILES", "BaselineRun", "FloorSuggestion", "Judge",
+           "LLMJudge", "PromptItem", "PromptSetError", "Score", "ScoreStore", "ShadowComparison", "ascore",
+           "baselines_yaml", "bootstrap_ci", "compare_shadow", "contains", "effective_score", "exact",
+           "final_number", "json_schema_valid", "load_prompts", "normalize", "normalized_exact", "numeric",
+           "parse_json_answer", "reference_answers", "regex", "run_baseline", "score", "score_schema",
+           "scores_frame", "suggest_floor", "summarize_scores", "write_tables"]

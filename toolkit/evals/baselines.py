@@ -2,12 +2,12 @@
 
 :func:`run_baseline` sends every prompt to every named model alias *alone* (no fallback: a route of
 one candidate, so each call still leaves a normal route-log record, team ``eval``), with bounded
-concurrency.  Each finished call is appended at once to ``OUT/outcomes.jsonl``; a new run reads that
+concurrency.  Each finished call is scored and appended at once to ``OUT/scores.jsonl``; a new run reads that
 file first and sends only what is missing, so an interrupted baseline resumes without paying for a
 prompt twice.  Ctrl-C stops starting calls and waits for those in flight (they are paid for) to be
 recorded; a second Ctrl-C abandons them.  Only a hard kill can lose calls in flight (at most
-``concurrency`` of them are then sent again).  Tables: ``outcomes.parquet`` / ``outcomes.csv``
-(columns :data:`OUTCOME_COLUMNS`) and ``summary.csv`` (per model x intent).
+``concurrency`` of them are then sent again).  Tables: ``scores.parquet`` / ``scores.csv``
+(columns :data:`~toolkit.evals.scores.SCORE_COLUMNS`) and ``summary.csv`` (per model x intent).
 """
 from __future__ import annotations
 
@@ -24,17 +24,17 @@ from typing import Any, Callable
 
 from .items import PromptItem
 from .judge import LLMJudge
-from .outcomes import OutcomeStore, outcomes_frame, summarize, write_tables
+from .score_table import ScoreStore, scores_frame, summarize_scores, write_tables
 from .scorers import ascore
 
 
 @dataclass
 class BaselineRun:
     out_dir: Path
-    outcomes: Any            # pl.DataFrame, every (prompt, model) known, this run's and earlier ones
+    scores: Any              # pl.DataFrame, every (prompt, model) scored, this run's and earlier ones
     summary: Any             # pl.DataFrame per model x intent
     called: int              # calls made by this run
-    reused: int              # outcomes found from an earlier run (not paid again)
+    reused: int              # scored answers found from an earlier run (not paid again)
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -52,7 +52,7 @@ def run_baseline(policy: Any, prompts: list[PromptItem], models: list[str], out_
                          f"{', '.join(sorted(policy.models))}")
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    store = OutcomeStore(out_dir)
+    store = ScoreStore(out_dir)
     done = store.load()
     warnings = list(store.bad_lines)
     todo = [(item, alias) for item in prompts for alias in models
@@ -66,11 +66,11 @@ def run_baseline(policy: Any, prompts: list[PromptItem], models: list[str], out_
             interrupted = True
     rows = store.load()
     wanted = {(i.id, m) for i in prompts for m in models}
-    outcomes = outcomes_frame([r for k, r in rows.items() if k in wanted])
+    scores = scores_frame([r for k, r in rows.items() if k in wanted])
     out = Path(out_dir)
     if not interrupted:
-        write_tables(outcomes, out)
-    return BaselineRun(out, outcomes, summarize(outcomes), run.called, len(prompts) * len(models) - len(todo),
+        write_tables(scores, out)
+    return BaselineRun(out, scores, summarize_scores(scores), run.called, len(prompts) * len(models) - len(todo),
                        interrupted, warnings)
 
 
@@ -91,7 +91,7 @@ class _BaselineCalls:
     boundary and kill switch of the policy still applies, one route-log record per call)."""
 
     def __init__(self, policy: Any, models: list[str], prompts: list[PromptItem], log: Any, transport: Any,
-                 judge_intent: str, store: OutcomeStore):
+                 judge_intent: str, store: ScoreStore):
         from ..circuit import CircuitBreaker
         from ..costs import PriceBook
         from ..router import Router

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .outcomes import effective_score
+from .score_table import effective_score
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class FloorSuggestion:
         return f"routes.{self.intent}.min_tier: {self.current_min_tier} -> {change}"
 
 
-def suggest_floor(outcomes: Any, policy: Any, min_score: float = 0.8) -> list[FloorSuggestion]:
+def suggest_floor(scores: Any, policy: Any, min_score: float = 0.8) -> list[FloorSuggestion]:
     """For each routed intent, the lowest tier t such that every measured candidate of the route at tier
     >= t scores at least ``min_score`` on average (errors count as 0)."""
     import polars as pl
@@ -30,7 +30,7 @@ def suggest_floor(outcomes: Any, policy: Any, min_score: float = 0.8) -> list[Fl
     from ..policy import Policy, load_policy
 
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
-    scored = (outcomes.filter(pl.col("model").is_in(list(policy.models)))
+    scored = (scores.filter(pl.col("model").is_in(list(policy.models)))
               .with_columns(score=effective_score()).drop_nulls("score")
               .group_by("intent", "model").agg(pl.col("score").mean().alias("score"), pl.len().alias("n")))
     out = []

@@ -2,7 +2,7 @@
 
 :func:`compare_shadow` pairs each shadow record with its production record (``shadow_of``) and
 measures, per intent and (production, candidate) pair: agreement (same ``output_hash``), or a win
-rate when scores are given (an outcome table, or the pairwise judge); a failed shadow call counts as
+rate when scores are given (a score table, or the pairwise judge); a failed shadow call counts as
 a disagreement / loss.  Confidence intervals: seeded percentile bootstrap (95%).  The verdict rule:
 
 * fewer than ``min_pairs`` pairs                                       -> **not enough data**
@@ -67,12 +67,12 @@ class ShadowComparison:
         return asdict(self)
 
 
-def compare_shadow(log_dir: str | os.PathLike, *, intent: str | None = None, outcomes: Any = None,
+def compare_shadow(log_dir: str | os.PathLike, *, intent: str | None = None, scores: Any = None,
                    judge: LLMJudge | None = None, seed: int = 0, n_boot: int = 2000, min_pairs: int = 30,
                    margin: float = 0.05, min_agreement: float = 0.9) -> list[ShadowComparison]:
     """Candidate vs production from the shadow records of a route log (rule in the module docstring).
 
-    ``outcomes``: a table with ``score`` and either ``request_id`` (one score per logged request) or
+    ``scores``: a table with ``score`` and either ``request_id`` (one score per logged request) or
     ``prompt_hash`` + ``model`` (a baseline on the same prompts).  ``judge``: pairwise judgement of the
     stored answers (routes with ``store_prompts``)."""
     import polars as pl
@@ -90,21 +90,21 @@ def compare_shadow(log_dir: str | os.PathLike, *, intent: str | None = None, out
         pairs = pairs.filter(pl.col("intent_prod") == intent)
     pairs = pairs.with_columns(candidate=pl.col("requested_alias"), production=pl.col("served_alias_prod"),
                                ok=pl.col("outcome") == "served")
-    scores = _pair_scores(pairs, outcomes, judge, seed)
+    wins = _pair_scores(pairs, scores, judge, seed)
     out = []
-    for key, group in sorted(pairs.with_columns(scores).group_by("intent_prod", "production", "candidate"),
+    for key, group in sorted(pairs.with_columns(wins).group_by("intent_prod", "production", "candidate"),
                              key=lambda kv: tuple(str(k) for k in kv[0])):
         out.append(_compare_group(key, group, seed, n_boot, min_pairs, margin, min_agreement))
     return out
 
 
-def _pair_scores(pairs: Any, outcomes: Any, judge: LLMJudge | None, seed: int) -> list:
+def _pair_scores(pairs: Any, scores: Any, judge: LLMJudge | None, seed: int) -> list:
     """Columns ``win`` (1 candidate better, 0.5 tie, 0 worse; null: unknown) for each pair."""
     import random
 
     import polars as pl
 
-    if outcomes is None and judge is None:
+    if scores is None and judge is None:
         return [pl.lit(None, dtype=pl.Float64).alias("win")]
     if judge is not None:
         rng = random.Random(seed)
@@ -123,7 +123,7 @@ def _pair_scores(pairs: Any, outcomes: Any, judge: LLMJudge | None, seed: int) -
             cand = "a" if flip else "b"
             wins.append(None if winner is None else 0.5 if winner == "tie" else float(winner == cand))
         return [pl.Series("win", wins, dtype=pl.Float64)]
-    table = outcomes if not isinstance(outcomes, (str, Path)) else _read_table(outcomes)
+    table = scores if not isinstance(scores, (str, Path)) else _read_table(scores)
     if "request_id" in table.columns:
         s = table.select("request_id", pl.col("score").cast(pl.Float64))
         joined = (pairs.select("request_id", "shadow_of", "ok")

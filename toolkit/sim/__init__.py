@@ -24,14 +24,14 @@ answer), ``timeout`` (no answer at all), ``empty`` (200 with no text) and one
 after ``fault_after`` text pieces; a body not streamed stops half-way),
 ``stall_stream`` (the same, but the connection stays open and silent),
 ``context_window`` and ``content_policy`` (the vendor's own rejection).  Behaviour is set per model from a
-scenario file, or at run time::
+behaviour file (``routekit sim serve --behaviours FILE``, :func:`load_behaviours`), or at run time::
 
     POST /_sim/models/{name}   {"down": true}          change one model
-    POST /_sim/reset                                    back to the scenario, counters cleared
+    POST /_sim/reset                                    back to the behaviour file, counters cleared
     GET  /_sim/stats                                    request counts per protocol and model
     GET  /_sim/usage                                    the last usage block sent, per protocol and model
 
-Scenario file (YAML)::
+Behaviour file (YAML)::
 
     default: {latency_ms: 20}
     models:
@@ -51,7 +51,7 @@ prefix, so ``anthropic/claude-sonnet-4-5`` arrives as ``claude-sonnet-4-5``
 =================== =====================================================================================
 module              what it holds
 =================== =====================================================================================
-``faults``          :class:`Behaviour` (the fault model), :class:`SimState`, :func:`load_scenario`
+``faults``          :class:`Behaviour` (the fault model), :class:`SimState`, :func:`load_behaviours`
 ``answers``         :class:`Call` (what a request asks), :class:`Answer` (vendor-neutral counts), the answer key
 ``protocols``       one module per vendor with the same shape (:class:`WireProtocol`); ``PROTOCOL_HANDLERS``
 ``handling``        one request through the fault model, whatever its protocol
@@ -62,11 +62,11 @@ module              what it holds
 from __future__ import annotations
 
 from .answers import Answer, Call
-from .faults import FAULTS, Behaviour, Fault, SimState, load_scenario
+from .faults import FAULTS, Behaviour, Fault, SimState, load_behaviours
 from .matrix import FAULT_CASES, NOT_APPLICABLE, PROVIDERS, Cell, fault_matrix, matrix_table
 from .protocols import PROTOCOL_HANDLERS, PROTOCOLS, WireProtocol, event_frame, wire_request
 from .server import SimServer, create_app, serve, stats_of
 
 __all__ = ["FAULTS", "FAULT_CASES", "NOT_APPLICABLE", "PROTOCOLS", "PROTOCOL_HANDLERS", "PROVIDERS", "Answer",
            "Behaviour", "Call", "Cell", "Fault", "SimServer", "SimState", "WireProtocol", "create_app",
-           "event_frame", "fault_matrix", "load_scenario", "matrix_table", "serve", "stats_of", "wire_request"]
+           "event_frame", "fault_matrix", "load_behaviours", "matrix_table", "serve", "stats_of", "wire_request"]

@@ -1,7 +1,7 @@
-"""The fault model every simulated model obeys, whatever its protocol, and the scenario file that sets it.
+"""The fault model every simulated model obeys, whatever its protocol, and the behaviour file that sets it.
 
 :class:`Behaviour` is one model's latency, errors and faults; :class:`SimState` holds the behaviour of every
-model (from a scenario file, changed at run time), the answer key and the request counters.
+model (from a behaviour file, changed at run time), the answer key and the request counters.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class Behaviour:
 
 class SimState:
     def __init__(self, scenario: dict[str, Any] | None = None, seed: int = 0):
-        self.scenario = scenario or {}   # what load_scenario read: default, models, answers
+        self.scenario = scenario or {}   # what load_behaviours read: default, models, answers
         self.rng = random.Random(seed)
         self.stats: Counter[tuple[str, str]] = Counter()
         self.usage: dict[tuple[str, str], dict[str, Any]] = {}   # last usage block sent, vendor's field names
@@ -78,16 +78,16 @@ class SimState:
         return self.models[model]
 
 
-def load_scenario(path: str | Path) -> dict[str, Any]:
-    """Read a simulator scenario file (``default``, ``models``, ``answers``; format in the package docstring)."""
+def load_behaviours(path: str | Path) -> dict[str, Any]:
+    """Read a simulator behaviour file (``default``, ``models``, ``answers``; format in the package docstring)."""
     import yaml
 
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a scenario is a mapping with 'default', 'models' and/or 'answers'")
+        raise ValueError(f"{path}: a behaviour file is a mapping with 'default', 'models' and/or 'answers'")
     stray = sorted(set(data) - {"default", "models", "answers"})
     if stray:
-        raise ValueError(f"{path}: unknown scenario keys {stray}; known: default, models, answers")
+        raise ValueError(f"{path}: unknown behaviour file keys {stray}; known: default, models, answers")
     if not isinstance(data.get("answers") or {}, dict):
         raise ValueError(f"{path}: answers: expected a mapping of prompt text to its right answer")
     for where, b in [("default", data.get("default") or {}), *((f"models.{n}", b) for n, b in

@@ -1,4 +1,11 @@
-"""The outcome table of a baseline: its columns, the append-only store it is written to, and its summary."""
+"""The score table of a baseline — one scored answer per (prompt, model) — its columns, the append-only store it
+is written to, and its summary per model x intent.
+
+Files in a baseline's directory: ``scores.jsonl`` (the store), ``scores.parquet`` / ``scores.csv`` (the table)
+and ``summary.csv``.  Before these were named "scores" they were ``outcomes.*``; a directory written then is
+still read (:data:`SCORE_TABLE_FILES`, :class:`ScoreStore`), so a baseline resumed across the rename pays
+nothing twice.
+"""
 from __future__ import annotations
 
 import json
@@ -7,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-OUTCOME_COLUMNS: tuple[tuple[str, str], ...] = (
+SCORE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prompt_id", "str"), ("intent", "str"), ("model", "str"), ("score", "float"), ("latency_ms", "float"),
     ("input_tokens", "int"), ("output_tokens", "int"), ("tokens", "int"), ("cost_usd", "float"),
     ("error", "str"), ("detail", "str"), ("judge_cost_usd", "float"), ("target", "str"),
@@ -15,24 +22,27 @@ OUTCOME_COLUMNS: tuple[tuple[str, str], ...] = (
     ("output", "str"), ("attempts", "int"), ("timestamp", "str"), ("policy_version", "str"),
     ("price_version", "str"),
 )
+# A baseline directory's score table, best first; the outcomes.* names were written before the rename.
+SCORE_TABLE_FILES = ("scores.parquet", "scores.csv", "outcomes.parquet", "outcomes.csv")
 
 
-def outcome_schema() -> dict[str, Any]:
+def score_schema() -> dict[str, Any]:
     import polars as pl
 
     kinds = {"str": pl.String, "float": pl.Float64, "int": pl.Int64}
-    return {name: kinds[kind] for name, kind in OUTCOME_COLUMNS}
+    return {name: kinds[kind] for name, kind in SCORE_COLUMNS}
 
 
-class OutcomeStore:
-    """The append-only ``outcomes.jsonl`` of a baseline: one line per finished (prompt, model) call.
+class ScoreStore:
+    """The append-only ``scores.jsonl`` of a baseline: one line per finished (prompt, model) call.
 
     Each line is one ``os.write`` on an ``O_APPEND`` descriptor, written the moment its call ends, so an
     interruption loses nothing already paid for.  A torn last line (a hard kill mid-write) is reported
     and ignored; its call is made again.
     """
 
-    NAME = "outcomes.jsonl"
+    NAME = "scores.jsonl"
+    OLD_NAME = "outcomes.jsonl"   # written before the rename: read first, never written
 
     def __init__(self, out_dir: str | os.PathLike):
         self.path = Path(out_dir) / self.NAME
@@ -40,20 +50,21 @@ class OutcomeStore:
         self._lock = threading.Lock()
 
     def load(self) -> dict[tuple[str, str], dict]:
-        """Outcomes by (prompt_id, model); a later line for the same key wins (a retried error)."""
+        """Scored answers by (prompt_id, model); a later line for the same key wins (a retried error)."""
         rows: dict[tuple[str, str], dict] = {}
         self.bad_lines = []
-        if not self.path.exists():
-            return rows
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
+        for path in (self.path.with_name(self.OLD_NAME), self.path):
+            if not path.exists():
                 continue
-            try:
-                row = json.loads(line)
-                rows[(row["prompt_id"], row["model"])] = row
-            except (ValueError, KeyError, TypeError):
-                self.bad_lines.append(f"{self.path}:{n}: not an outcome line (torn by a hard kill?) - ignored, "
-                                      f"its call will be made again")
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    rows[(row["prompt_id"], row["model"])] = row
+                except (ValueError, KeyError, TypeError):
+                    self.bad_lines.append(f"{path}:{n}: not a scored answer (torn by a hard kill?) - ignored, "
+                                          f"its call will be made again")
         return rows
 
     def append(self, row: dict) -> None:
@@ -73,11 +84,10 @@ class OutcomeStore:
                 os.close(fd)
 
 
-
-def outcomes_frame(rows: list[dict]) -> Any:
+def scores_frame(rows: list[dict]) -> Any:
     import polars as pl
 
-    schema = outcome_schema()
+    schema = score_schema()
     return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
 
 
@@ -91,7 +101,7 @@ def effective_score() -> Any:
             .when(failed).then(None).otherwise(pl.col("score")))
 
 
-def summarize(outcomes: Any) -> Any:
+def summarize_scores(scores: Any) -> Any:
     """Per model x intent (and intent ``*`` = all): prompts, scored, mean score (errors count 0), errors,
     p50 latency of answered calls, cost per prompt (mean of priced calls), total cost."""
     import polars as pl
@@ -100,13 +110,13 @@ def summarize(outcomes: Any) -> Any:
             effective_score().mean().alias("mean_score"), pl.col("error").count().alias("errors"),
             pl.col("latency_ms").filter(pl.col("error").is_null()).median().alias("p50_latency_ms"),
             pl.col("cost_usd").mean().alias("cost_per_prompt_usd"), pl.col("cost_usd").sum().alias("total_cost_usd")]
-    per_intent = outcomes.group_by("model", "intent").agg(aggs)
-    overall = outcomes.group_by("model").agg(aggs).with_columns(intent=pl.lit("*"))
+    per_intent = scores.group_by("model", "intent").agg(aggs)
+    overall = scores.group_by("model").agg(aggs).with_columns(intent=pl.lit("*"))
     return pl.concat([per_intent, overall.select(per_intent.columns)]).sort("model", "intent")
 
 
-def write_tables(outcomes: Any, out_dir: Path) -> None:
+def write_tables(scores: Any, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    outcomes.write_parquet(out_dir / "outcomes.parquet")
-    outcomes.drop("output").write_csv(out_dir / "outcomes.csv")
-    summarize(outcomes).write_csv(out_dir / "summary.csv")
+    scores.write_parquet(out_dir / "scores.parquet")
+    scores.drop("output").write_csv(out_dir / "scores.csv")
+    summarize_scores(scores).write_csv(out_dir / "summary.csv")
