@@ -146,28 +146,35 @@ def test_baseline_against_simulator_and_real_local_model(sim_env, local_model, p
     assert summary[("strong-openai", "math")]["mean_score"] == pytest.approx(0.25)
     assert summary[("fast-openai", "math")]["mean_score"] == 0.0
     # private prompts never leave local models: refused before any call, no measurement
-    refused = run.outcomes.filter(pl.col("intent").str.starts_with("private"))
+    refused = run.scores.filter(pl.col("intent").str.starts_with("private"))
     assert refused["error"].to_list() == ["boundary"] * 4 and refused["attempts"].to_list() == [0] * 4
     assert summary[("strong-openai", "private")]["scored"] == 0
     assert dict(sim_env.state.stats) == {("openai", "gpt-4.1"): 4, ("openai", "gpt-4o-mini"): 4}
     assert (run.called, run.reused) == (8, 0)   # 12 pairs, 4 refused without a call
     again = run_baseline(policy_copy, math_items + private, vendors, out, log=log, progress=False)
     assert (again.called, again.reused) == (0, 12) and sum(sim_env.state.stats.values()) == 8
+    # a baseline written before the rename (outcomes.jsonl) resumes as well: nothing is paid twice
+    old = tmp_path / "old"
+    old.mkdir()
+    (out / "scores.jsonl").rename(old / "outcomes.jsonl")
+    legacy = run_baseline(policy_copy, math_items + private, vendors, old, log=log, progress=False)
+    assert (legacy.called, legacy.reused) == (0, 12) and sum(sim_env.state.stats.values()) == 8
+    assert legacy.summary.equals(run.summary) and not (old / "scores.jsonl").exists()
     records = read_records(log)
     assert len(records) == 8 and {r["team"] for r in records} == {"eval"} and {r["intent"] for r in records} == {"math"}
     assert all(not r["fallback_used"] and r["attempt_count"] == 1 for r in records)
-    paid = run.outcomes.filter(pl.col("model") == "strong-openai", pl.col("intent") == "math")["cost_usd"].sum()
+    paid = run.scores.filter(pl.col("model") == "strong-openai", pl.col("intent") == "math")["cost_usd"].sum()
     assert paid == pytest.approx(sum(r["cost_usd"] for r in records if r["served_alias"] == "strong-openai"))
-    for name in ("outcomes.parquet", "outcomes.csv", "summary.csv"):
+    for name in ("scores.parquet", "scores.csv", "summary.csv"):
         assert (out / name).exists()
-    # the outcome table feeds the research tools as it is (the refused private rows are no outcome)
+    # the score table feeds the research tools as an outcome table as it is (the refused private rows are left out)
     from toolkit.research import load_outcomes, single
 
-    o = load_outcomes(out / "outcomes.parquet")
+    o = load_outcomes(out / "scores.parquet")
     assert o.n == 4 and single(o, "strong-openai").quality == pytest.approx(0.25)
 
     # the real local model answers the private prompts (contains-scored), free, with its own token counts
-    local = run_baseline(policy_copy, private, ["local"], tmp_path / "local", log=log, progress=False).outcomes
+    local = run_baseline(policy_copy, private, ["local"], tmp_path / "local", log=log, progress=False).scores
     assert local["error"].to_list() == [None, None] and local["cost_usd"].to_list() == [0.0, 0.0]
     assert all(t > 0 for t in local["output_tokens"].to_list())
     assert set(local["score"].to_list()) <= {0.0, 1.0}
@@ -183,7 +190,7 @@ def test_baseline_interrupted_then_resumed_pays_no_prompt_twice(sim_env, policy_
            "--prompts", prompts[0], "--prompts", prompts[1], "--models", "fast-openai,strong-openai",
            "--out", str(out), "--log", str(log), "--concurrency", "3", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = out / "outcomes.jsonl"
+    lines = out / "scores.jsonl"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and (not lines.exists() or len(lines.read_text().splitlines()) < 12):
         time.sleep(0.05)
@@ -198,13 +205,13 @@ def test_baseline_interrupted_then_resumed_pays_no_prompt_twice(sim_env, policy_
 
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert f"{40 - first} calls made, {first} outcomes reused" in done.stdout
+    assert f"{40 - first} calls made, {first} scored answers reused" in done.stdout
     rows = [json.loads(x) for x in lines.read_text().splitlines()]
     assert len(rows) == 40 and len({(r["prompt_id"], r["model"]) for r in rows}) == 40
     # the simulator's own counts: each prompt reached each model exactly once over both runs
     assert dict(sim_env.state.stats) == {("openai", "gpt-4o-mini"): 20, ("openai", "gpt-4.1"): 20}
     assert len(read_records(log)) == 40
-    table = pl.read_parquet(out / "outcomes.parquet")
+    table = pl.read_parquet(out / "scores.parquet")
     assert table.height == 40 and table["error"].null_count() == 40
 
 
@@ -217,7 +224,7 @@ def test_floor_from_measured_scores(tmp_path, policy_copy):
                          "score": None if err else float(k < hits)})
     rows.append({"prompt_id": "p0", "intent": "private", "model": "fast-openai", "attempts": 0,
                  "error": "boundary", "score": None})
-    table = evals.outcomes_frame(rows)
+    table = evals.scores_frame(rows)
     [s] = [x for x in evals.suggest_floor(table, policy_copy, min_score=0.8) if x.intent == "triage"]
     # fast-google: p0 a failed call (counts 0), p1-p4 right, p5-p9 wrong -> 0.4 < 0.8, so tier 1 is not safe;
     # at tier 2 only mid-anthropic (1.0) remains
@@ -225,13 +232,19 @@ def test_floor_from_measured_scores(tmp_path, policy_copy):
     assert s.measured["fast-openai"]["score"] == pytest.approx(0.9)
     assert (s.current_min_tier, s.suggested_min_tier) == (1, 2)
     assert "private" not in {x.intent for x in evals.suggest_floor(table, policy_copy, 0.8)}  # never measured
-    path = tmp_path / "outcomes.parquet"
+    path = tmp_path / "scores.parquet"
     table.write_parquet(path)
-    r = subprocess.run([sys.executable, "-m", "toolkit.cli", "eval", "floor", "--outcomes", str(path),
-                        "--policy", str(policy_copy), "--min-score", "0.8"], capture_output=True, text=True,
-                       cwd=ROOT, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert "routes.triage.min_tier: 1 -> change to 2" in r.stdout
+    # --scores takes the table or a baseline directory, even one written before the rename (outcomes.jsonl);
+    # --outcomes is the old spelling of the flag
+    old = tmp_path / "old-baseline"
+    old.mkdir()
+    (old / "outcomes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for flag, where in [("--outcomes", path), ("--scores", path), ("--scores", old)]:
+        r = subprocess.run([sys.executable, "-m", "toolkit.cli", "eval", "floor", flag, str(where),
+                            "--policy", str(policy_copy), "--min-score", "0.8"], capture_output=True, text=True,
+                           cwd=ROOT, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "routes.triage.min_tier: 1 -> change to 2" in r.stdout
     import yaml
 
     block = yaml.safe_load(r.stdout[r.stdout.index("baselines:"):])

@@ -77,11 +77,11 @@ def test_win_rate_from_scores_dearer_but_better_and_failures_count_as_losses(sim
     records = read_records(log)
     scores = pl.DataFrame({"request_id": [r["request_id"] for r in records],
                            "score": [1.0 if r["shadow_of"] else 0.0 for r in records]})
-    [c] = compare_shadow(log, outcomes=scores)
+    [c] = compare_shadow(log, scores=scores)
     assert c.metric == "win_rate" and c.value == 1.0 and c.cost_delta_pct > 0
     assert c.verdict == "switch" and c.reason.startswith("better")
     # same scores for both: as good, but dearer
-    [t] = compare_shadow(log, outcomes=scores.with_columns(score=pl.lit(1.0)))
+    [t] = compare_shadow(log, scores=scores.with_columns(score=pl.lit(1.0)))
     assert t.value == 0.5 and t.verdict == "do not switch" and "as good" in t.reason
 
     sim_env.state.set("claude-haiku-4-5", {"error_rate": 1.0, "error_status": 503})

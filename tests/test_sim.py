@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from toolkit.sim import PROTOCOLS, Behaviour, SimServer, event_frame, load_scenario, wire_request
+from toolkit.sim import PROTOCOLS, Behaviour, SimServer, event_frame, load_behaviours, wire_request
 
 PROMPT = "one two three four five six"
 
@@ -222,8 +222,8 @@ def test_behaviour_and_scenario_errors_are_clear(tmp_path, fresh):
         Behaviour.from_dict({"fault": "explode"})
     p = tmp_path / "s.yaml"
     p.write_text("models:\n  gpt-4.1: {fault: cut_strem}\n")
-    with pytest.raises(ValueError, match=r"s\.yaml: models\.gpt-4\.1: unknown fault 'cut_strem'"):
-        load_scenario(p)
+    with pytest.raises(ValueError, match=r"s\.yaml:2: models\.gpt-4\.1: unknown fault 'cut_strem'"):
+        load_behaviours(p)
     r = httpx.post(fresh.url + "/_sim/models/x", json={"fault": "nope"})
     assert r.status_code == 400 and "unknown fault" in r.json()["error"]
     # Old field names keep working.
@@ -295,9 +295,9 @@ def test_cli_serve_in_its_own_process_with_a_scenario(tmp_path):
         proc.wait(10)
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  x: {latency: 3}\n")
-    r = subprocess.run([sys.executable, "-m", "toolkit.cli", "sim", "serve", "--scenario", str(bad)],
+    r = subprocess.run([sys.executable, "-m", "toolkit.cli", "sim", "serve", "--behaviours", str(bad)],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "bad.yaml: models.x: unknown behaviour keys ['latency']" in r.stderr
+    assert r.returncode == 2 and "bad.yaml:2: models.x: unknown behaviour keys ['latency']" in r.stderr
 
 
 def test_skilled_models_answer_a_fixed_share_of_the_answer_key(fresh, tmp_path):
@@ -324,8 +324,8 @@ def test_skilled_models_answer_a_fixed_share_of_the_answer_key(fresh, tmp_path):
         Behaviour(skill=1.5)
     bad = tmp_path / "s.yaml"
     bad.write_text("answer: {x: y}\n")
-    with pytest.raises(ValueError, match=r"s.yaml: unknown scenario keys \['answer'\]"):
-        load_scenario(bad)
+    with pytest.raises(ValueError, match=r"s.yaml:1: answer: unknown behaviour file keys \['answer'\]"):
+        load_behaviours(bad)
     good = tmp_path / "g.yaml"
     good.write_text("answers: {'What is 2 plus 2?': '4'}\nmodels: {m: {skill: 1.0}}\n")
-    assert load_scenario(good)["answers"] == {"What is 2 plus 2?": "4"}
+    assert load_behaviours(good)["answers"] == {"What is 2 plus 2?": "4"}

@@ -459,7 +459,7 @@ class Drill:
 class QualityTables:
     """What ``toolkit.evals`` and ``toolkit.drill`` left under a quality directory (``None`` / empty: not yet)."""
 
-    baseline: pl.DataFrame | None        # evals.summarize: model, intent, prompts, scored, mean_score, ...
+    baseline: pl.DataFrame | None        # evals.summarize_scores: model, intent, prompts, scored, mean_score, ...
     shadow: pl.DataFrame | None          # one row per evals.ShadowComparison
     drills: tuple[Drill, ...]
     other: dict[str, pl.DataFrame]       # any other table, by file path
@@ -468,8 +468,8 @@ class QualityTables:
 
 
 def quality_tables(quality_dir: str | Path | None) -> QualityTables:
-    """Read every outcome table under ``quality_dir`` (recursively): baseline ``summary.csv`` (or
-    ``outcomes.parquet``/``.csv``, summarised here), shadow comparisons (JSON lists of comparisons, as
+    """Read every quality table under ``quality_dir`` (recursively): baseline ``summary.csv`` (or
+    ``scores.parquet``/``.csv``/``.jsonl``, summarised here), shadow comparisons (JSON lists of comparisons, as
     ``routekit eval shadow --json`` prints), drill reports (``drill_report.json``), other CSV/Parquet/JSON tables
     and Markdown notes.  A file that cannot be read is named in ``problems``; the others still load."""
     import json
@@ -486,14 +486,14 @@ def quality_tables(quality_dir: str | Path | None) -> QualityTables:
         try:
             if p.name == "summary.csv":
                 baseline.append(pl.read_csv(p).with_columns(source=pl.lit(name)))
-            elif p.name in ("outcomes.parquet", "outcomes.csv", "outcomes.jsonl"):
-                if p.parent in summarized or (p.suffix != ".parquet" and (p.parent / "outcomes.parquet").exists()):
+            elif p.name in (*evals.SCORE_TABLE_FILES, evals.ScoreStore.NAME, evals.ScoreStore.OLD_NAME):
+                if p.parent in summarized or (p.suffix != ".parquet" and (p.parent / f"{p.stem}.parquet").exists()):
                     continue
                 table = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p) if p.suffix == ".csv" \
                     else pl.read_ndjson(p)
-                # an older or hand-made table may lack columns evals.summarize reads: give them as nulls
-                table = pl.concat([pl.DataFrame(schema=evals.outcome_schema()), table], how="diagonal_relaxed")
-                baseline.append(evals.summarize(table).with_columns(source=pl.lit(name)))
+                # an older or hand-made table may lack columns evals.summarize_scores reads: give them as nulls
+                table = pl.concat([pl.DataFrame(schema=evals.score_schema()), table], how="diagonal_relaxed")
+                baseline.append(evals.summarize_scores(table).with_columns(source=pl.lit(name)))
                 summarized.add(p.parent)
             elif p.name == "drill_report.json":
                 summary = json.loads(p.read_text())

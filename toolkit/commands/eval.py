@@ -13,20 +13,20 @@ BASELINE_EXAMPLES = """examples:
   routekit eval baseline --policy data/policy.demo.yaml --prompts data/prompts/gsm8k.jsonl \\
       --models strong-openai,local --concurrency 2 --out evals/math     # Ctrl-C, then run again: it resumes
 
-Each (prompt, model) call is appended to OUT/outcomes.jsonl as soon as it ends; a new run sends only what
-is missing, so no prompt is paid twice. Tables: OUT/outcomes.parquet, OUT/outcomes.csv, OUT/summary.csv.
-Prompt-set format and scorers: see toolkit/evals.py.
+Each (prompt, model) call is scored and appended to OUT/scores.jsonl as soon as it ends; a new run sends only
+what is missing, so no prompt is paid twice. Tables: OUT/scores.parquet, OUT/scores.csv, OUT/summary.csv.
+Prompt-set format and scorers: see toolkit/evals/__init__.py.
 """
 
 FLOOR_EXAMPLES = """examples:
-  routekit eval floor --outcomes evals/triage --policy data/policy.demo.yaml --min-score 0.8
-  routekit eval floor --outcomes evals/triage/outcomes.parquet --policy data/policy.demo.yaml --yaml
+  routekit eval floor --scores evals/triage --policy data/policy.demo.yaml --min-score 0.8
+  routekit eval floor --scores evals/triage/scores.parquet --policy data/policy.demo.yaml --yaml
 """
 
 SHADOW_EXAMPLES = """examples:
   routekit eval shadow --log routelog
   routekit eval shadow --log routelog --intent triage --json
-  routekit eval shadow --log routelog --outcomes evals/triage/outcomes.parquet    # win rate from scores
+  routekit eval shadow --log routelog --scores evals/triage/scores.parquet        # win rate from scores
   routekit eval shadow --log routelog --judge --policy data/policy.demo.yaml      # routes with store_prompts
 
 verdict rule: fewer than --min-pairs pairs -> "not enough data"; 95% bootstrap CI of the metric (agreement,
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = ps.add_parser("baseline", help="run every prompt on every model; resumable, no prompt paid twice",
                       description="Send every prompt of the prompt set(s) to every listed model alias alone (no "
                                   "fallback; the policy's privacy boundaries still apply), score each answer, and "
-                                  "write an outcome table and a summary per model x intent. Each call also leaves "
+                                  "write a score table and a summary per model x intent. Each call also leaves "
                                   "a route-log record (team 'eval').", epilog=BASELINE_EXAMPLES, formatter_class=fmt)
     add_policy_arg(b)
     b.add_argument("--prompts", required=True, action="append", metavar="FILE",
@@ -62,10 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=baseline)
 
     f = ps.add_parser("floor", help="suggest each route's min_tier (and a baselines: block) from measured scores",
-                      description="Read a baseline's outcomes and, for each routed intent, find the lowest tier at "
+                      description="Read a baseline's scores and, for each routed intent, find the lowest tier at "
                                   "which every measured candidate of the route reaches --min-score (errors count "
                                   "as 0).", epilog=FLOOR_EXAMPLES, formatter_class=fmt)
-    f.add_argument("--outcomes", required=True, help="a baseline output directory or its outcomes table")
+    f.add_argument("--scores", "--outcomes", dest="scores", required=True, metavar="PATH",
+                   help="a baseline output directory or its score table (--outcomes: the old spelling)")
     add_policy_arg(f)
     f.add_argument("--min-score", type=float, default=0.8, help="quality floor as a mean score (default 0.8)")
     f.add_argument("--yaml", action="store_true", help="print only the baselines: YAML block")
@@ -78,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       epilog=SHADOW_EXAMPLES, formatter_class=fmt)
     add_log_arg(s)
     s.add_argument("--intent", help="only this intent")
-    s.add_argument("--outcomes", help="scores: a table with request_id+score, or prompt_hash+model+score")
+    s.add_argument("--scores", "--outcomes", dest="scores", metavar="PATH",
+                   help="a table with request_id+score, or prompt_hash+model+score (--outcomes: the old spelling)")
     s.add_argument("--judge", action="store_true", help="ask an LLM judge (routed through --policy) which answer "
                                                          "is better; needs routes that store prompts")
     add_policy_arg(s)
@@ -120,27 +122,28 @@ def baseline(args: argparse.Namespace) -> int:
     for w in run.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if run.interrupted:
-        print(f"interrupted: {run.called} calls made and recorded in {run.out_dir}/outcomes.jsonl; "
+        print(f"interrupted: {run.called} calls made and recorded in {run.out_dir}/scores.jsonl; "
               f"run the same command again to resume", file=sys.stderr)
         return 130
     print(_table(run.summary))
-    print(f"\n{run.called} calls made, {run.reused} outcomes reused from an earlier run; "
-          f"tables in {run.out_dir}/ (outcomes.parquet, outcomes.csv, summary.csv)")
+    print(f"\n{run.called} calls made, {run.reused} scored answers reused from an earlier run; "
+          f"tables in {run.out_dir}/ (scores.parquet, scores.csv, summary.csv)")
     return 0
 
 
-def _outcomes_table(path: str):
+def _scores_table(path: str):
     from pathlib import Path
 
     from ..research import read_table
 
     p = Path(path)
     if p.is_dir():
-        for name in ("outcomes.parquet", "outcomes.csv"):
+        from ..evals import SCORE_TABLE_FILES, ScoreStore, scores_frame
+
+        for name in SCORE_TABLE_FILES:
             if (p / name).exists():
                 return read_table(p / name)
-        from ..evals import OutcomeStore, outcomes_frame
-        return outcomes_frame(list(OutcomeStore(p).load().values()))
+        return scores_frame(list(ScoreStore(p).load().values()))
     return read_table(p)
 
 
@@ -150,7 +153,7 @@ def floor(args: argparse.Namespace) -> int:
     from ..research import OutcomeTableError
 
     try:
-        table = _outcomes_table(args.outcomes)
+        table = _scores_table(args.scores)
         suggestions = suggest_floor(table, args.policy, args.min_score)
     except (PolicyError, OutcomeTableError) as e:
         print(f"routekit eval floor: {e}", file=sys.stderr)
@@ -158,7 +161,7 @@ def floor(args: argparse.Namespace) -> int:
     if not suggestions:
         print("no measured intent is a route of the policy", file=sys.stderr)
         return 1
-    block = baselines_yaml(suggestions, source=args.outcomes)
+    block = baselines_yaml(suggestions, source=args.scores)
     if args.yaml:
         print(block, end="")
         return 0
@@ -168,7 +171,7 @@ def floor(args: argparse.Namespace) -> int:
             mark = "" if m["in_chain"] else "  (not in the route)"
             ok = "meets" if m["score"] >= s.min_score else "BELOW"
             print(f"    {alias:<18} tier {m['tier']}  score {m['score']:.3f} (n={m['n']})  {ok} {s.min_score}{mark}")
-    print("\n# a measured-score floor needs policy/router support for this block (see toolkit/evals.py):")
+    print("\n# a measured-score floor needs policy/router support for this block (see toolkit/evals/floor.py):")
     print(block, end="")
     return 0
 
@@ -183,8 +186,8 @@ def shadow(args: argparse.Namespace) -> int:
 
         judge = LLMJudge(Router(args.policy, log=args.log), args.judge_intent)
     try:
-        outcomes = _outcomes_table(args.outcomes) if args.outcomes else None
-        rows = compare_shadow(args.log, intent=args.intent, outcomes=outcomes, judge=judge, seed=args.seed,
+        scores = _scores_table(args.scores) if args.scores else None
+        rows = compare_shadow(args.log, intent=args.intent, scores=scores, judge=judge, seed=args.seed,
                               min_pairs=args.min_pairs, margin=args.margin, min_agreement=args.min_agreement)
     except OutcomeTableError as e:
         print(f"routekit eval shadow: {e}", file=sys.stderr)

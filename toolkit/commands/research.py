@@ -11,7 +11,7 @@ FRONTIER_EXAMPLES = """examples:
   routekit research frontier data/outcomes/routellm-gsm8k.csv
   routekit research frontier data/outcomes/routerarena.csv --json
   routekit research frontier data/outcomes/routellm-gsm8k.csv --cascade 1.0 --verifier-error 0.1 --chart f.html
-  routekit research frontier evals/math/outcomes.parquet --threshold-column input_tokens
+  routekit research frontier evals/math/scores.parquet --threshold-column input_tokens
 
 quality = mean score over the prompts answered by every model; cost = mean cost per request; the frontier is
 RouterBench's non-decreasing convex hull of the evaluated policies, AIQ its mean over the cost range

@@ -10,7 +10,7 @@ ORDER = 80
 
 SERVE_EXAMPLES = """examples:
   routekit sim serve --port 8088
-  routekit sim serve --scenario scenario.yaml        # default: {latency_ms: 20}  models: {gpt-4.1: {down: true}}
+  routekit sim serve --behaviours sim.yaml           # default: {latency_ms: 20}  models: {gpt-4.1: {down: true}}
   curl -X POST localhost:8088/_sim/models/claude-sonnet-4-5 \
        -d '{"error_rate": 1, "error_status": 429, "retry_after_s": 5}'
   curl -X POST localhost:8088/_sim/models/gemini-2.5-pro -d '{"fault": "cut_stream"}'
@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "GET /_sim/stats counts requests per protocol and model.",
                       epilog=SERVE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--port", type=int, default=8088)
-    s.add_argument("--scenario", help="YAML with 'default' and per-model behaviour")
+    s.add_argument("--behaviours", "--scenario", dest="behaviours", metavar="FILE",
+                   help="behaviour file (YAML): 'default', per-model 'models', an 'answers' key "
+                        "(--scenario: the old spelling, still accepted)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=serve)
 
@@ -60,15 +62,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..sim import load_scenario, serve
+    from ..sim import load_behaviours, serve
 
     try:
-        scenario = load_scenario(args.scenario) if args.scenario else None
+        behaviours = load_behaviours(args.behaviours) if args.behaviours else None
     except (OSError, ValueError) as e:
-        print(f"bad scenario: {e}", file=sys.stderr)
+        print(f"bad behaviour file: {e}", file=sys.stderr)
         return 2
     print(f"routekit simulator on http://127.0.0.1:{args.port}", flush=True)
-    serve(args.port, scenario, args.seed)
+    serve(args.port, behaviours, args.seed)
     return 0
 
 
