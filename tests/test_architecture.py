@@ -6,6 +6,7 @@ is still a dependency: it only moves the cost).  See docs/architecture.md for th
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "toolkit"
@@ -95,3 +96,38 @@ def test_the_walk_sees_real_imports():
     edges = graph()
     assert "toolkit.policy" in edges["toolkit.router"] and "toolkit.redact" in edges["toolkit.policy"]
     assert sum(len(v) for v in edges.values()) > 60
+
+
+def layers() -> dict[str, int]:
+    """Module (or package) -> layer, from the diagram in docs/architecture.md: a line starting with a digit opens
+    a layer; the names (comma-separated) come before the description, which is three spaces or a dash away."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    block = doc.split("```\n", 1)[1].split("```", 1)[0]
+    out, layer = {}, None
+    for line in block.splitlines():
+        text = line.strip()
+        if not text or text.startswith("─"):
+            continue
+        if text[0].isdigit():
+            layer, text = int(text[0]), text[1:].strip()
+        names = re.split(r"\s{3,}|—", text)[0]
+        for name in names.replace(",", " ").split():
+            out[name.rstrip("*").rstrip("/")] = layer
+    return out
+
+
+def layer_of(module: str, table: dict[str, int]) -> int | None:
+    parts = module.removeprefix("toolkit.").split(".")
+    return table.get(parts[0]) if parts[0] != "toolkit" else None
+
+
+def test_every_module_has_a_layer_and_imports_only_downward():
+    table = layers()
+    assert table["router"] == 3 and table["errors"] == 0 and table["commands"] == 6
+    edges = graph()
+    unplaced = sorted(m for m in edges if m != "toolkit" and layer_of(m, table) is None)
+    assert unplaced == [], f"modules missing from docs/architecture.md: {unplaced}"
+    upward = [f"{m} (layer {layer_of(m, table)}) imports {t} (layer {layer_of(t, table)})"
+              for m, targets in edges.items() if m != "toolkit" for t in targets
+              if t != "toolkit" and layer_of(t, table) > layer_of(m, table)]
+    assert upward == [], "imports that reach up a layer:\n" + "\n".join(sorted(upward))

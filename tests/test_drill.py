@@ -8,7 +8,7 @@ import sys
 import polars as pl
 import pytest
 
-from toolkit.drill import DrillError, _classify, interleave, load_scenario, run_drill, sim_served, wire_name
+from toolkit.drill import DrillError, _classify, interleave, load_drill, run_drill, sim_served, wire_name
 from toolkit.evals import PromptItem, load_prompts
 from toolkit.policy import load_policy
 
@@ -118,7 +118,7 @@ def test_silent_downgrade_detector_uses_policy_tiers(policy_copy):
 def test_scenario_resolution_and_errors(policy_copy, tmp_path, monkeypatch):
     monkeypatch.setenv("ROUTEKIT_SIM_URL", "http://127.0.0.1:1")
     policy = load_policy(policy_copy)
-    sc = load_scenario(DRILLS / "brownout.yaml", policy, "http://127.0.0.1:1")
+    sc = load_drill(DRILLS / "brownout.yaml", policy, "http://127.0.0.1:1")
     openai = {wire_name(m) for m in policy.models.values() if not m.is_tool and m.effective_vendor == "openai"
               and sim_served(m, "http://127.0.0.1:1")}
     assert openai and set(sc.steps[0].models) == openai and sc.steps[-1].reset and sc.steps[-1].at == 0.75
@@ -132,7 +132,7 @@ def test_scenario_resolution_and_errors(policy_copy, tmp_path, monkeypatch):
                    "  - {at: 0.4, model: x}\n"
                    "repeat: 0\n")
     with pytest.raises(DrillError) as e:
-        load_scenario(bad, policy, "http://127.0.0.1:1")
+        load_drill(bad, policy, "http://127.0.0.1:1")
     msg = str(e.value)
     for line, what in [(2, "unknown model alias 'nope'"), (3, "at: a fraction"), (4, "unknown behaviour keys"),
                        (5, "a reset step takes no selector"), (6, "give one selector")]:

@@ -10,7 +10,7 @@ import pytest
 
 from toolkit.costs import PRICES_DIR, PriceBook, UnknownModel
 from toolkit.estimate import (Dist, Scenario, ScenarioError, estimate_request, estimate_scenarios,
-                              fit_from_log, load_scenarios, reprice_prompts, summarize)
+                              fit_from_log, load_scenarios, reprice_prompts, scenario_totals)
 from toolkit.router import Router
 from toolkit.tokens import count_messages
 
@@ -56,7 +56,7 @@ def test_scenarios_side_by_side_in_one_call(prices):
     assert mini["monthly_usd"] == pytest.approx(300_000 * per(MINI, 500, 200), rel=1e-12)
     assert mini["low_usd"] == pytest.approx(300_000 * per(MINI, 100, 50), rel=1e-12)
     assert mini["high_usd"] == pytest.approx(300_000 * per(MINI, 2000, 600), rel=1e-12)
-    summary = summarize(rows)
+    summary = scenario_totals(rows)
     assert summary["scenario"].to_list() == ["mini", "sonnet", "mix"]
     expect_mix = 0.75 * 300_000 * per(MINI, 500, 200) + 0.25 * 300_000 * per(CLAUDE, 500, 200)
     assert summary["monthly_usd"][2] == pytest.approx(expect_mix, rel=1e-12)
@@ -113,7 +113,7 @@ routes:
     assert tokens_row["monthly_usd"] == 0.0
     mystery = rows.filter(rows["scenario"] == "unpriced").row(0, named=True)
     assert mystery["unpriced"] and mystery["monthly_usd"] is None and mystery["cost_per_request_usd"] is None
-    summary = {r["scenario"]: r for r in summarize(rows).iter_rows(named=True)}
+    summary = {r["scenario"]: r for r in scenario_totals(rows).iter_rows(named=True)}
     assert summary["self-hosted"]["monthly_usd"] == 1440.0
     unpriced = summary["unpriced"]
     assert unpriced["unpriced_models"] == ["mystery"] and unpriced["monthly_usd"] is None    # never $0
@@ -141,7 +141,7 @@ def test_scenario_file(prices):
     rows = estimate_scenarios(spec.scenarios, prices, policy=spec.policy, days=spec.days)
     triage = rows.filter((rows["scenario"] == "all-strong") & (rows["intent"] == "triage")).row(0, named=True)
     assert triage["monthly_usd"] == pytest.approx(6000 * 30 * (450 * 3e-6 + 60 * 1.5e-5), rel=1e-12)
-    summary = summarize(rows)
+    summary = scenario_totals(rows)
     first = summary.filter(summary["month"] == 1)
     assert first["relative"][1] < 1 and first["relative"][2] < first["relative"][1]
     assert summary.filter(summary["scenario"] == "tiered-cached")["requests"].to_list() == pytest.approx(

@@ -67,7 +67,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Scenario:
+class Drill:
     path: str
     description: str
     repeat: int
@@ -84,7 +84,7 @@ def sim_served(spec: Any, sim_url: str) -> bool:
     return bool(spec.model and spec.api_base and spec.api_base.rstrip("/").startswith(sim_url.rstrip("/")))
 
 
-def load_scenario(path: str | os.PathLike, policy: Any, sim_url: str) -> Scenario:
+def load_drill(path: str | os.PathLike, policy: Any, sim_url: str) -> Drill:
     """Read and resolve a scenario against a policy; :class:`DrillError` names file, line and problem."""
     from .sim import Behaviour
     from .yamlfile import read_yaml
@@ -139,7 +139,7 @@ def load_scenario(path: str | os.PathLike, policy: Any, sim_url: str) -> Scenari
             steps.append(Step(float(at), label, tuple(dict.fromkeys(names)), raw["set"], line=line))
     if problems:
         raise DrillError("\n".join(problems))
-    return Scenario(str(path), str(data.get("description") or ""), repeat,
+    return Drill(str(path), str(data.get("description") or ""), repeat,
                     tuple(sorted(steps, key=lambda s: s.at)), tuple(dict.fromkeys(uncontrolled)))
 
 
@@ -222,7 +222,7 @@ def run_drill(policy_path: str | os.PathLike, scenario_path: str | os.PathLike, 
             sim_url = stack.enter_context(SimServer()).url
         stack.enter_context(_env("ROUTEKIT_SIM_URL", sim_url))   # the policy's ${ROUTEKIT_SIM_URL}
         policy = load_policy(policy_path)
-        scenario = load_scenario(scenario_path, policy, sim_url)
+        scenario = load_drill(scenario_path, policy, sim_url)
         unknown = {}
         for item in prompts:
             if item.intent not in policy.routes:
@@ -255,7 +255,7 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-def _run(policy: Any, scenario: Scenario, run: list[Any], sim: SimControl, log: Any,
+def _run(policy: Any, scenario: Drill, run: list[Any], sim: SimControl, log: Any,
          progress: bool) -> tuple[list[dict], list[dict], dict[str, int]]:
     from collections import Counter
 
@@ -330,7 +330,7 @@ def _classify(policy: Any, item: Any, i: int, phase: int, needs_local: bool, att
             "latency_ms": row["latency_ms"]}
 
 
-def _report(policy: Any, scenario: Scenario, rows: list[dict], applied: list[dict],
+def _report(policy: Any, scenario: Drill, rows: list[dict], applied: list[dict],
             sim_seen: dict[str, int]) -> DrillReport:
     import polars as pl
 

@@ -3,7 +3,7 @@
 Python API (the what-if notebook calls these; every figure names its price-table version)::
 
     from toolkit.estimate import (Dist, IntentLoad, Scenario, estimate_request, estimate_scenarios,
-                                  summarize, load_scenarios, fit_from_log)
+                                  scenario_totals, load_scenarios, fit_from_log)
     from toolkit.costs import PriceBook
 
     prices = PriceBook.load()                       # the dated snapshot in data/prices/
@@ -17,7 +17,7 @@ Python API (the what-if notebook calls these; every figure names its price-table
     both = Scenario.single("mix", {"gpt-4o-mini": 0.8, "gpt-4.1": 0.2}, requests_per_day=10_000,
                            input_tokens=Dist(500, 150, 1400), output_tokens=[80, 200, 350], cache_hit_rate=0.3)
     rows = estimate_scenarios([mini, both], prices)   # polars DataFrame: scenario x month x intent x model
-    summarize(rows)                                   # one row per scenario x month, `relative` to the first
+    scenario_totals(rows)                                   # one row per scenario x month, `relative` to the first
 
     # A scenario file (data/scenarios/*.yaml) and a fit from a real route log.
     spec = load_scenarios("data/scenarios/three-approaches.yaml")
@@ -291,7 +291,7 @@ def _rates(model: str, sc: Scenario, prices: PriceBook, policy: Any) -> Rates | 
     return Rates.from_override(Price.model_validate(change))
 
 
-def summarize(rows) -> Any:
+def scenario_totals(rows) -> Any:
     """One row per scenario x month: requests, monthly / low / high USD, ``unpriced_models``, and ``relative`` =
     monthly_usd / the first scenario's monthly_usd in the same month.
 

@@ -316,7 +316,14 @@ class Policy:
         return Problem(self.path, self.lines.get(at), ".".join(str(x) for x in path), message)
     def chain(self, intent: str) -> list[str]:
         """Every candidate alias for ``intent`` in order, ``route:`` references expanded."""
-        return _expand(self.routes, intent, ())
+        chain = self._chains.get(intent)
+        if chain is None:
+            chain = self._chains[intent] = _expand(self.routes, intent, ())
+        return list(chain)
+
+    @cached_property
+    def _chains(self) -> dict[str, list[str]]:
+        return {}   # per intent, filled on first use: the policy is frozen, so its chains never change
 
     def required_boundary(self, route: RouteSpec, sensitivity: str | None) -> Boundary | None:
         needed = self.sensitivity.get(sensitivity or "")

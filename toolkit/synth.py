@@ -66,7 +66,7 @@ TIER_SHAPE = {  # tier -> (median input tokens, median output tokens, time to fi
 
 
 @dataclass(frozen=True)
-class Scenario:
+class Incidents:
     """What gets injected, and when (day indexes from the first day)."""
 
     outage_vendor: str
@@ -89,7 +89,7 @@ class Scenario:
     price_factor: float
 
 
-def default_scenario(policy: Policy, days: int) -> Scenario:
+def default_incidents(policy: Policy, days: int) -> Incidents:
     """Pick the incidents from the policy itself, so any policy gets a coherent story."""
     models, routes = policy.models, policy.routes
     ordered = sorted(routes.values(), key=lambda r: -r.min_tier)  # stable: file order within a tier
@@ -110,7 +110,7 @@ def default_scenario(policy: Policy, days: int) -> Scenario:
     creep = others[0] if others else storm_route.primary
     priced = [a for a in others[1:] if a != creep] or [outage_route.primary]
     at = lambda frac: min(days - 1, int(days * frac))  # noqa: E731
-    return Scenario(
+    return Incidents(
         outage_vendor=outage_vendor, outage_day=at(0.55), outage_hours=(14.0, 17.5),
         storm_alias=storm_route.primary, storm_day=at(0.68), storm_hours=(15.0, 17.0), storm_rate=0.6,
         runaway_team=RUNAWAY_TEAM, runaway_intent=ordered[0].intent, runaway_day=at(0.78),
@@ -134,7 +134,7 @@ class SynthResult:
 class _World:
     """What does not change from day to day, as arrays indexed by team, intent and alias."""
 
-    def __init__(self, policy: Policy, book: PriceBook, sc: Scenario, seed: int, start: date, days: int):
+    def __init__(self, policy: Policy, book: PriceBook, sc: Incidents, seed: int, start: date, days: int):
         rng = np.random.default_rng([seed, 1])
         self.policy, self.sc, self.start, self.days = policy, sc, start, days
         self.aliases = list(policy.models)
@@ -470,7 +470,7 @@ def _simulate_day(world: _World, d: int, n: int, weights: np.ndarray, seed: int)
 
 def synthesize(log_dir: str | os.PathLike, days: int = 90, requests: int = 100_000, seed: int = 0,
                policy: str | os.PathLike | Policy = DEFAULT_POLICY, *, end: date | str | None = None,
-               scenario: Scenario | None = None, replace: bool = False, progress: bool = False) -> SynthResult:
+               incidents: Incidents | None = None, replace: bool = False, progress: bool = False) -> SynthResult:
     """Write ``requests`` synthetic records over ``days`` UTC days ending ``end`` (default: yesterday).
 
     Each day goes through ``RouteLogWriter.write_lines`` and is then compacted to Parquet.  The
@@ -497,7 +497,7 @@ def synthesize(log_dir: str | os.PathLike, days: int = 90, requests: int = 100_0
     last = date.fromisoformat(end) if isinstance(end, str) else end or \
         datetime.now(timezone.utc).date() - timedelta(days=1)
     start = last - timedelta(days=days - 1)
-    sc = scenario or default_scenario(pol, days)
+    sc = incidents or default_incidents(pol, days)
     world = _World(pol, book, sc, seed, start, days)
     traffic = world.traffic(seed)
     per_day = np.random.default_rng([seed, 4]).multinomial(requests, traffic.sum(axis=(1, 2)) / traffic.sum())
@@ -543,7 +543,7 @@ def _truth(world: _World, policy: Policy, seed: int, requests: int, totals: dict
         "start": world.day(0), "end": world.day(world.days - 1),
         "policy": policy.path, "policy_version": policy.version,
         "price_version": world.base_price_version, "teams": world.teams, "intents": world.intents,
-        "scenario": asdict(sc),
+        "incidents": asdict(sc),
         "injected": {
             "vendor_outage": {"vendor": sc.outage_vendor, "date": world.day(sc.outage_day),
                               "start": at(sc.outage_day, sc.outage_hours[0]), "end": at(sc.outage_day, sc.outage_hours[1]),

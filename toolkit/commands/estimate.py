@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, prices) -> int:
     from ..estimate import (Dist, Scenario, estimate_request, estimate_scenarios, fit_from_log, load_scenarios,
-                            summarize, to_json)
+                            scenario_totals, to_json)
     from ..policy import load_policy
 
     policy = load_policy(args.policy) if args.policy else None
@@ -149,7 +149,7 @@ def _run(args: argparse.Namespace, prices) -> int:
     tokens = {m: {"input_tokens": e.input_tokens, "approx": e.approx, "tokenizer": e.tokenizer}
               for m, e in counted.items()}
     if args.json:
-        print(to_json(rows, summarize(rows), days_per_month=args.days, counted_tokens=tokens or None))
+        print(to_json(rows, scenario_totals(rows), days_per_month=args.days, counted_tokens=tokens or None))
         return 0
     for m, e in counted.items():
         print(f"{m}: {e.input_tokens} input tokens counted with {e.tokenizer}")
@@ -157,9 +157,9 @@ def _run(args: argparse.Namespace, prices) -> int:
 
 
 def _report(rows, args: argparse.Namespace, *, title: str, days: int) -> int:
-    from ..estimate import summarize, to_json
+    from ..estimate import scenario_totals, to_json
 
-    summary = summarize(rows)
+    summary = scenario_totals(rows)
     if args.json:
         print(to_json(rows, summary, days_per_month=days))
         return 0

@@ -285,10 +285,10 @@ def pair(args: argparse.Namespace) -> int:
 def import_(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..research import IMPORTERS, OutcomeTableError
+    from ..research import DATASETS, OutcomeTableError
 
     try:
-        table = IMPORTERS[args.kind](args.src)
+        table = DATASETS[args.kind](args.src)
     except (OSError, OutcomeTableError) as e:
         print(f"routekit research import: {e}", file=sys.stderr)
         return 2

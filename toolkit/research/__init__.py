@@ -7,12 +7,12 @@ and train routers on them, offline (:mod:`.features`, :mod:`.routers`, :mod:`.ev
 modules need the optional extra ``routekit[research]`` (scikit-learn, wordllama) and are imported on use."""
 from __future__ import annotations
 
-from .replay import (GSM8K_MODELS, IMPORTERS, REQUIRED, OutcomeTableError, Outcomes, Point, aiq, apgr,
+from .replay import (GSM8K_MODELS, DATASETS, REQUIRED, OutcomeTableError, Outcomes, Point, aiq, apgr,
                      cascade, choice_point, cpt, frontier_chart, frontier_report, hull_quality,
                      import_routellm_gsm8k, import_routerarena, load_outcomes, ndch, oracle, pair_metrics, pgr,
                      random_mix, random_router_curve, read_table, single, static_routes, threshold_curve)
 
-__all__ = ["GSM8K_MODELS", "IMPORTERS", "REQUIRED", "OutcomeTableError", "Outcomes", "Point", "aiq", "apgr",
+__all__ = ["GSM8K_MODELS", "DATASETS", "REQUIRED", "OutcomeTableError", "Outcomes", "Point", "aiq", "apgr",
            "cascade", "choice_point", "cpt", "frontier_chart", "frontier_report", "hull_quality",
            "import_routellm_gsm8k", "import_routerarena", "load_outcomes", "ndch", "oracle", "pair_metrics", "pgr",
            "random_mix", "random_router_curve", "read_table", "single", "static_routes", "threshold_curve"]

@@ -513,4 +513,4 @@ def import_routerarena(src: str | os.PathLike) -> Any:
     return pl.DataFrame(rows)
 
 
-IMPORTERS = {"routellm-gsm8k": import_routellm_gsm8k, "routerarena": import_routerarena}
+DATASETS = {"routellm-gsm8k": import_routellm_gsm8k, "routerarena": import_routerarena}

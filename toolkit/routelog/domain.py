@@ -63,37 +63,48 @@ def value_outside(value: Any, bound: Bound) -> str | None:
     return None
 
 
+def _out_of_bounds(d: dict[str, Any], bounds: dict[str, Bound]) -> list[str]:
+    """The names of ``d``'s values outside ``bounds`` (the common case, none, costs one comparison a value)."""
+    out = []
+    for name, b in bounds.items():
+        v = d.get(name)
+        if v is None or (v.__class__ in (int, float) and b.low <= v <= b.high):
+            continue
+        if value_outside(v, b) is not None:   # the slow path: another numeric type, NaN, a bool, text
+            out.append(name)
+    return out
+
+
 def clamp_to_domain(record: dict[str, Any]) -> list[str]:
     """Bring every number of ``record`` outside its domain to the nearest bound, in place (a writer that must not
     lose the record, such as the Router after a provider was paid, flags the notes this returns instead)."""
     notes = []
 
-    def clamp(d: dict[str, Any], name: str, bound: Bound, where: str) -> None:
-        v = d.get(name)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and not (bound.low <= v <= bound.high):
-            d[name] = bound.low if v != v or v < bound.low else bound.high   # NaN -> low
-            notes.append(f"{where}{name} {v!r} set to {d[name]!r} (outside {bound})")
+    def clamp(d: dict[str, Any], bounds: dict[str, Bound], where: str) -> None:
+        for name in _out_of_bounds(d, bounds):
+            v, b = d[name], bounds[name]
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                d[name] = b.low if v != v or v < b.low else b.high   # NaN -> low
+                notes.append(f"{where}{name} {v!r} set to {d[name]!r} (outside {b})")
 
-    for name, bound in DOMAIN.items():
-        clamp(record, name, bound, "")
+    clamp(record, DOMAIN, "")
     for i, attempt in enumerate(record.get("attempts") or ()):
         if isinstance(attempt, dict):
-            for name, bound in ATTEMPT_DOMAIN.items():
-                clamp(attempt, name, bound, f"attempts[{i}].")
+            clamp(attempt, ATTEMPT_DOMAIN, f"attempts[{i}].")
     return notes
 
 
 def domain_problems(record: dict[str, Any]) -> list[tuple[str, str]]:
     """Every value of ``record`` outside its domain, as (field, why) pairs (empty: none)."""
-    found = [(name, why) for name, bound in DOMAIN.items() if (why := value_outside(record.get(name), bound))]
+    found = [(name, value_outside(record[name], DOMAIN[name])) for name in _out_of_bounds(record, DOMAIN)]
     outcome = record.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         found.append(("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}"))
     attempts = record.get("attempts")
     for i, attempt in enumerate(attempts if isinstance(attempts, list) else ()):
         if isinstance(attempt, dict):
-            found += [(f"attempts[{i}].{name}", why) for name, bound in ATTEMPT_DOMAIN.items()
-                      if (why := value_outside(attempt.get(name), bound))]
+            found += [(f"attempts[{i}].{name}", value_outside(attempt[name], ATTEMPT_DOMAIN[name]))
+                      for name in _out_of_bounds(attempt, ATTEMPT_DOMAIN)]
     return found
 
 
