@@ -98,3 +98,15 @@ def every_route_log_is_clean(tmp_path_factory):
     roots = sorted({p.parent for p in base.rglob("date=*") if p.is_dir() and "_rollups" not in p.parts})
     findings = [f for root in roots for f in privacy_findings(root, allowed)]
     assert findings == [], "route logs written by this test session leak:\n" + "\n".join(findings[:20])
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """routekit's wheel, built once per session from this checkout (pip, no dependencies fetched)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)], check=True,
+                   capture_output=True, timeout=600)
+    return next(out.glob("routekit-*.whl"))

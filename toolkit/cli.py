@@ -15,8 +15,9 @@ import sys
 from . import commands
 
 EPILOG = """examples:
-  routekit policy check data/policy.demo.yaml
-  routekit route --policy data/policy.demo.yaml --intent triage "Is this invoice overdue?"
+  routekit policy check data/policy.example.yaml     # data/...: your file, else the one routekit ships
+  routekit route --intent triage "Is this invoice overdue?"
+  routekit notebooks ./nb                            # the notebooks and an example policy, to open in JupyterLab
   routekit disable strong-a --reason "vendor incident #4411" --for 2h
   routekit sim serve --port 8088
 """

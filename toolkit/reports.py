@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = ROOT / "notebooks"
+from .resources import notebook_dir
+
 # report name -> (notebook, title)
 REPORTS: dict[str, tuple[str, str]] = {
     "spend": ("spend_review", "Spend review"),
@@ -90,7 +90,7 @@ def notebook_parameters(name: str) -> dict[str, Any]:
     """The parameters a report's notebook declares (its ``parameters`` cell), with their defaults."""
     import papermill
 
-    info = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{REPORTS[name][0]}.ipynb"))
+    info = papermill.inspect_notebook(str(notebook_dir() / f"{REPORTS[name][0]}.ipynb"))
     return {k: v["default"] for k, v in info.items()}
 
 
@@ -165,8 +165,8 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
         executed = out / f"{notebook}.ipynb"
         t0 = time.perf_counter()
         try:
-            papermill.execute_notebook(str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(executed), parameters=values,
-                                       kernel_name=KERNEL, cwd=str(NOTEBOOK_DIR), log_output=False,
+            papermill.execute_notebook(str(notebook_dir() / f"{notebook}.ipynb"), str(executed), parameters=values,
+                                       kernel_name=KERNEL, cwd=str(notebook_dir()), log_output=False,
                                        # keep the kernel's own log lines (an unencrypted-TCP warning at start, a
                                        # KeyboardInterrupt at shutdown) off the console: errors reach the notebook
                                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],

@@ -20,9 +20,11 @@ def add_log_arg(p: argparse.ArgumentParser, what: str = "route log directory") -
                    help=f"{what} (default: $ROUTEKIT_LOG_DIR or ./routelog)")
 
 
-def add_policy_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--policy", default=os.environ.get("ROUTEKIT_POLICY", "data/policy.demo.yaml"),
-                   help="policy YAML file (default: $ROUTEKIT_POLICY or data/policy.demo.yaml)")
+def add_policy_arg(p: argparse.ArgumentParser, help: str = "policy YAML file") -> None:
+    from ..resources import default_policy, find
+
+    p.add_argument("--policy", default=default_policy(), type=find,
+                   help=f"{help} (default: $ROUTEKIT_POLICY or the shipped demo policy)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
