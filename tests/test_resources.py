@@ -94,3 +94,13 @@ def test_notebooks_command_copies_notebooks_and_an_example_policy(tmp_path):
     assert (nb / "what_if.ipynb").read_text() == "{}"
     assert routekit("notebooks", "nb", "--force", cwd=tmp_path).returncode == 0
     assert json.loads((nb / "what_if.ipynb").read_text())["cells"]
+
+
+def test_a_missing_extra_is_named_in_one_line(monkeypatch, tmp_path, capsys):
+    from toolkit import cli
+
+    monkeypatch.setitem(sys.modules, "papermill", None)      # as if routekit[notebooks] were not installed
+    assert cli.main(["report", "all", "--log", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("routekit report: papermill is not installed: it comes with the notebooks extra "
+                   "(pip install 'routekit[notebooks]')")

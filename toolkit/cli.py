@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 from . import commands
+from .extras import missing_extra
 
 EPILOG = """examples:
   routekit policy check data/policy.example.yaml     # data/...: your file, else the one routekit ships
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as e:
+        message = missing_extra(e)
+        if message is None:
+            raise
+        print(f"routekit {args.command}: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
