@@ -24,11 +24,15 @@ REPORTS: dict[str, tuple[str, str]] = {
     "latency": ("latency", "Latency and reliability"),
     "quality": ("quality", "Quality"),
     "what-if": ("what_if", "What if: cost projections"),
+    "research": ("routing_research", "Routing research: cost-quality frontier"),
 }
 # parameters that name files: made absolute against the caller's working directory (notebooks run in notebooks/)
-PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir"}
-# what the runner sets unless told otherwise
+PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir", "tables_dir", "gsm8k_outcomes",
+               "arena_outcomes"}
+# what the runner sets unless told otherwise (tables_dir: the report folder, so each full table's CSV sits beside
+# its page)
 RUNNER_DEFAULTS = {"interactive": False}
+HEADLINE_KEY = "routekit_headline"   # output metadata of the line a notebook shows with headline()
 KERNEL = "python3"
 
 # nbconvert's lab template, minus every script it would fetch from a CDN, with SVG inline (not an <img>, so the
@@ -44,6 +48,45 @@ TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 </div>
 {%- endblock data_svg -%}
 """
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A report's period and its two or three headline numbers: one markdown line in the notebook, and what the
+    index page shows for that report (read back from the executed notebook's output metadata)."""
+
+    period: str
+    numbers: dict[str, str]
+
+    def markdown(self) -> str:
+        from .tables import markdown_money
+
+        return markdown_money(" · ".join([f"**Period** {self.period}",
+                                          *(f"**{k}** {v}" for k, v in self.numbers.items())]))
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        return ({"text/markdown": self.markdown(), "text/plain": self.markdown()},
+                {HEADLINE_KEY: {"period": self.period, "numbers": list(self.numbers.items())}})
+
+
+def headline(period: Any, numbers: dict[str, str]) -> Headline:
+    return Headline(str(period), dict(numbers))
+
+
+def read_headline(notebook: Path) -> Headline | None:
+    """The headline an executed notebook showed, if any."""
+    import json
+
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+    for cell in cells:
+        for output in cell.get("outputs", ()):
+            found = output.get("metadata", {}).get(HEADLINE_KEY)
+            if found:
+                return Headline(found["period"], dict(found["numbers"]))
+    return None
 
 
 class ReportError(ValueError):
@@ -160,7 +203,7 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     for name in bar:
         notebook, title = REPORTS[name]
         bar.set_postfix_str(name)
-        wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), **given}
+        wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), "tables_dir": str(out), **given}
         values = _resolve({k: v for k, v in wanted.items() if k in declared[name]}, base)
         executed = out / f"{notebook}.ipynb"
         t0 = time.perf_counter()
@@ -196,7 +239,8 @@ def run_all(log_dir: str | Path, out_dir: str | Path = "reports", params: dict[s
 
 
 def write_index(out: Path, reports: list[Report], log: Path) -> Path:
-    """``out/index.html`` linking every HTML report found in ``out`` (this run's and earlier ones)."""
+    """``out/index.html`` linking every HTML report found in ``out`` (this run's and earlier ones), each with its
+    period and headline numbers, so a reader knows where to click first."""
     ran = {r.html.name: r for r in reports}
     rows = []
     for name, (notebook, title) in REPORTS.items():
@@ -206,20 +250,25 @@ def write_index(out: Path, reports: list[Report], log: Path) -> Path:
         r = ran.get(page.name)
         when = datetime.fromtimestamp(page.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         took = f"{r.seconds:.1f} s" if r else "earlier run"
-        rows.append(f'<tr><td><a href="{html.escape(page.name)}">{html.escape(title)}</a></td>'
-                    f'<td><a href="{html.escape(notebook)}.ipynb">notebook</a></td><td>{when}</td><td>{took}</td></tr>')
+        head = read_headline(out / f"{notebook}.ipynb")
+        numbers = "".join(f'<div><span class="muted">{html.escape(k)}</span> <b>{html.escape(v)}</b></div>'
+                          for k, v in (head.numbers.items() if head else ()))
+        rows.append(f'<tr><td><a href="{html.escape(page.name)}">{html.escape(title)}</a><div class="muted">'
+                    f'{html.escape(head.period) if head else ""}</div></td><td class="numbers">{numbers}</td>'
+                    f'<td><a href="{html.escape(notebook)}.ipynb">notebook</a><div class="muted">{when} · {took}'
+                    f'</div></td></tr>')
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>routekit reports</title>
 <style>
-body {{ font-family: Helvetica, Arial, sans-serif; margin: 2.5em auto; max-width: 52em; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; padding: .45em .8em;
-border-bottom: 1px solid #ddd; }} th {{ color: #555; font-weight: 600; }} a {{ color: #1f5fa8; }}
-.muted {{ color: #666; font-size: .9em; }}
+body {{ font-family: Helvetica, Arial, sans-serif; margin: 2.5em auto; max-width: 60em; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; padding: .55em .8em;
+vertical-align: top; border-bottom: 1px solid #ddd; }} th {{ color: #555; font-weight: 600; }} a {{ color: #1f5fa8; }}
+.muted {{ color: #666; font-size: .9em; }} .numbers div {{ margin: .1em 0; }}
 </style></head><body>
 <h1>routekit reports</h1>
 <p class="muted">Route log <code>{html.escape(str(log))}</code> · generated {generated}</p>
-<table><tr><th>Report</th><th>Source</th><th>Written</th><th>Run time</th></tr>
+<table><tr><th>Report and period</th><th>Headline numbers</th><th>Source, written, run time</th></tr>
 {chr(10).join(rows)}
 </table>
 <p class="muted">Each page opens offline from disk: charts are inline SVG (hover a mark for its numbers).</p>
