@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python bench/log_scan.py
 	$(BIN)/python bench/rollup.py
 	$(BIN)/python bench/report_time.py
+	$(BIN)/python bench/widget_latency.py
 
 clean:
 	rm -rf $(VENV) demo reports routelog .pytest_cache

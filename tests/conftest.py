@@ -102,11 +102,16 @@ def every_route_log_is_clean(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def built_wheel(tmp_path_factory) -> Path:
-    """routekit's wheel, built once per session from this checkout (pip, no dependencies fetched)."""
+    """routekit's wheel, built once per session from a clean copy of this checkout (setuptools leaves build/ in the
+    tree it builds, and a stale build/ would slip old files into the next wheel)."""
     import subprocess
     import sys
 
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)], check=True,
+    src = out / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "demo", "reports",
+        "routelog"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)], check=True,
                    capture_output=True, timeout=600)
     return next(out.glob("routekit-*.whl"))

@@ -237,8 +237,9 @@ class Notebook:
 
     @property
     def dirty(self) -> bool:
-        return self.browser.eval("!!document.querySelector('.jp-mod-current.jp-mod-dirty, "
-                                 ".lm-TabBar-tab.jp-mod-current.jp-mod-dirty')")
+        """The notebook's tab is marked modified."""
+        return self.browser.eval("!!document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current"
+                                 ".jp-mod-dirty')")
 
     def run_all(self, timeout: float = 300) -> None:
         """Run → Run All Cells, clicked as a user would; returns when every code cell has run."""

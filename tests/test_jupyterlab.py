@@ -11,9 +11,11 @@ A screenshot of each notebook is kept in the test's tmp directory (what_if.png s
 """
 from __future__ import annotations
 
+import platform
 import shutil
 from urllib.parse import urlsplit
 
+import nbformat
 import pytest
 
 from tests.devtools import CHARTS_JS, Chromium, JupyterLab, Notebook
@@ -30,6 +32,11 @@ def lab(fixture_log, tmp_path_factory):
     """The repository's layout in tmp: notebooks/ (copies), demo/routelog, demo/quality; JupyterLab over it."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(resources.notebook_dir(), root / "notebooks")
+    for path in (root / "notebooks").glob("*.ipynb"):
+        # the one field that differs between machines: the Python patch release (JupyterLab writes the kernel's)
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.language_info.version = platform.python_version()
+        nbformat.write(nb, path)
     shutil.copytree(fixture_log, root / "demo" / "routelog")
     shutil.copytree(QUALITY, root / "demo" / "quality")
     env = {"ROUTEKIT_LOG_DIR": "", "ROUTEKIT_POLICY": ""}      # the notebooks' own defaults, as after `make demo`

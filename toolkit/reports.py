@@ -1,10 +1,12 @@
 """Run the dashboard notebooks headless and publish them: executed .ipynb, self-contained HTML, an index.
 
-``run(["spend", "latency"], log_dir, out_dir, params)`` executes each notebook of ``notebooks/`` through papermill
-on the ``python3`` kernel of this interpreter, with its ``parameters`` cell overridden, then exports HTML with
-nbconvert.  The HTML needs no network and no JavaScript: charts are inline SVG (drawn by vl-convert in the
-notebook, with native hover titles for the tooltips), and the template drops the CDN scripts (require.js, MathJax,
-widget manager) that nbconvert would otherwise link.  ``run_all`` is what ``make demo`` calls.
+``run(["spend", "latency"], log_dir, out_dir, params)`` executes each shipped notebook (``toolkit.resources``)
+through papermill on the ``python3`` kernel of this interpreter, with its ``parameters`` cell overridden, then
+exports HTML with nbconvert.  The HTML needs no network and no JavaScript: charts are inline SVG (drawn by
+vl-convert in the notebook, with native hover titles for the tooltips), tables are great_tables HTML (a cut table's
+whole CSV is written beside the page: the runner sets ``tables_dir``), and the template drops the CDN scripts
+(require.js, MathJax, widget manager) that nbconvert would otherwise link.  The index lists each report with the
+period and headline numbers its notebook showed (``headline``).  ``run_all`` is what ``make demo`` calls.
 """
 from __future__ import annotations
 
