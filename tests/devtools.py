@@ -247,10 +247,10 @@ class Notebook:
         self._menu("Run")
         b.wait_until(f"!!document.querySelector('{self.RUN_ALL}')", 10)
         b.click(self.RUN_ALL)
+        prompts = f"[...document.querySelectorAll('{self.PANEL} .jp-CodeCell .jp-InputArea-prompt')]"
         try:
-            b.wait_until(f"(() => {{ const p = [...document.querySelectorAll('{self.PANEL} .jp-CodeCell .jp-InputArea-prompt')]"
-                         ".map(e => e.textContent.trim()); return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t));"
-                         " })()", timeout)
+            b.wait_until(f"(() => {{ const p = {prompts}.map(e => e.textContent.trim());"
+                         " return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); })()", timeout)
         except TimeoutError:
             shot = b.screenshot(self.lab.root / f"{Path(self.path).stem}-stuck.png", full=False)
             raise TimeoutError(f"{self.path}: Run All did not finish (screenshot {shot})") from None

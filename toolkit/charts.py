@@ -176,13 +176,9 @@ def _period_x(grain: str, frame: pl.DataFrame, field: str = "period", span: tupl
                  axis=axis, scale=scale)
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def current_period(grain: str, now: datetime | None = None) -> tuple[datetime, datetime]:
     """The UTC period (hour, day, week from Monday, month) that is not over yet: its start and end, naive UTC."""
-    now = (now or _now()).astimezone(timezone.utc).replace(tzinfo=None)
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None)
     if grain == "hour":
         start = now.replace(minute=0, second=0, microsecond=0)
         return start, start + timedelta(hours=1)
@@ -319,16 +315,17 @@ def cost_per_success(frame: pl.DataFrame, by: str, grain: str = "day") -> alt.Ch
     if data.is_empty():
         return no_data(title, "No served requests in the period.")
     fine, money = usd(data["cost_per_success_usd"]), usd(data["cost_usd"])
-    return _partial((alt.Chart(data, title=_title(title, "everything paid (failed attempts too) / requests served"))
-            .mark_line(point=True)
-            .encode(_period_x(grain, frame),
-                    alt.Y("cost_per_success_usd:Q", title="Cost per successful request ($)",
-                          axis=alt.Axis(format=fine)),
-                    alt.Color(f"{by}:N", title=_label(by)),
-                    tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
-                             alt.Tooltip("cost_per_success_usd:Q", title="per success", format=fine),
-                             alt.Tooltip("served:Q", title="served", format=COUNT),
-                             alt.Tooltip("cost_usd:Q", title="spend", format=money)])), data, grain)
+    chart = (alt.Chart(data, title=_title(title, "everything paid (failed attempts too) / requests served"))
+             .mark_line(point=True)
+             .encode(_period_x(grain, frame),
+                     alt.Y("cost_per_success_usd:Q", title="Cost per successful request ($)",
+                           axis=alt.Axis(format=fine)),
+                     alt.Color(f"{by}:N", title=_label(by)),
+                     tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
+                              alt.Tooltip("cost_per_success_usd:Q", title="per success", format=fine),
+                              alt.Tooltip("served:Q", title="served", format=COUNT),
+                              alt.Tooltip("cost_usd:Q", title="spend", format=money)]))
+    return _partial(chart, data, grain)
 
 
 def cache_savings(frame: pl.DataFrame, grain: str = "day") -> alt.Chart:
@@ -337,13 +334,14 @@ def cache_savings(frame: pl.DataFrame, grain: str = "day") -> alt.Chart:
     if frame.is_empty() or frame["cache_savings_usd"].sum() == 0:
         return no_data(title, "No cached input reads in the period: $0 saved.")
     saved, money = usd(frame["cache_savings_usd"]), usd(frame["cost_usd"])
-    return _partial((alt.Chart(frame, title=_title(title, "vs paying the full input price for cached tokens"))
-            .mark_bar(color=GOOD)
-            .encode(_period_x(grain, frame),
-                    alt.Y("cache_savings_usd:Q", title="Saved ($)", axis=alt.Axis(format=saved)),
-                    tooltip=[_period_tip(grain), alt.Tooltip("cache_savings_usd:Q", title="saved", format=saved),
-                             alt.Tooltip("cache_read_share:Q", title="input tokens from cache", format=PCT),
-                             alt.Tooltip("cost_usd:Q", title="spend", format=money)])), frame, grain)
+    chart = (alt.Chart(frame, title=_title(title, "vs paying the full input price for cached tokens"))
+             .mark_bar(color=GOOD)
+             .encode(_period_x(grain, frame),
+                     alt.Y("cache_savings_usd:Q", title="Saved ($)", axis=alt.Axis(format=saved)),
+                     tooltip=[_period_tip(grain), alt.Tooltip("cache_savings_usd:Q", title="saved", format=saved),
+                              alt.Tooltip("cache_read_share:Q", title="input tokens from cache", format=PCT),
+                              alt.Tooltip("cost_usd:Q", title="spend", format=money)]))
+    return _partial(chart, frame, grain)
 
 
 # --- latency and reliability ------------------------------------------------------------------------------------
@@ -385,14 +383,15 @@ def rates(frame: pl.DataFrame, grain: str = "day", kinds: tuple[str, ...] | None
     if data.is_empty():
         return no_data(title, "No requests in the period.")
     order = list(dict.fromkeys(data["kind"].to_list()))
-    return _partial((alt.Chart(data, title=_title(title, "share of production requests (failed attempt: share of attempts)"))
-            .mark_line(point=alt.OverlayMarkDef(size=12))
-            .encode(_period_x(grain, frame), alt.Y("rate:Q", title="Rate (%)", axis=alt.Axis(format="%")),
-                    alt.Color("kind:N", title=None, sort=order),
-                    tooltip=[_period_tip(grain), alt.Tooltip("kind:N"),
-                             alt.Tooltip("rate:Q", title="rate", format=".2%"),
-                             alt.Tooltip("count:Q", title="count", format=COUNT),
-                             alt.Tooltip("requests:Q", title="requests", format=COUNT)])), data, grain)
+    chart = (alt.Chart(data, title=_title(title, "share of production requests (failed attempt: share of attempts)"))
+             .mark_line(point=alt.OverlayMarkDef(size=12))
+             .encode(_period_x(grain, frame), alt.Y("rate:Q", title="Rate (%)", axis=alt.Axis(format="%")),
+                     alt.Color("kind:N", title=None, sort=order),
+                     tooltip=[_period_tip(grain), alt.Tooltip("kind:N"),
+                              alt.Tooltip("rate:Q", title="rate", format=".2%"),
+                              alt.Tooltip("count:Q", title="count", format=COUNT),
+                              alt.Tooltip("requests:Q", title="requests", format=COUNT)]))
+    return _partial(chart, data, grain)
 
 
 def circuit_openings(frame: pl.DataFrame, by: str = "route", grain: str = "day",
@@ -402,12 +401,13 @@ def circuit_openings(frame: pl.DataFrame, by: str = "route", grain: str = "day",
     title = "Circuit openings"
     if frame.is_empty():
         return no_data(title, "No candidate was skipped for an open circuit in the period.")
-    return _partial((alt.Chart(frame, title=_title(title, "candidates skipped while their circuit was open"))
-            .mark_bar()
-            .encode(_period_x(grain, frame, span=span), alt.Y("circuit_open_skips:Q", title="Skipped candidates"),
-                    alt.Color(f"{by}:N", title=_label(by)),
-                    tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
-                             alt.Tooltip("circuit_open_skips:Q", title="skips", format=COUNT)])), frame, grain)
+    chart = (alt.Chart(frame, title=_title(title, "candidates skipped while their circuit was open"))
+             .mark_bar()
+             .encode(_period_x(grain, frame, span=span), alt.Y("circuit_open_skips:Q", title="Skipped candidates"),
+                     alt.Color(f"{by}:N", title=_label(by)),
+                     tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
+                              alt.Tooltip("circuit_open_skips:Q", title="skips", format=COUNT)]))
+    return _partial(chart, frame, grain)
 
 
 def slowest(frame: pl.DataFrame, by: str = "route") -> alt.LayerChart | alt.Chart:

@@ -682,10 +682,11 @@ def sensitivity(scenario: Any, prices: Any = None, policy: Any = None,
                                                                        & ~pl.col("unpriced"))
     top = (base.group_by("model").agg(pl.col("monthly_usd").sum()).sort("monthly_usd", descending=True)
            .head(models)["model"].to_list() if "model" in base.columns else [])
-    drivers = {"volume": {"volume": 1.0}, "tokens": {"tokens": 1.0}, "price": {"price": 1.0},
-               **{f"price of {m}": {"price": 1.0, "price_of": m} for m in top if len(top) > 1}}
-    variants = [vary(scenario, **{**kw, next(iter(kw)): x}, name=f"{driver}|{x}")
-                for driver, kw in drivers.items() for x in factors]
+    # driver -> (the multiplier it moves, the one model whose price it moves)
+    drivers = {"volume": ("volume", None), "tokens": ("tokens", None), "price": ("price", None),
+               **{f"price of {m}": ("price", m) for m in top if len(top) > 1}}
+    variants = [vary(scenario, **{moved: x}, price_of=only, name=f"{driver}|{x}")
+                for driver, (moved, only) in drivers.items() for x in factors]
     rows = estimate_scenarios(variants, prices, policy=policy)
     out = (rows.filter((pl.col("month") == month) & ~pl.col("unpriced"))
            .group_by("scenario", maintain_order=True).agg(pl.col("monthly_usd").sum())
