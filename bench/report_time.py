@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from toolkit import reports  # noqa: E402
+from toolkit import reports, resources  # noqa: E402
 
 BIG_LOG = Path("/tmp/routekit-bench-log-10m")
 
@@ -48,7 +48,7 @@ def pick_log(arg: str | None) -> tuple[Path, str]:
 
 def notebook_code(name: str) -> tuple[list[str], int]:
     """The code cells of a report's notebook and the index of its parameters cell."""
-    nb = json.loads((reports.NOTEBOOK_DIR / f"{reports.REPORTS[name][0]}.ipynb").read_text())
+    nb = json.loads((resources.notebook_dir() / f"{reports.REPORTS[name][0]}.ipynb").read_text())
     cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     tags = [c["metadata"].get("tags", []) for c in nb["cells"] if c["cell_type"] == "code"]
     return cells, next(i for i, t in enumerate(tags) if "parameters" in t)
@@ -63,7 +63,7 @@ def aggregate_in_process(name: str, params: dict) -> float:
     cells, at = notebook_code(name)
     shown, cwd = IPython.display.display, os.getcwd()
     IPython.display.display = lambda *a, **k: None  # the cells import display after this: they get the no-op
-    os.chdir(reports.NOTEBOOK_DIR)                  # where papermill runs them: default paths are relative to it
+    os.chdir(resources.notebook_dir())                  # where papermill runs them: default paths are relative to it
     try:
         ns: dict = {}
         exec(cells[at], ns)

@@ -108,3 +108,20 @@ def every_route_log_is_clean(tmp_path_factory):
     roots = sorted({p.parent for p in base.rglob("date=*") if p.is_dir() and "_rollups" not in p.parts})
     findings = [f for root in roots for f in privacy_findings(root, allowed)]
     assert findings == [], "route logs written by this test session leak:\n" + "\n".join(findings[:20])
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """routekit's wheel, built once per session from a clean copy of this checkout (setuptools leaves build/ in the
+    tree it builds, and a stale build/ would slip old files into the next wheel)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("wheel")
+    src = out / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "demo", "reports",
+        "routelog"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)], check=True,
+                   capture_output=True, timeout=600)
+    return next(out.glob("routekit-*.whl"))

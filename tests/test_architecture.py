@@ -110,6 +110,8 @@ def layers() -> dict[str, int]:
             continue
         if text[0].isdigit():
             layer, text = int(text[0]), text[1:].strip()
+        elif len(line) - len(line.lstrip()) > 10:
+            continue   # the description's own continuation line
         names = re.split(r"\s{3,}|—", text)[0]
         for name in names.replace(",", " ").split():
             out[name.rstrip("*").rstrip("/")] = layer

@@ -162,7 +162,7 @@ def test_what_if_charts_and_explorer(tmp_path):
     comparison = c.scenario_comparison(d.scenario_costs(rows, "intent"), "intent")
     assert shown(comparison, "per month") == ["$21.00"]
     sens = c.sensitivity(d.sensitivity(base, policy=policy, factors=(0.5, 1.0, 2.0)))
-    assert sorted(shown(sens, "per month", driver="volume")) == ["$10.50", "$21.00", "$42.00"]
+    assert sorted(shown(sens, "per month", driver=d.SAME_DRIVERS)) == ["$10.50", "$21.00", "$42.00"]
 
     box = c.what_if_explorer([base], policy=policy)
     volume = box.children[1].children[0]
@@ -217,3 +217,91 @@ def test_every_chart_compiles_with_vegalite_5_for_jupyterlab(small, policy):
     for chart in charts:
         v5 = vlc.vegalite_to_svg(c.as_vegalite5(chart.to_dict()), vl_version="5.8")
         assert v5.count("<path") + v5.count("<text") > 3
+
+
+def _days(n: int, end: date) -> list[date]:
+    from datetime import timedelta
+
+    return [end - timedelta(days=n - 1 - i) for i in range(n)]
+
+
+def test_the_day_in_progress_is_marked_partial_not_drawn_as_a_cliff():
+    from datetime import datetime, timedelta, timezone
+
+    today = datetime.now(timezone.utc).date()
+    frame = pl.DataFrame({"period": _days(5, today), "team": ["a"] * 5, "cost_usd": [5.0, 5.2, 4.9, 5.1, 0.3],
+                          "requests": [100] * 4 + [6]})
+    svg = c.to_svg(c.spend_over_time(frame, "team"))
+    assert "so far (partial)" in svg and "Spend by team per day" in svg
+    closed = frame.with_columns(period=pl.col("period") - timedelta(days=1))          # the log ends yesterday
+    assert "so far (partial)" not in c.to_svg(c.spend_over_time(closed, "team"))
+    # a series that ends today: rates, waste and cost per success carry the same mark
+    waste = pl.DataFrame({"period": _days(3, today), "failed_cost_usd": [1.0, 2.0, 0.1], "failed_attempts": [3, 4, 1],
+                          "retried_requests": [1, 1, 0], "fallback_requests": [2, 2, 0], "failed_requests": [0, 1, 0]})
+    assert c.to_svg(c.waste(waste)).count(">so far (partial)</text>") == 2        # one per panel
+    # latency percentiles of a few hours are left out, and the subtitle says so
+    lat = pl.DataFrame({"period": _days(3, today) * 3, "model": ["m"] * 9, "percentile": ["p50"] * 3 + ["p95"] * 3
+                        + ["p99"] * 3, "latency_ms": [100.0] * 9, "requests": [50] * 9})
+    spec = c.latency(lat, "model").to_dict()
+    assert "the day in progress left out" in str(spec["title"])
+    assert all(row["period"] != str(today) and str(today) not in str(row["period"])
+               for rows in spec["datasets"].values() for row in rows)
+
+
+def test_latency_by_model_draws_the_busiest_models_only():
+    lat = pl.DataFrame({"period": [date(2026, 3, 1)] * 14, "model": [f"model-{i:02d}" for i in range(14)],
+                        "percentile": ["p95"] * 14, "latency_ms": [100.0 + i for i in range(14)],
+                        "requests": [1000 - i for i in range(14)]})
+    spec = c.latency(lat, "model").to_dict()
+    drawn = {row["model"] for rows in spec["datasets"].values() for row in rows}
+    assert drawn == {f"model-{i:02d}" for i in range(6)}
+    assert "the 6 models with the most requests of 14" in str(spec["title"])
+
+
+def test_sensitivity_folds_what_moves_alike_and_shows_each_models_price(tmp_path):
+    from toolkit.estimate import IntentLoad, Scenario, Dist
+    from toolkit.policy import load_policy
+
+    p = tmp_path / "p.yaml"
+    p.write_text("models:\n  cheap: {model: openai/cheap, tier: 1, price: {input_per_mtok: 1, output_per_mtok: 2}}\n"
+                 "  dear: {model: openai/dear, tier: 3, price: {input_per_mtok: 10, output_per_mtok: 30}}\n"
+                 "routes:\n  r: {primary: cheap}\n")
+    policy = load_policy(p)
+    one = Scenario.single("one", "cheap", requests_per_day=1000, input_tokens=500, output_tokens=100, intent="r")
+    folded = d.sensitivity(one, policy=policy, factors=(0.5, 1.0, 2.0))
+    assert folded["driver"].unique().to_list() == [d.SAME_DRIVERS]                 # one line, not three panels
+    assert folded["monthly_usd"].to_list() == pytest.approx([10.5, 21.0, 42.0])
+    both = Scenario("both", (IntentLoad("r", 1000, Dist.of(500), Dist.of(100), {"cheap": 0.5, "dear": 0.5}),))
+    lines = d.sensitivity(both, policy=policy, factors=(1.0, 2.0))
+    slope = {k: g["monthly_usd"].to_list()[1] - g["monthly_usd"].to_list()[0]
+             for (k,), g in lines.group_by("driver")}
+    assert set(slope) == {d.SAME_DRIVERS, "price of dear", "price of cheap"}
+    assert slope["price of dear"] > 5 * slope["price of cheap"] > 0                 # the dear model's price matters
+    chart = c.sensitivity(lines)
+    assert sorted(set(shown(chart, "driver"))) == sorted(slope)
+
+
+def test_every_chart_fits_a_notebook_column_with_long_legend_labels():
+    names = [f"meta-llama/llama-3.3-70b-instruct-variant-{i}" for i in range(8)]
+    frame = pl.DataFrame({"period": [date(2026, 3, 1)] * 8, "model": names, "cost_usd": [1.0] * 8, "requests": [5] * 8})
+    for chart in (c.spend_over_time(frame, "model"),
+                  c.cost_per_success(frame.with_columns(cost_per_success_usd=pl.lit(0.2), served=pl.lit(5)), "model"),
+                  c.latency(frame.with_columns(percentile=pl.lit("p95"), latency_ms=pl.lit(100.0)), "model")):
+        width = float(re.search(r'<svg[^>]*width="([\d.]+)"', c.to_svg(chart))[1])
+        assert width <= 820, width
+
+
+def test_research_charts_go_through_the_offline_renderer():
+    from toolkit import research
+
+    report = research.frontier_report(research.load_outcomes(research_table()), [])
+    bundle = research.frontier_chart(report)._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert {"image/svg+xml", c.VEGALITE5_MIME} <= set(data)
+    assert "cdn.jsdelivr" not in str(data) and "<script" not in str(data)
+
+
+def research_table():
+    from toolkit import resources
+
+    return resources.data_file("outcomes/routerarena.csv")

@@ -8,13 +8,13 @@ import shutil
 
 import pytest
 
-from toolkit.costs import PRICES_DIR, PriceBook, Rates, UnknownModel, Usage, record_cost
+from toolkit.costs import PriceBook, Rates, UnknownModel, Usage, prices_dir, record_cost
 from toolkit.policy import ModelSpec, Price, load_policy
 from toolkit.router import Router
 
 from .conftest import DATA, read_records
 
-SNAPSHOT = sorted(PRICES_DIR.glob("*.json"))[-1]
+SNAPSHOT = sorted(prices_dir().glob("*.json"))[-1]
 RAW = json.loads(SNAPSHOT.read_bytes())      # the map itself: hand arithmetic reads rates from here
 
 

@@ -9,6 +9,7 @@ from toolkit import demo
 from toolkit.routelog import scan_log
 
 from .conftest import DEMO_POLICY
+from .test_notebooks import NOTEBOOKS, run_as_opened
 
 
 def test_demo_routes_measures_and_publishes_every_dashboard(local_model, tmp_path, monkeypatch):
@@ -46,3 +47,14 @@ def test_demo_routes_measures_and_publishes_every_dashboard(local_model, tmp_pat
     assert "(30 days) vs " in spend          # what changed: the history's last 30 days vs the 30 before
     for provider in ("anthropic", "openai", "gemini", "azure", "bedrock", "openrouter", "ollama_chat"):
         assert f"&quot;{provider}&quot;" in spend or f">{provider}<" in spend, provider   # named in the review
+
+    # then every notebook, opened from notebooks/ beside the demo's output and run with no parameter changed, reads
+    # the demo's log, policy and quality tables
+    monkeypatch.delenv("ROUTEKIT_LOG_DIR", raising=False)
+    monkeypatch.delenv("ROUTEKIT_POLICY", raising=False)
+    shown = run_as_opened(tmp_path)
+    for name in NOTEBOOKS:
+        assert "**Log** `../demo/routelog`" in shown[name], name
+    assert "No baseline yet" not in shown["quality"] and "No drill report yet" not in shown["quality"]
+    assert "tier None" not in shown["quality"]          # tiers read from the demo's policy
+    assert "**as logged**" in shown["what_if"]          # the demo's traffic as one more scenario

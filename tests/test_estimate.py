@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from toolkit.costs import PRICES_DIR, PriceBook, UnknownModel
+from toolkit.costs import PriceBook, UnknownModel, prices_dir
 from toolkit.estimate import (Dist, Scenario, ScenarioError, estimate_request, estimate_scenarios,
                               fit_from_log, load_scenarios, reprice_prompts, scenario_totals)
 from toolkit.router import Router
@@ -16,7 +16,7 @@ from toolkit.tokens import count_messages
 
 from .conftest import DATA, ROOT, read_records
 
-RAW = json.loads(sorted(PRICES_DIR.glob("*.json"))[-1].read_bytes())
+RAW = json.loads(sorted(prices_dir().glob("*.json"))[-1].read_bytes())
 MINI, CLAUDE = RAW["gpt-4o-mini"], RAW["claude-sonnet-4-5"]
 SCENARIOS = DATA / "scenarios" / "three-approaches.yaml"
 

@@ -203,3 +203,13 @@ def test_synthetic_history_findings_name_every_injected_incident(synth90):
     degraded = [x for x in f.quality_findings(frame) if x.kind == "degraded"]
     assert sum(x.value for x in degraded) == truth["degraded_serves"]["count"]
     assert {x.subject for x in degraded} == {f"route {truth['degraded_serves']['route']}"}
+
+
+def test_money_in_findings_is_never_latex():
+    """JupyterLab renders $...$ as math and does not honour \\$: the dollars are HTML entities in the markdown."""
+    from toolkit import findings as fi
+
+    md = fi.to_markdown([fi.Finding("spend_jump", "warn", "team a", "spent $2.61 on 2026-11-07, 3.2x $0.81")])
+    assert "$" not in md and "\\" not in md
+    assert ('spent <span class="tex2jax_ignore">&#36;2.61</span> on 2026-11-07, 3.2x '
+            '<span class="tex2jax_ignore">&#36;0.81</span>') in md

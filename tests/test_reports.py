@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from toolkit import reports
@@ -54,10 +55,11 @@ def written(fixture_log, report_params, tmp_path_factory) -> tuple[Path, list[Pa
 def test_run_all_writes_each_notebook_html_and_the_index_last(written):
     out, paths = written
     assert [p.name for p in paths] == ["spend_review.ipynb", "spend_review.html", "latency.ipynb", "latency.html",
-                                       "quality.ipynb", "quality.html", "what_if.ipynb", "what_if.html", "index.html"]
+                                       "quality.ipynb", "quality.html", "what_if.ipynb", "what_if.html",
+                                       "routing_research.ipynb", "routing_research.html", "index.html"]
     assert all(p.parent == out and p.stat().st_size > 0 for p in paths)
     index = (out / "index.html").read_text()
-    for page in ("spend_review.html", "latency.html", "quality.html", "what_if.html"):
+    for page in ("spend_review.html", "latency.html", "quality.html", "what_if.html", "routing_research.html"):
         assert f'href="{page}"' in index
 
 
@@ -78,7 +80,7 @@ def test_executed_notebooks_ran_on_the_given_log_without_errors(written, fixture
 def test_html_is_self_contained_and_offline(written):
     out, _ = written
     for page, n_charts in (("spend_review.html", 9), ("latency.html", 5), ("quality.html", 5), ("what_if.html", 2),
-                           ("index.html", 0)):
+                           ("routing_research.html", 2), ("index.html", 0)):
         html = (out / page).read_text()
         assert not re.search(r"<script[^>]*\ssrc=", html), page           # no script fetched from anywhere
         assert not re.search(r"""(?:src|href)=["']https?://""", html), page  # no CDN, no font server
@@ -119,7 +121,7 @@ def test_parse_value_types_like_papermill():
 
 
 def test_names_and_declared_parameters():
-    assert reports.names("all") == ["spend", "latency", "quality", "what-if"]
+    assert reports.names("all") == ["spend", "latency", "quality", "what-if", "research"]
     assert reports.names(["quality", "spend", "quality"]) == ["quality", "spend"]
     declared = reports.notebook_parameters("what-if")
     assert {"log_dir", "since", "until", "policy_path", "out_dir", "scenarios_path", "volume", "interactive"} <= set(
@@ -170,3 +172,61 @@ def test_a_damaged_log_still_reports_and_the_footer_names_what_was_skipped(fixtu
     assert f"<li><code>{broken}: not a readable Parquet file" in footer
     assert f"<li><code>{sorted(log.glob('date=*'))[-1] / 'routes.jsonl'}:1: not a route record" in footer
     assert "Model mismatches" in page and "No provider reported serving a model other than the one asked for." in page
+
+
+DTYPES = {"str", "f64", "i64", "i32", "u32", "bool", "datetime[μs]", "list[str]"}   # polars' dtype row
+
+
+def _cells(page: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", page, re.S)]
+
+
+def test_report_tables_read_like_a_review(written):
+    """great_tables, not polars' debugging repr: no shape line, no dtype row, no quoted strings; money, shares and
+    latencies formatted; a long table cut with a line saying how many rows were left out and a CSV beside it."""
+    out, _ = written
+    pages = {p.name: p.read_text() for p in out.glob("*.html")}
+    for name, page in pages.items():
+        assert "shape: (" not in page, name
+        cells = _cells(page)
+        assert not DTYPES & set(cells), (name, DTYPES & set(cells))
+        assert not [c for c in cells if c.startswith("&quot;") or c.startswith('"')], name
+    spend, latency = _cells(pages["spend_review.html"]), _cells(pages["latency.html"])
+    assert any(re.fullmatch(r"\$\d{1,3}(,\d{3})*\.\d{2}", c) for c in spend)          # $1,234.56
+    assert any(re.fullmatch(r"-?\d+\.\d%", c) for c in spend)                           # 12.3%
+    assert any(re.fullmatch(r"\d{1,3}(,\d{3})* ms", c) for c in latency)               # 1,234 ms
+    gaps = pl.read_csv(out / "research-arena-gaps.csv")
+    assert gaps.height > 10
+    assert f"{gaps.height - 10} more rows not shown; the full table: " in pages["routing_research.html"]
+    assert 'href="research-arena-gaps.csv"' in pages["routing_research.html"]
+
+
+def test_index_shows_each_reports_period_and_headline_numbers(written, fixture_log):
+    out, _ = written
+    rows = [" ".join(re.sub(r"<[^>]+>", " ", r).split())
+            for r in re.findall(r"<tr>(.*?)</tr>", (out / "index.html").read_text(), re.S)]
+    days = sorted(p.name[5:] for p in fixture_log.glob("date=*"))
+    period = f"{days[0]} .. {days[-1]} (14 days)"
+    spend = next(r for r in rows if r.startswith("Spend review"))
+    assert period in spend and re.search(r"spend \$\d[\d,]*\.\d\d", spend)
+    latency = next(r for r in rows if r.startswith("Latency"))
+    assert period in latency and re.search(r"p95 [\d,]+ ms", latency) and "error rate" in latency
+    quality = next(r for r in rows if r.startswith("Quality"))
+    assert re.search(r"degraded serves \d+", quality) and "silent downgrades (drills) 0" in quality
+    assert "cheapest" in next(r for r in rows if r.startswith("What if"))
+    assert "AIQ GSM8K 0.8" in next(r for r in rows if r.startswith("Routing research"))
+
+
+def test_a_long_table_is_cut_with_a_note_and_its_csv(tmp_path):
+    from toolkit import tables
+
+    frame = pl.DataFrame({"model": [f"m{i}" for i in range(30)], "cost_usd": [1234.5 - i for i in range(30)],
+                          "error_rate": [0.123] * 30, "p95_ms": [1234.4] * 30, "requests": [12345] * 30})
+    page = tables.show(frame, "models", csv_dir=tmp_path, max_rows=20).as_raw_html()
+    cells = _cells(page)
+    assert "$1,234.50" in cells and "12.3%" in cells and "1,234 ms" in cells and "12,345" in cells
+    assert "m19" in cells and "m20" not in cells
+    assert "10 more rows not shown" in page and 'href="models.csv"' in page
+    assert pl.read_csv(tmp_path / "models.csv").equals(frame)
+    assert [c for c in cells if c in ("cost", "error rate", "p95", "requests")] == ["cost", "error rate", "p95",
+                                                                                      "requests"]

@@ -12,7 +12,7 @@ Units are in the axis titles and formats: $ for money, ms for latency, % for rat
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,10 @@ def _theme() -> dict[str, Any]:
                   "offset": 10},
         "axis": {"labelFontSize": 11, "titleFontSize": 12, "titleColor": "#333", "gridColor": "#eee",
                  "domainColor": "#999", "tickColor": "#999"},
-        "legend": {"labelFontSize": 11, "titleFontSize": 12, "orient": "right", "labelLimit": 220},
+        # below the plot, in columns: a legend of long model names at the right pushed charts past the notebook's
+        # width, where JupyterLab cut it off
+        "legend": {"labelFontSize": 11, "titleFontSize": 12, "orient": "bottom", "direction": "horizontal",
+                   "columns": 3, "labelLimit": 180, "symbolLimit": 40},
         "range": {"category": PALETTE},
         "line": {"strokeWidth": 2}, "point": {"size": 40},
         "bar": {"cornerRadiusEnd": 1},
@@ -69,13 +72,19 @@ def as_vegalite5(spec: dict) -> dict:
     return {**spec, "$schema": "https://vega.github.io/schema/vega-lite/v5.json"}
 
 
-def _render(spec: dict, **metadata: Any) -> dict[str, Any]:
-    """Interactive Vega-Lite for JupyterLab (tooltips, v5 for JupyterLab 4 and v6 for frontends that know it), SVG
-    for everything else (nbconvert's HTML reports, GitHub)."""
+def interactive(spec: dict) -> dict[str, Any]:
+    """The Vega-Lite bundle a Jupyter frontend draws itself, offline (JupyterLab's renderer is built in): v5 for
+    JupyterLab 4, v6 for frontends that know it; drawn as SVG (crisp, and its marks can be read back)."""
     title = spec.get("title")
     title = title.get("text") if isinstance(title, dict) else title
-    return {VEGALITE_MIME: spec, VEGALITE5_MIME: as_vegalite5(spec), "image/svg+xml": _svg(spec),
-            "text/plain": f"<chart: {title or 'untitled'}>"}
+    spec = {**spec, "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}}}
+    return {VEGALITE_MIME: spec, VEGALITE5_MIME: as_vegalite5(spec), "text/plain": f"<chart: {title or 'untitled'}>"}
+
+
+def _render(spec: dict, **metadata: Any) -> dict[str, Any]:
+    """Every chart displayed in a notebook: interactive Vega-Lite for JupyterLab (tooltips), SVG for everything else
+    (nbconvert's HTML reports, GitHub)."""
+    return {**interactive(spec), "image/svg+xml": _svg(spec)}
 
 
 def setup() -> None:
@@ -119,12 +128,9 @@ def save(chart: alt.TopLevelMixin, path: str | Path, scale: float = 2.0) -> Path
 def usd(*values: pl.Series | float | None, sign: bool = False) -> str:
     """A d3 money format with enough decimals for the largest of ``values`` ($1,234.50 but also $0.000920: a demo
     day of cheap models must not read "$0.00" on every tick)."""
-    import math
+    from .tables import money_decimals
 
-    sizes = [abs(x) for v in values for x in (v.drop_nulls().to_list() if isinstance(v, pl.Series) else [v])
-             if x is not None and math.isfinite(x)]
-    top = max(sizes, default=0.0)
-    decimals = 2 if top == 0 or top >= 1 else min(6, 2 + math.ceil(-math.log10(top)))
+    decimals = money_decimals(x for v in values for x in (v.to_list() if isinstance(v, pl.Series) else [v]))
     return f"{'+' if sign else ''}$,.{decimals}f"
 
 
@@ -170,6 +176,41 @@ def _period_x(grain: str, frame: pl.DataFrame, field: str = "period", span: tupl
                  axis=axis, scale=scale)
 
 
+def current_period(grain: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The UTC period (hour, day, week from Monday, month) that is not over yet: its start and end, naive UTC."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None)
+    if grain == "hour":
+        start = now.replace(minute=0, second=0, microsecond=0)
+        return start, start + timedelta(hours=1)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if grain == "week":
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7)
+    if grain == "month":
+        start = day.replace(day=1)
+        return start, (start + timedelta(days=32)).replace(day=1)
+    return day, day + timedelta(days=1)
+
+
+def _partial(chart: alt.Chart, frame: pl.DataFrame, grain: str, field: str = "period") -> alt.Chart | alt.LayerChart:
+    """``chart`` with its last period shaded and labelled "so far" when that period is not over yet (today's bar is
+    a few hours of traffic: drawn plain it reads as a cliff at the right edge)."""
+    start, end = current_period(grain)
+    last = frame[field].max() if not frame.is_empty() else None
+    if isinstance(last, date) and not isinstance(last, datetime):
+        last = datetime.combine(last, datetime.min.time())
+    if last is None or last < start:
+        return chart
+    shade = pl.DataFrame({"start": [start], "end": [end], "note": ["so far (partial)"]})
+    band = alt.Chart(shade).mark_rect(color="#888", opacity=0.13).encode(alt.X("start:T"), alt.X2("end:T"))
+    note = alt.Chart(shade).mark_text(align="right", baseline="top", dx=-3, dy=3, fontSize=10, color="#555").encode(
+        alt.X("end:T"), y=alt.value(0), text="note:N")
+    title = chart.title
+    inner = chart.copy()
+    inner.title = alt.Undefined
+    return alt.layer(inner, band, note, title=title)
+
+
 def _period_tip(grain: str) -> alt.Tooltip:
     return alt.Tooltip("period:T", title=GRAIN_TITLE.get(grain, "Period"),
                        format="%Y-%m-%d %H:%M" if grain == "hour" else "%Y-%m-%d")
@@ -187,14 +228,14 @@ def spend_over_time(frame: pl.DataFrame, by: str, grain: str = "day") -> alt.Cha
     if frame.is_empty():
         return no_data(title, "No spend in the period.")
     money = usd(frame.group_by("period").agg(pl.col("cost_usd").sum())["cost_usd"])
-    return (alt.Chart(frame, title=_title(title, "USD, failed attempts and shadow calls included"))
-            .mark_bar()
-            .encode(_period_x(grain, frame),
-                    alt.Y("sum(cost_usd):Q", title="Spend ($)", axis=alt.Axis(format=money)),
-                    alt.Color(f"{by}:N", title=_label(by), sort="-y"),
-                    tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
-                             alt.Tooltip("cost_usd:Q", title="spend", format=money),
-                             alt.Tooltip("requests:Q", title="requests", format=COUNT)]))
+    return _partial(alt.Chart(frame, title=_title(title, "USD, failed attempts and shadow calls included"))
+                    .mark_bar()
+                    .encode(_period_x(grain, frame),
+                            alt.Y("sum(cost_usd):Q", title="Spend ($)", axis=alt.Axis(format=money)),
+                            alt.Color(f"{by}:N", title=_label(by), sort="-y"),
+                            tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
+                                     alt.Tooltip("cost_usd:Q", title="spend", format=money),
+                                     alt.Tooltip("requests:Q", title="requests", format=COUNT)]), frame, grain)
 
 
 def budget_vs_actual(series: pl.DataFrame, alerts: pl.DataFrame) -> alt.LayerChart | alt.Chart:
@@ -255,6 +296,7 @@ def waste(frame: pl.DataFrame, grain: str = "day") -> alt.VConcatChart | alt.Cha
         tooltip=[_period_tip(grain), alt.Tooltip("failed_cost_usd:Q", title="paid for failures", format=fmt),
                  alt.Tooltip("failed_attempts:Q", title="failed attempts", format=COUNT)]
     ).properties(height=140)
+    money = _partial(money, frame, grain)
     kinds = {"failed_attempts": "failed attempts", "retried_requests": "retried requests",
              "fallback_requests": "served by a fallback", "failed_requests": "failed requests"}
     counts = (frame.select("period", *kinds).unpivot(index="period", variable_name="kind", value_name="n")
@@ -263,7 +305,7 @@ def waste(frame: pl.DataFrame, grain: str = "day") -> alt.VConcatChart | alt.Cha
         x, alt.Y("n:Q", title="Count"), alt.Color("kind:N", title=None, sort=list(kinds.values())),
         tooltip=[_period_tip(grain), alt.Tooltip("kind:N"), alt.Tooltip("n:Q", title="count", format=COUNT)]
     ).properties(height=160)
-    return alt.vconcat(money, lines, title=_title(title)).resolve_scale(color="independent")
+    return alt.vconcat(money, _partial(lines, frame, grain), title=_title(title)).resolve_scale(color="independent")
 
 
 def cost_per_success(frame: pl.DataFrame, by: str, grain: str = "day") -> alt.Chart:
@@ -273,16 +315,17 @@ def cost_per_success(frame: pl.DataFrame, by: str, grain: str = "day") -> alt.Ch
     if data.is_empty():
         return no_data(title, "No served requests in the period.")
     fine, money = usd(data["cost_per_success_usd"]), usd(data["cost_usd"])
-    return (alt.Chart(data, title=_title(title, "everything paid (failed attempts too) / requests served"))
-            .mark_line(point=True)
-            .encode(_period_x(grain, frame),
-                    alt.Y("cost_per_success_usd:Q", title="Cost per successful request ($)",
-                          axis=alt.Axis(format=fine)),
-                    alt.Color(f"{by}:N", title=_label(by)),
-                    tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
-                             alt.Tooltip("cost_per_success_usd:Q", title="per success", format=fine),
-                             alt.Tooltip("served:Q", title="served", format=COUNT),
-                             alt.Tooltip("cost_usd:Q", title="spend", format=money)]))
+    chart = (alt.Chart(data, title=_title(title, "everything paid (failed attempts too) / requests served"))
+             .mark_line(point=True)
+             .encode(_period_x(grain, frame),
+                     alt.Y("cost_per_success_usd:Q", title="Cost per successful request ($)",
+                           axis=alt.Axis(format=fine)),
+                     alt.Color(f"{by}:N", title=_label(by)),
+                     tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
+                              alt.Tooltip("cost_per_success_usd:Q", title="per success", format=fine),
+                              alt.Tooltip("served:Q", title="served", format=COUNT),
+                              alt.Tooltip("cost_usd:Q", title="spend", format=money)]))
+    return _partial(chart, data, grain)
 
 
 def cache_savings(frame: pl.DataFrame, grain: str = "day") -> alt.Chart:
@@ -291,23 +334,36 @@ def cache_savings(frame: pl.DataFrame, grain: str = "day") -> alt.Chart:
     if frame.is_empty() or frame["cache_savings_usd"].sum() == 0:
         return no_data(title, "No cached input reads in the period: $0 saved.")
     saved, money = usd(frame["cache_savings_usd"]), usd(frame["cost_usd"])
-    return (alt.Chart(frame, title=_title(title, "vs paying the full input price for cached tokens"))
-            .mark_bar(color=GOOD)
-            .encode(_period_x(grain, frame),
-                    alt.Y("cache_savings_usd:Q", title="Saved ($)", axis=alt.Axis(format=saved)),
-                    tooltip=[_period_tip(grain), alt.Tooltip("cache_savings_usd:Q", title="saved", format=saved),
-                             alt.Tooltip("cache_read_share:Q", title="input tokens from cache", format=PCT),
-                             alt.Tooltip("cost_usd:Q", title="spend", format=money)]))
+    chart = (alt.Chart(frame, title=_title(title, "vs paying the full input price for cached tokens"))
+             .mark_bar(color=GOOD)
+             .encode(_period_x(grain, frame),
+                     alt.Y("cache_savings_usd:Q", title="Saved ($)", axis=alt.Axis(format=saved)),
+                     tooltip=[_period_tip(grain), alt.Tooltip("cache_savings_usd:Q", title="saved", format=saved),
+                              alt.Tooltip("cache_read_share:Q", title="input tokens from cache", format=PCT),
+                              alt.Tooltip("cost_usd:Q", title="spend", format=money)]))
+    return _partial(chart, frame, grain)
 
 
 # --- latency and reliability ------------------------------------------------------------------------------------
 
-def latency(frame: pl.DataFrame, by: str, grain: str = "day") -> alt.FacetChart | alt.Chart:
-    """p50 / p95 / p99 per group over time, one panel per percentile, log scale (``dashboards.latency``)."""
+def latency(frame: pl.DataFrame, by: str, grain: str = "day", top: int = 6) -> alt.FacetChart | alt.Chart:
+    """p50 / p95 / p99 per group over time, one panel per percentile, log scale (``dashboards.latency``): the ``top``
+    groups by requests (more lines than that cannot be told apart; a table lists every one); the period not over yet
+    is left out (its few hours of traffic make noisy percentiles)."""
     title = f"Latency by {_label(by)}"
     data = frame.drop_nulls("latency_ms")
     if data.is_empty():
         return no_data(title, "No requests in the period.")
+    notes = ["percentiles read from summed histograms, production traffic"]
+    busiest = data.group_by(by).agg(pl.col("requests").sum()).sort(["requests", by], descending=[True, False])
+    if busiest.height > top:
+        data = data.filter(pl.col(by).is_in(busiest[by].head(top).to_list()))
+        notes.append(f"the {top} {_label(by)}s with the most requests of {busiest.height}")
+    start, _ = current_period(grain)
+    unfinished = pl.col("period").cast(pl.Datetime("us")) >= start
+    if data.filter(unfinished).height and data.filter(~unfinished).height:
+        data = data.filter(~unfinished)
+        notes.append(f"the {grain} in progress left out")
     chart = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
         _period_x(grain, frame),
         alt.Y("latency_ms:Q", title="Latency (ms)", scale=alt.Scale(type="log"), axis=alt.Axis(format=MS)),
@@ -317,7 +373,7 @@ def latency(frame: pl.DataFrame, by: str, grain: str = "day") -> alt.FacetChart 
                  alt.Tooltip("requests:Q", title="requests", format=COUNT)],
     ).properties(width=WIDTH // 3 - 20, height=HEIGHT - 40)
     return chart.facet(column=alt.Column("percentile:N", title=None, sort=["p50", "p95", "p99"]),
-                       title=_title(title, "percentiles read from summed histograms, production traffic"))
+                       title=_title(title, "; ".join(notes)))
 
 
 def rates(frame: pl.DataFrame, grain: str = "day", kinds: tuple[str, ...] | None = None) -> alt.Chart:
@@ -327,14 +383,15 @@ def rates(frame: pl.DataFrame, grain: str = "day", kinds: tuple[str, ...] | None
     if data.is_empty():
         return no_data(title, "No requests in the period.")
     order = list(dict.fromkeys(data["kind"].to_list()))
-    return (alt.Chart(data, title=_title(title, "share of production requests (failed attempt: share of attempts)"))
-            .mark_line(point=alt.OverlayMarkDef(size=12))
-            .encode(_period_x(grain, frame), alt.Y("rate:Q", title="Rate (%)", axis=alt.Axis(format="%")),
-                    alt.Color("kind:N", title=None, sort=order),
-                    tooltip=[_period_tip(grain), alt.Tooltip("kind:N"),
-                             alt.Tooltip("rate:Q", title="rate", format=".2%"),
-                             alt.Tooltip("count:Q", title="count", format=COUNT),
-                             alt.Tooltip("requests:Q", title="requests", format=COUNT)]))
+    chart = (alt.Chart(data, title=_title(title, "share of production requests (failed attempt: share of attempts)"))
+             .mark_line(point=alt.OverlayMarkDef(size=12))
+             .encode(_period_x(grain, frame), alt.Y("rate:Q", title="Rate (%)", axis=alt.Axis(format="%")),
+                     alt.Color("kind:N", title=None, sort=order),
+                     tooltip=[_period_tip(grain), alt.Tooltip("kind:N"),
+                              alt.Tooltip("rate:Q", title="rate", format=".2%"),
+                              alt.Tooltip("count:Q", title="count", format=COUNT),
+                              alt.Tooltip("requests:Q", title="requests", format=COUNT)]))
+    return _partial(chart, data, grain)
 
 
 def circuit_openings(frame: pl.DataFrame, by: str = "route", grain: str = "day",
@@ -344,12 +401,13 @@ def circuit_openings(frame: pl.DataFrame, by: str = "route", grain: str = "day",
     title = "Circuit openings"
     if frame.is_empty():
         return no_data(title, "No candidate was skipped for an open circuit in the period.")
-    return (alt.Chart(frame, title=_title(title, "candidates skipped while their circuit was open"))
-            .mark_bar()
-            .encode(_period_x(grain, frame, span=span), alt.Y("circuit_open_skips:Q", title="Skipped candidates"),
-                    alt.Color(f"{by}:N", title=_label(by)),
-                    tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
-                             alt.Tooltip("circuit_open_skips:Q", title="skips", format=COUNT)]))
+    chart = (alt.Chart(frame, title=_title(title, "candidates skipped while their circuit was open"))
+             .mark_bar()
+             .encode(_period_x(grain, frame, span=span), alt.Y("circuit_open_skips:Q", title="Skipped candidates"),
+                     alt.Color(f"{by}:N", title=_label(by)),
+                     tooltip=[_period_tip(grain), alt.Tooltip(f"{by}:N", title=_label(by)),
+                              alt.Tooltip("circuit_open_skips:Q", title="skips", format=COUNT)]))
+    return _partial(chart, frame, grain)
 
 
 def slowest(frame: pl.DataFrame, by: str = "route") -> alt.LayerChart | alt.Chart:
@@ -470,32 +528,34 @@ def scenario_comparison(frame: pl.DataFrame, by: str = "intent") -> alt.LayerCha
                      ).properties(width=alt.Step(110))
 
 
-def sensitivity(frame: pl.DataFrame) -> alt.FacetChart | alt.Chart:
-    """Projected monthly cost as one driver moves and the rest stay put, one panel per driver
-    (columns: driver, factor, monthly_usd)."""
+def sensitivity(frame: pl.DataFrame) -> alt.LayerChart | alt.Chart:
+    """Projected monthly cost as one driver moves and the rest stay put, one line per driver in one panel
+    (``dashboards.sensitivity``: volume, tokens and every price folded into one line when they coincide, and the
+    price of each costly model: the steeper its line, the more that vendor's price matters)."""
     title = "Sensitivity: what moves the monthly cost"
     if frame.is_empty():
         return no_data(title, "No scenario to vary.")
     money = usd(frame["monthly_usd"])
     drivers = list(dict.fromkeys(frame["driver"].to_list()))
-    line = alt.Chart().mark_line(point=True, color=NEUTRAL).encode(
+    line = alt.Chart(frame).mark_line(point=True).encode(
         alt.X("factor:Q", title="Multiplier (1 = as planned)", axis=alt.Axis(format=".2~f")),
         alt.Y("monthly_usd:Q", title="Projected cost per month ($)", axis=alt.Axis(format=money)),
+        alt.Color("driver:N", title="multiplied", sort=drivers),
         tooltip=[alt.Tooltip("driver:N"), alt.Tooltip("factor:Q", title="multiplier", format=".2f"),
                  alt.Tooltip("monthly_usd:Q", title="per month", format=money)])
-    plan = alt.Chart().mark_rule(color="#999", strokeDash=[4, 3]).encode(x=alt.datum(1.0))
-    return (alt.layer(line, plan, data=frame).properties(width=WIDTH // 3 - 30, height=HEIGHT - 60)
-            .facet(column=alt.Column("driver:N", title=None, sort=drivers),
-                   title=_title(title, "each panel varies one driver, the others as planned; dashed: the plan")))
+    plan = alt.Chart(pl.DataFrame({"factor": [1.0]})).mark_rule(color="#999", strokeDash=[4, 3]).encode(x="factor:Q")
+    return alt.layer(line, plan, title=_title(title, "one driver multiplied, the others as planned; dashed: the plan"))
 
 
 def what_if_explorer(scenarios: list[Any], prices: Any = None, policy: Any = None, by: str = "intent",
                      month: int = 1) -> Any:
     """JupyterLab controls over ``estimate`` scenarios: pick one, move its volume / tokens / price multipliers and
     the split; the side-by-side comparison (every scenario plus the edited one) and the sensitivity chart re-render
-    at once. Returns the ipywidgets box; ``box.charts`` holds the charts last drawn."""
+    at once. Returns the ipywidgets box; ``box.charts`` holds the charts last drawn.
+
+    A redraw replaces the output widget's outputs in one state update (no SVG: JupyterLab draws the Vega-Lite), so
+    the charts change without a flicker and without clear_output, whose messages can stall a headless run."""
     import ipywidgets as w
-    from IPython.display import display
 
     from . import dashboards as d
     from .estimate import estimate_scenarios
@@ -515,10 +575,8 @@ def what_if_explorer(scenarios: list[Any], prices: Any = None, policy: Any = Non
             [fixed, estimate_scenarios([edited], prices, policy=policy)])
         box.charts = (scenario_comparison(d.scenario_costs(rows, split.value, month), split.value),
                       sensitivity(d.sensitivity(edited, prices, policy, month=month)))
-        with out:
-            out.clear_output(wait=True)
-            for chart in box.charts:
-                display(chart)
+        out.outputs = tuple({"output_type": "display_data", "data": interactive(chart.to_dict()), "metadata": {}}
+                            for chart in box.charts)
 
     for control in (pick, split, *knobs.values()):
         control.observe(draw, names="value")

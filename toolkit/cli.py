@@ -15,8 +15,9 @@ import sys
 from . import commands
 
 EPILOG = """examples:
-  routekit policy check data/policy.demo.yaml
-  routekit route --policy data/policy.demo.yaml --intent triage "Is this invoice overdue?"
+  routekit policy check data/policy.example.yaml     # data/...: your file, else the one routekit ships
+  routekit route --intent triage "Is this invoice overdue?"
+  routekit notebooks ./nb                            # the notebooks and an example policy, to open in JupyterLab
   routekit disable strong-a --reason "vendor incident #4411" --for 2h
   routekit sim serve --port 8088
 """
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = [importlib.import_module(f"toolkit.commands.{m.name}") for m in pkgutil.iter_modules(commands.__path__)]
     for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
-        module.register(sub)
+        if hasattr(module, "register"):   # commands/common.py holds what commands share
+            module.register(sub)
     return parser
 
 
@@ -48,28 +50,32 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # noqa: BLE001 — a command must end in one clear line, never a traceback
-        return _report(e)
+        return report(e, args.command)
 
 
-def _report(e: Exception) -> int:
-    """One line for an error no command handled (a damaged or missing file, say); exit 2 for bad input or
-    files, 3 for anything else.  ``ROUTEKIT_DEBUG=1`` shows the traceback."""
+def report(e: Exception, command: str) -> int:
+    """The error families of toolkit/errors.py and their exit codes, in one place: a missing extra, bad input or
+    a file the system refuses is 2, a request that got no answer 1, anything else 3 — each one line on stderr,
+    scrubbed of secrets.  ``ROUTEKIT_DEBUG=1`` shows the traceback instead."""
     import os
 
-    from .policy import PolicyError
+    from .errors import BadInput, MissingExtra, RoutingError
+    from .extras import missing_extra
     from .redact import scrub
 
     if os.environ.get("ROUTEKIT_DEBUG"):
         raise e
-    if isinstance(e, PolicyError):
-        print(f"routekit: bad policy:\n{e}", file=sys.stderr)
-        return 2
-    if isinstance(e, OSError):
-        where = f"{e.filename}: " if e.filename else ""
-        print(scrub(f"routekit: {where}{e.strerror or e}"), file=sys.stderr)
-        return 2
-    print(scrub(f"routekit: {type(e).__name__}: {e} (set ROUTEKIT_DEBUG=1 to see where)"), file=sys.stderr)
-    return 3
+    message, code = f"{type(e).__name__}: {e} (set ROUTEKIT_DEBUG=1 to see where)", 3
+    if isinstance(e, ModuleNotFoundError) and missing_extra(e):
+        message, code = missing_extra(e), 2
+    elif isinstance(e, (BadInput, MissingExtra)):
+        message, code = str(e), 2
+    elif isinstance(e, RoutingError):
+        message, code = str(e), 1
+    elif isinstance(e, OSError):
+        message, code = f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", 2
+    print(scrub(f"routekit {command}: {message}"), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

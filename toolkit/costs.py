@@ -47,8 +47,6 @@ from typing import Any, Mapping
 from .errors import UnknownModel  # noqa: F401  (raised here; defined with every other error)
 from .usage import MAX_TOKENS, Usage  # noqa: F401  (the unit of every cost)
 
-DATA_DIR = Path(os.environ.get("ROUTEKIT_DATA", Path(__file__).resolve().parent.parent / "data"))
-PRICES_DIR = DATA_DIR / "prices"
 HOURS_PER_DAY = 24
 
 
@@ -275,13 +273,21 @@ def record_cost(record: Mapping[str, Any], policy: Any, prices: PriceBook) -> fl
     return round(total, 12)
 
 
+def prices_dir() -> Path:
+    """Where the dated snapshots are: ``prices/`` of the shipped data (or of ``$ROUTEKIT_DATA``)."""
+    from .resources import data_file
+
+    return data_file("prices")
+
+
 def _latest_snapshot() -> Path:
     env = os.environ.get("ROUTEKIT_PRICES")
     if env:
         return Path(env)
-    snaps = sorted(PRICES_DIR.glob("*.json"))
+    where = prices_dir()
+    snaps = sorted(where.glob("*.json"))
     if not snaps:
-        raise FileNotFoundError(f"no price snapshot in {PRICES_DIR} (set ROUTEKIT_PRICES to a snapshot file)")
+        raise FileNotFoundError(f"no price snapshot in {where} (set ROUTEKIT_PRICES to a snapshot file)")
     return snaps[-1]
 
 

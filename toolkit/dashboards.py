@@ -111,6 +111,23 @@ class Data:
     period: Period
     counts: pl.DataFrame                 # ``counts()`` of the history
     histograms: pl.DataFrame | None      # ``histograms()`` of it (of the period only when hourly), if asked for
+    log: str | None = None               # the route log read; None when there was none (the frames are empty)
+    looked_in: tuple[str, ...] = ()      # where a log was looked for
+
+    @property
+    def quality_dir(self) -> Path | None:
+        """``quality/`` beside the log: where ``routekit demo`` writes its shadow, baseline and drill tables."""
+        return Path(self.log).parent / "quality" if self.log and "://" not in self.log else None
+
+    @property
+    def header(self) -> str:
+        """The notebook's first line: which log and period, or that there is no log and how to get one."""
+        if self.log:
+            return f"**Log** `{self.log}` · **period** {self.period}"
+        where = " or ".join(f"`{p}`" for p in self.looked_in)
+        return (f"**No route log** at {where}: run `routekit demo` (it writes `demo/routelog`) or "
+                f"`routekit log synth --log DIR` and set `log_dir` or `$ROUTEKIT_LOG_DIR`; shown below is what "
+                f"needs no log.")
 
     @property
     def now(self) -> pl.LazyFrame:
@@ -123,18 +140,51 @@ class Data:
         return within(self.histograms, self.period)
 
 
-def load(log_dir: str | Path, since: date | str | None = None, until: date | str | None = None,
-         latency: bool = False, hourly: bool = False) -> Data:
-    """Rollups of ``log_dir`` (built first for new or changed days), reduced for the dashboards of a period."""
-    from .rollups import load_rollups
+# Where a notebook looks for a route log when its log_dir parameter is None and $ROUTEKIT_LOG_DIR is unset,
+# relative to the notebook (JupyterLab and the report runner start its kernel in its folder): the log `make demo`
+# writes, then a ./routelog (the CLI's default) of the project above or of the notebook's own folder.
+LOG_CANDIDATES = ("../demo/routelog", "../routelog", "routelog")
 
-    frame = load_rollups(log_dir)
+
+def _holds_log(path: str) -> bool:
+    return "://" in path or any(Path(path).glob("date=*"))   # a URL is taken as given; its reader says if not
+
+
+def find_log(log_dir: str | Path | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """The route log a notebook reads, and where it looked: ``log_dir`` when given, else ``$ROUTEKIT_LOG_DIR``,
+    else the first of :data:`LOG_CANDIDATES` that holds one.  None when the place holds no ``date=`` partition."""
+    import os
+
+    asked = [str(log_dir)] if log_dir else [os.environ["ROUTEKIT_LOG_DIR"]] if os.environ.get(
+        "ROUTEKIT_LOG_DIR") else list(LOG_CANDIDATES)
+    return next((p for p in asked if _holds_log(p)), None), tuple(asked)
+
+
+def load(log_dir: str | Path | None = None, since: date | str | None = None, until: date | str | None = None,
+         latency: bool = False, hourly: bool = False) -> Data:
+    """Rollups of the route log (``find_log``; built first for new or changed days), reduced for the dashboards of a
+    period.  With no log the frames are empty and ``header`` says so: every chart and table shows "none"."""
+    from .rollups import load_rollups, rollup_schema
+
+    log, looked_in = find_log(log_dir)
+    frame = load_rollups(log) if log else pl.LazyFrame(schema=rollup_schema())
     period = period_of(frame, since, until)
     history = frame.filter(pl.col("date") <= period.until)
     hist = None
     if latency:
         hist = histograms(within(frame, period), hourly=True) if hourly else histograms(history)
-    return Data(period, counts(history), hist)
+    return Data(period, counts(history), hist, log, looked_in)
+
+
+def load_policy_or_default(policy_path: str | Path | None) -> Any:
+    """A notebook's policy: ``policy_path``; None: ``$ROUTEKIT_POLICY`` or the shipped demo policy (the one the
+    demo's log was routed with); "": no policy (budgets, tiers and alias prices unknown)."""
+    from .policy import load_policy
+    from .resources import default_policy, find
+
+    if policy_path == "":
+        return None
+    return load_policy(find(policy_path) if policy_path else default_policy())
 
 
 def within(rollups: Frame, period: Period) -> pl.LazyFrame:
@@ -592,9 +642,11 @@ def observed_scenario(rollups: Frame, prices: Any = None, policy: Any = None, na
     return Scenario(name, tuple(loads), description=note)
 
 
-def vary(scenario: Any, volume: float = 1.0, tokens: float = 1.0, price: float = 1.0, name: str | None = None) -> Any:
-    """A copy of an ``estimate.Scenario`` with requests, tokens (input and output) and every rate multiplied;
-    named ``name``, else "<name> (edited)" when anything moved (scenarios are compared by name)."""
+def vary(scenario: Any, volume: float = 1.0, tokens: float = 1.0, price: float = 1.0, name: str | None = None,
+         price_of: str | None = None) -> Any:
+    """A copy of an ``estimate.Scenario`` with requests, tokens (input and output) and every rate (or, with
+    ``price_of``, that model's only) multiplied; named ``name``, else "<name> (edited)" when anything moved
+    (scenarios are compared by name)."""
     from dataclasses import replace
 
     from .estimate import Dist
@@ -606,7 +658,7 @@ def vary(scenario: Any, volume: float = 1.0, tokens: float = 1.0, price: float =
                           output_tokens=scale(i.output_tokens)) for i in scenario.intents)
     changes = dict(scenario.price_changes)
     if price != 1.0:
-        for model in {m for i in scenario.intents for m in i.mix}:
+        for model in {m for i in scenario.intents for m in i.mix if price_of in (None, m)}:
             old = changes.get(model, changes.get("*"))
             if isinstance(old, dict):  # a price override: scale each of its numbers
                 changes[model] = {k: v * price if isinstance(v, (int, float)) else v for k, v in old.items()}
@@ -625,18 +677,85 @@ def scenario_costs(rows: pl.DataFrame, by: str = "intent", month: int = 1) -> pl
             .agg(pl.col("monthly_usd").sum(), pl.col("low_usd").sum(), pl.col("high_usd").sum()))
 
 
+SAME_DRIVERS = "volume, tokens or every price"
+
+
 def sensitivity(scenario: Any, prices: Any = None, policy: Any = None,
-                factors: Iterable[float] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0), month: int = 1) -> pl.DataFrame:
-    """Projected monthly cost as one driver (volume, tokens, price) is multiplied and the others stay put
-    (columns: driver, factor, monthly_usd)."""
+                factors: Iterable[float] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0), month: int = 1,
+                models: int = 4) -> pl.DataFrame:
+    """Projected monthly cost as one driver is multiplied and the others stay put (columns: driver, factor,
+    monthly_usd): volume, tokens, every price, and the price of each of the ``models`` models that cost most (which
+    vendor's price change would matter).  Volume, tokens and every price move the cost alike unless tiers or
+    fixed costs bend one of them: lines that coincide are folded into one, named :data:`SAME_DRIVERS`."""
     from .estimate import estimate_scenarios
 
     factors = list(factors)
-    variants = [vary(scenario, **{driver: x}, name=f"{driver}|{x}")
-                for driver in ("volume", "tokens", "price") for x in factors]
+    base = estimate_scenarios([scenario], prices, policy=policy).filter((pl.col("month") == month)
+                                                                       & ~pl.col("unpriced"))
+    top = (base.group_by("model").agg(pl.col("monthly_usd").sum()).sort("monthly_usd", descending=True)
+           .head(models)["model"].to_list() if "model" in base.columns else [])
+    # driver -> (the multiplier it moves, the one model whose price it moves)
+    drivers = {"volume": ("volume", None), "tokens": ("tokens", None), "price": ("price", None),
+               **{f"price of {m}": ("price", m) for m in top if len(top) > 1}}
+    variants = [vary(scenario, **{moved: x}, price_of=only, name=f"{driver}|{x}")
+                for driver, (moved, only) in drivers.items() for x in factors]
     rows = estimate_scenarios(variants, prices, policy=policy)
-    return (rows.filter((pl.col("month") == month) & ~pl.col("unpriced"))
-            .group_by("scenario", maintain_order=True).agg(pl.col("monthly_usd").sum())
-            .select(pl.col("scenario").str.split("|").list.get(0).alias("driver"),
-                    pl.col("scenario").str.split("|").list.get(1).cast(pl.Float64).alias("factor"),
-                    "monthly_usd"))
+    out = (rows.filter((pl.col("month") == month) & ~pl.col("unpriced"))
+           .group_by("scenario", maintain_order=True).agg(pl.col("monthly_usd").sum())
+           .select(pl.col("scenario").str.split("|").list.get(0).alias("driver"),
+                   pl.col("scenario").str.split("|").list.get(1).cast(pl.Float64).alias("factor"),
+                   "monthly_usd"))
+    line = {d: out.filter(driver=d)["monthly_usd"].to_list() for d in ("volume", "tokens", "price")}
+    if all(len(v) == len(line["volume"]) and all(abs(a - b) <= 1e-9 * max(abs(a), 1) for a, b in
+                                                 zip(v, line["volume"])) for v in line.values()):
+        out = pl.concat([out.filter(driver="volume").with_columns(driver=pl.lit(SAME_DRIVERS)),
+                         out.filter(~pl.col("driver").is_in(list(line)))])
+    return out
+
+
+# --- headlines: the two or three numbers the reports' index shows for each page -------------------------------------
+
+def spend_headline(data: Data, compare_days: int = 30) -> dict[str, str]:
+    """Spend in the period, and how its last ``compare_days`` days compare with the same span before."""
+    from .tables import money, percent
+
+    window = data.period.last(compare_days)
+    now, before = (within(data.counts, p).select(pl.col("cost_usd").sum()).collect().item()
+                   for p in (window, window.previous))
+    change = (now - before) / before if before else None
+    return {"spend": money(data.now.select(pl.col("cost_usd").sum()).collect().item()),
+            f"change (last {window.days} days)": percent(change, sign=True)}
+
+
+def latency_headline(data: Data) -> dict[str, str]:
+    """p95 latency and error rate of the period's production traffic."""
+    from .tables import ms, percent
+
+    s = summarize(production(data.now_latency), [])
+    errors = totals(data.now)
+    rate = errors["failed"].item() / errors["requests"].item() if errors["requests"].item() else None
+    return {"p95": ms(s["p95_ms"].item() if s.height else None), "error rate": percent(rate, 2)}
+
+
+def quality_headline(data: Data, policy: Any, tables: QualityTables) -> dict[str, str]:
+    """Degraded serves, lower-tier fallbacks and the drills' silent downgrades (each one counts)."""
+    from .tables import count
+
+    served = lambda f: int(f["requests"].sum()) if f is not None and not f.is_empty() else 0  # noqa: E731
+    lower = lower_tier_fallbacks(data.now, policy) if policy else None
+    silent = sum(int(dr.summary.get("totals", {}).get("silent_downgrades", 0)) for dr in tables.drills)
+    return {"degraded serves": count(served(degraded_serves(data.now))),
+            "lower-tier fallbacks": count(served(lower)) if policy else "n/a (no policy)",
+            "silent downgrades (drills)": count(silent) if tables.drills else "no drill yet"}
+
+
+def what_if_headline(rows: pl.DataFrame, month: int = 1) -> dict[str, str]:
+    """The cheapest and the dearest scenario per month."""
+    from .tables import money
+
+    costs = (rows.filter(pl.col("month") == month).group_by("scenario", maintain_order=True)
+             .agg(pl.col("monthly_usd").sum()).sort("monthly_usd"))
+    if costs.is_empty():
+        return {}
+    (low, low_usd), (high, high_usd) = costs.row(0), costs.row(-1)
+    return {"cheapest": f"{low} {money(low_usd)}/month", "dearest": f"{high} {money(high_usd)}/month"}

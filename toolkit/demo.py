@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-PROMPT_DIR = ROOT / "data" / "prompts"
-DRILL = ROOT / "data" / "drills" / "primary-down.yaml"
+DRILL = "drills/primary-down.yaml"            # under the shipped data
 HISTORY_REQUESTS = 60_000
 SHADOW = ("triage", "fast-google")          # intent, candidate alias
 BASELINE_SETS = ("triage", "gsm8k")         # prompt sets whose expected answers the simulator can be keyed with
@@ -79,11 +77,14 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=print, *,
+def run(policy_path: str | None = None, out: str = "demo", echo=print, *,
         reports_dir: str | None = "reports", history_requests: int = HISTORY_REQUESTS) -> dict:
     """The whole demo; ``reports_dir=None`` stops after the quality measurements (no notebooks)."""
+    from .resources import DEMO_POLICY, data_file
     from .router import NoEligibleRoute, Router
     from .synth import synthesize
+
+    policy_path = policy_path or str(data_file(DEMO_POLICY))
 
     out_dir = Path(out)
     log_dir = out_dir / "routelog"
@@ -168,10 +169,11 @@ def measure_quality(policy_path: str, log_dir: Path, quality_dir: Path, sim, ech
     from .drill import run_drill, wire_name
     from .evals import compare_shadow, load_prompts, reference_answers, run_baseline
     from .policy import load_policy
+    from .resources import data_file
     from .router import Router
 
     policy = load_policy(policy_path)
-    scored = load_prompts([PROMPT_DIR / f"{name}.jsonl" for name in BASELINE_SETS])
+    scored = load_prompts([data_file(f"prompts/{name}.jsonl") for name in BASELINE_SETS])
     sim.state.answers = reference_answers(scored)
     for spec in policy.models.values():
         if spec.model and spec.tier in SKILL_BY_TIER:
@@ -196,8 +198,9 @@ def measure_quality(policy_path: str, log_dir: Path, quality_dir: Path, sim, ech
     echo(str(base.summary.filter(intent="*").select("model", "mean_score", "p50_latency_ms", "total_cost_usd")))
 
     echo("== fallback drill: every primary down for half the run ==")
-    drills = load_prompts([PROMPT_DIR / f"{name}.jsonl" for name in ("triage", "extraction", "code")])
-    drill = run_drill(policy_path, DRILL, drills, sim_url=sim.url, out_dir=quality_dir / "drills" / DRILL.stem,
+    drills = load_prompts([data_file(f"prompts/{name}.jsonl") for name in ("triage", "extraction", "code")])
+    scenario = data_file(DRILL)
+    drill = run_drill(policy_path, scenario, drills, sim_url=sim.url, out_dir=quality_dir / "drills" / scenario.stem,
                       log=log_dir, progress=True)
     totals = drill.summary["totals"]
     echo(f"  silent downgrades: {totals['silent_downgrades']}; drill {'passed' if drill.ok else 'FAILED'}")

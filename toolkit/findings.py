@@ -29,6 +29,7 @@ import polars as pl
 
 from .dashboards import NONE, Frame, Period, budget_status, degraded_serves, latency, lower_tier_fallbacks, \
     model_mismatches, production, spend, within
+from .tables import markdown_money
 
 SEVERITY_ORDER = {"alert": 0, "warn": 1, "info": 2}
 LABEL = {"alert": "**Alert**", "warn": "**Warning**", "info": "Note"}
@@ -57,8 +58,7 @@ def to_markdown(found: list[Finding], title: str = "Findings") -> str:
     if not found:
         return f"**{title}:** nothing unusual in the period."
     lines = [f"**{title}** ({len(found)})", ""]
-    # "\$": JupyterLab and nbconvert read $...$ as LaTeX, and "$0.24 ... $1.44" is not an equation
-    lines += [f"- {LABEL[f.severity]}: {f.message}".replace("$", "\\$") for f in found]
+    lines += [f"- {LABEL[f.severity]}: {markdown_money(f.message)}" for f in found]
     return "\n".join(lines)
 
 

@@ -378,7 +378,7 @@ def state_base(policy_path: str | os.PathLike, state_dir: str | None = None) -> 
     of the policy's absolute path, so two projects' ``policy.yaml`` never share a ledger.  Works without
     parsing the policy, so the kill switch finds the overrides of a broken policy file.
     """
-    p = Path(policy_path).expanduser().absolute()
+    p = Path(policy_path).expanduser().resolve()   # one file, one state, whatever path (or link) names it
     if state_dir:
         return p.parent / Path(state_dir).expanduser() / p.stem
     tag = f"{p.stem}-{hashlib.sha256(str(p).encode()).hexdigest()[:8]}"

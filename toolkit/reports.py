@@ -1,10 +1,12 @@
 """Run the dashboard notebooks headless and publish them: executed .ipynb, self-contained HTML, an index.
 
-``run(["spend", "latency"], log_dir, out_dir, params)`` executes each notebook of ``notebooks/`` through papermill
-on the ``python3`` kernel of this interpreter, with its ``parameters`` cell overridden, then exports HTML with
-nbconvert.  The HTML needs no network and no JavaScript: charts are inline SVG (drawn by vl-convert in the
-notebook, with native hover titles for the tooltips), and the template drops the CDN scripts (require.js, MathJax,
-widget manager) that nbconvert would otherwise link.  ``run_all`` is what ``make demo`` calls.
+``run(["spend", "latency"], log_dir, out_dir, params)`` executes each shipped notebook (``toolkit.resources``)
+through papermill on the ``python3`` kernel of this interpreter, with its ``parameters`` cell overridden, then
+exports HTML with nbconvert.  The HTML needs no network and no JavaScript: charts are inline SVG (drawn by
+vl-convert in the notebook, with native hover titles for the tooltips), tables are great_tables HTML (a cut table's
+whole CSV is written beside the page: the runner sets ``tables_dir``), and the template drops the CDN scripts
+(require.js, MathJax, widget manager) that nbconvert would otherwise link.  The index lists each report with the
+period and headline numbers its notebook showed (``headline``).  ``run_all`` is what ``make demo`` calls.
 """
 from __future__ import annotations
 
@@ -17,20 +19,23 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import ReportError
+from .resources import notebook_dir
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = ROOT / "notebooks"
 # report name -> (notebook, title)
 REPORTS: dict[str, tuple[str, str]] = {
     "spend": ("spend_review", "Spend review"),
     "latency": ("latency", "Latency and reliability"),
     "quality": ("quality", "Quality"),
     "what-if": ("what_if", "What if: cost projections"),
+    "research": ("routing_research", "Routing research: cost-quality frontier"),
 }
 # parameters that name files: made absolute against the caller's working directory (notebooks run in notebooks/)
-PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir"}
-# what the runner sets unless told otherwise
+PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir", "tables_dir", "gsm8k_outcomes",
+               "arena_outcomes"}
+# what the runner sets unless told otherwise (tables_dir: the report folder, so each full table's CSV sits beside
+# its page)
 RUNNER_DEFAULTS = {"interactive": False}
+HEADLINE_KEY = "routekit_headline"   # output metadata of the line a notebook shows with headline()
 KERNEL = "python3"
 
 # nbconvert's lab template, minus every script it would fetch from a CDN, with SVG inline (not an <img>, so the
@@ -46,6 +51,45 @@ TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 </div>
 {%- endblock data_svg -%}
 """
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A report's period and its two or three headline numbers: one markdown line in the notebook, and what the
+    index page shows for that report (read back from the executed notebook's output metadata)."""
+
+    period: str
+    numbers: dict[str, str]
+
+    def markdown(self) -> str:
+        from .tables import markdown_money
+
+        return markdown_money(" · ".join([f"**Period** {self.period}",
+                                          *(f"**{k}** {v}" for k, v in self.numbers.items())]))
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        return ({"text/markdown": self.markdown(), "text/plain": self.markdown()},
+                {HEADLINE_KEY: {"period": self.period, "numbers": list(self.numbers.items())}})
+
+
+def headline(period: Any, numbers: dict[str, str]) -> Headline:
+    return Headline(str(period), dict(numbers))
+
+
+def read_headline(notebook: Path) -> Headline | None:
+    """The headline an executed notebook showed, if any."""
+    import json
+
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+    for cell in cells:
+        for output in cell.get("outputs", ()):
+            found = output.get("metadata", {}).get(HEADLINE_KEY)
+            if found:
+                return Headline(found["period"], dict(found["numbers"]))
+    return None
 
 
 @dataclass(frozen=True)
@@ -88,7 +132,7 @@ def notebook_parameters(name: str) -> dict[str, Any]:
     """The parameters a report's notebook declares (its ``parameters`` cell), with their defaults."""
     import papermill
 
-    info = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{REPORTS[name][0]}.ipynb"))
+    info = papermill.inspect_notebook(str(notebook_dir() / f"{REPORTS[name][0]}.ipynb"))
     return {k: v["default"] for k, v in info.items()}
 
 
@@ -158,13 +202,13 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     for name in bar:
         notebook, title = REPORTS[name]
         bar.set_postfix_str(name)
-        wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), **given}
+        wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), "tables_dir": str(out), **given}
         values = _resolve({k: v for k, v in wanted.items() if k in declared[name]}, base)
         executed = out / f"{notebook}.ipynb"
         t0 = time.perf_counter()
         try:
-            papermill.execute_notebook(str(NOTEBOOK_DIR / f"{notebook}.ipynb"), str(executed), parameters=values,
-                                       kernel_name=KERNEL, cwd=str(NOTEBOOK_DIR), log_output=False,
+            papermill.execute_notebook(str(notebook_dir() / f"{notebook}.ipynb"), str(executed), parameters=values,
+                                       kernel_name=KERNEL, cwd=str(notebook_dir()), log_output=False,
                                        # keep the kernel's own log lines (an unencrypted-TCP warning at start, a
                                        # KeyboardInterrupt at shutdown) off the console: errors reach the notebook
                                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
@@ -213,7 +257,8 @@ def run_all(log_dir: str | Path, out_dir: str | Path = "reports", params: dict[s
 
 
 def write_index(out: Path, reports: list[Report], log: Path) -> Path:
-    """``out/index.html`` linking every HTML report found in ``out`` (this run's and earlier ones)."""
+    """``out/index.html`` linking every HTML report found in ``out`` (this run's and earlier ones), each with its
+    period and headline numbers, so a reader knows where to click first."""
     ran = {r.html.name: r for r in reports}
     rows = []
     for name, (notebook, title) in REPORTS.items():
@@ -223,20 +268,25 @@ def write_index(out: Path, reports: list[Report], log: Path) -> Path:
         r = ran.get(page.name)
         when = datetime.fromtimestamp(page.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         took = f"{r.seconds:.1f} s" if r else "earlier run"
-        rows.append(f'<tr><td><a href="{html.escape(page.name)}">{html.escape(title)}</a></td>'
-                    f'<td><a href="{html.escape(notebook)}.ipynb">notebook</a></td><td>{when}</td><td>{took}</td></tr>')
+        head = read_headline(out / f"{notebook}.ipynb")
+        numbers = "".join(f'<div><span class="muted">{html.escape(k)}</span> <b>{html.escape(v)}</b></div>'
+                          for k, v in (head.numbers.items() if head else ()))
+        rows.append(f'<tr><td><a href="{html.escape(page.name)}">{html.escape(title)}</a><div class="muted">'
+                    f'{html.escape(head.period) if head else ""}</div></td><td class="numbers">{numbers}</td>'
+                    f'<td><a href="{html.escape(notebook)}.ipynb">notebook</a><div class="muted">{when} · {took}'
+                    f'</div></td></tr>')
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>routekit reports</title>
 <style>
-body {{ font-family: Helvetica, Arial, sans-serif; margin: 2.5em auto; max-width: 52em; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; padding: .45em .8em;
-border-bottom: 1px solid #ddd; }} th {{ color: #555; font-weight: 600; }} a {{ color: #1f5fa8; }}
-.muted {{ color: #666; font-size: .9em; }}
+body {{ font-family: Helvetica, Arial, sans-serif; margin: 2.5em auto; max-width: 60em; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; padding: .55em .8em;
+vertical-align: top; border-bottom: 1px solid #ddd; }} th {{ color: #555; font-weight: 600; }} a {{ color: #1f5fa8; }}
+.muted {{ color: #666; font-size: .9em; }} .numbers div {{ margin: .1em 0; }}
 </style></head><body>
 <h1>routekit reports</h1>
 <p class="muted">Route log <code>{html.escape(str(log))}</code> · generated {generated}</p>
-<table><tr><th>Report</th><th>Source</th><th>Written</th><th>Run time</th></tr>
+<table><tr><th>Report and period</th><th>Headline numbers</th><th>Source, written, run time</th></tr>
 {chr(10).join(rows)}
 </table>
 <p class="muted">Each page opens offline from disk: charts are inline SVG (hover a mark for its numbers).</p>

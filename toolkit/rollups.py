@@ -8,7 +8,9 @@ Rollup contract v2
 Built from the route log (toolkit/routelog.py, schema v1) by ``build_rollups(log, engine="polars")``.
 Stored at ``LOG/_rollups/v2/date=YYYY-MM-DD/part-0.parquet`` (hive-partitioned by ``date``; the
 ``date`` column is also inside each file), one table, fully additive: summing any measure over any
-subset of keys (incl. ``latency_bin``) gives the right total.
+subset of keys (incl. ``latency_bin``) gives the right total.  A log on a local disk that cannot be
+written (a read-only mount, another user's folder) keeps its rollups in a cache folder instead
+(``cache_dir``: ``$ROUTEKIT_CACHE_DIR``, else ``~/.cache/routekit``), so it can still be viewed.
 
 Keys (group-by columns):
 
@@ -251,11 +253,13 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Log:
-    """Where a log lives: an fsspec filesystem, its root path, and the URL form engines read."""
+    """Where a log lives: an fsspec filesystem, its root path, and the URL form engines read; ``rollups``: where
+    its rollups go (``LOG/_rollups/v1``, or a cache folder when the log is on a local disk we cannot write)."""
 
     fs: Any
     root: str
     storage_options: dict = field(default_factory=dict)
+    rollups: str = ""
 
     @classmethod
     def at(cls, log: str | os.PathLike, storage_options: dict | None = None) -> "Log":
@@ -263,7 +267,10 @@ class Log:
 
         url = os.fspath(log)
         fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-        return cls(fs, root.rstrip("/"), dict(storage_options or {}))
+        root = root.rstrip("/")
+        local = "file" in _protocols(fs)
+        readonly = local and os.path.isdir(root) and not os.access(root, os.W_OK)
+        return cls(fs, root, dict(storage_options or {}), cache_dir(root) if readonly else f"{root}/{ROLLUP_DIR}")
 
     @property
     def local(self) -> bool:
@@ -274,7 +281,7 @@ class Log:
 
     @property
     def out(self) -> str:
-        return f"{self.root}/{ROLLUP_DIR}"
+        return self.rollups or f"{self.root}/{ROLLUP_DIR}"
 
     def sources(self) -> dict[str, list[SourceFile]]:
         """The files of every ``date=`` partition, by day (routelog's own choice of files)."""
@@ -308,6 +315,17 @@ class Log:
 
         with reading(self.root):
             yield
+
+
+def cache_dir(root: str) -> str:
+    """Where the rollups of a read-only local log go: ``$ROUTEKIT_CACHE_DIR`` (else ``$XDG_CACHE_HOME/routekit``,
+    else ``~/.cache/routekit``) ``/rollups/<hash of the log's path>/v1``; built there once, then kept up to date."""
+    import hashlib
+
+    base = os.environ.get("ROUTEKIT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "routekit")
+    key = hashlib.sha256(os.path.realpath(root).encode()).hexdigest()[:16]
+    return os.path.join(base, "rollups", key, f"v{ROLLUP_VERSION}")
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

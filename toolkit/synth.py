@@ -38,13 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from .costs import DATA_DIR, PriceBook, Usage
+from .costs import PriceBook, Usage
 from .policy import ModelSpec, Policy, load_policy
+from .resources import DEMO_POLICY, data_file
 from .routelog import ATTEMPT_FIELDS, FIELD_NAMES, SKIP_FIELDS, RouteLogWriter, compact
 
-DEFAULT_POLICY = DATA_DIR / "policy.demo.yaml"
 TRUTH_NAME = "_synth_truth.json"
 RUNAWAY_TEAM = "growth"
+DEFAULT_POLICY = data_file(DEMO_POLICY)
 
 # Failure kinds as the transport reports them:
 # kind -> (error_class, HTTP status, retryable, typical latency ms (None: the model's timeout), message)

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .route import add_policy_arg
+from .common import add_policy_arg
 
 ORDER = 45
 

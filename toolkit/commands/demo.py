@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_policy_arg
+
 ORDER = 90
 
 
@@ -12,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "into the demo's route log, routes a request per intent and shows fallbacks, "
                                    "floors and the kill switch; runs a shadow trial, a baseline and a fallback "
                                    "drill; then runs every dashboard notebook through papermill into --reports.")
-    p.add_argument("--policy", default="data/policy.demo.yaml")
+    add_policy_arg(p, "policy the demo routes with; its models must be the simulator's and the local model's")
     p.add_argument("--out", default="demo", help="output directory: route log, quality tables (default demo)")
     p.add_argument("--reports", default="reports", help="dashboard HTML and index.html (default reports)")
     p.set_defaults(func=run)
@@ -21,5 +23,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..demo import run as demo
 
-    summary = demo(args.policy, args.out, reports_dir=args.reports)
+    summary = demo(str(args.policy), args.out, reports_dir=args.reports)
     return 0 if summary["served"] and summary["drill_ok"] else 1

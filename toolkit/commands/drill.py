@@ -6,7 +6,8 @@ import glob
 import os
 import sys
 
-from .route import add_log_arg, add_policy_arg
+from ..resources import find
+from .common import add_log_arg, add_policy_arg
 
 ORDER = 45
 
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "own request counts).", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_policy_arg(p)
-    p.add_argument("--scenario", required=True, help="scenario YAML (e.g. data/drills/primary-down.yaml)")
-    p.add_argument("--prompts", action="append", metavar="FILE",
+    p.add_argument("--scenario", required=True, type=find, help="scenario YAML (e.g. data/drills/primary-down.yaml)")
+    p.add_argument("--prompts", action="append", metavar="FILE", type=find,
                    help="prompt set (JSONL), repeatable; default: every data/prompts/*.jsonl whose intents the "
                         "policy routes")
     p.add_argument("--sim-url", help="use a running simulator (default: start one in-process)")
@@ -44,12 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_prompts(policy_path: str) -> list[str]:
-    from ..costs import DATA_DIR
     from ..evals import load_prompts
     from ..policy import load_policy
+    from ..resources import data_file
 
     routes = set(load_policy(policy_path).routes)
-    return [f for f in sorted(glob.glob(str(DATA_DIR / "prompts" / "*.jsonl")))
+    return [f for f in sorted(glob.glob(str(data_file("prompts") / "*.jsonl")))
             if {i.intent for i in load_prompts(f)} <= routes]
 
 

@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from ..resources import find
+
 ORDER = 40
 
 EXAMPLES = """examples:
@@ -46,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", default=[], metavar="MODEL",
                    help="litellm model string (gpt-4o-mini, gemini/gemini-2.5-pro) or, with --policy, an alias; "
                         "repeat to compare side by side")
-    p.add_argument("--policy", default=os.environ.get("ROUTEKIT_POLICY"),
+    p.add_argument("--policy", default=os.environ.get("ROUTEKIT_POLICY"), type=find,
                    help="policy YAML: lets --model name aliases and applies its price overrides "
                         "(default: $ROUTEKIT_POLICY, else none)")
     what = p.add_mutually_exclusive_group()
@@ -61,12 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--months", type=int, default=1, help="months to project (default 1)")
     p.add_argument("--days", type=int, default=30, help="days in a month (default 30)")
     p.add_argument("--batch", action="store_true", help="price at Batch-API rates where the price map has them")
-    p.add_argument("--scenarios", metavar="FILE", help="YAML file of named scenarios (see data/scenarios/)")
+    p.add_argument("--scenarios", metavar="FILE", type=find, help="YAML file of named scenarios (see data/scenarios/)")
     p.add_argument("--only", help="with --scenarios: comma-separated scenario names to run")
     p.add_argument("--from-log", metavar="DIR", help="fit requests/day, token distributions, model mix and cache hit "
                                                      "rate per intent from a route log")
-    p.add_argument("--prices", metavar="FILE", help="price snapshot (default: newest in data/prices/ or "
-                                                    "$ROUTEKIT_PRICES)")
+    p.add_argument("--prices", metavar="FILE", type=find, help="price snapshot (default: $ROUTEKIT_PRICES, else "
+                                                               "the newest shipped in data/prices/)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run)
 

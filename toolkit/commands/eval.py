@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from ..resources import find
+
 ORDER = 40
 
 BASELINE_EXAMPLES = """examples:
@@ -38,7 +40,7 @@ Bar: --min-agreement, or 0.5 - --margin for a win rate.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .route import add_log_arg, add_policy_arg
+    from .common import add_log_arg, add_policy_arg
 
     p = sub.add_parser("eval", help="measure models on prompt sets: baselines, quality floors, shadow comparisons")
     ps = p.add_subparsers(dest="eval_command", metavar="ACTION", required=True)
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "write a score table and a summary per model x intent. Each call also leaves "
                                   "a route-log record (team 'eval').", epilog=BASELINE_EXAMPLES, formatter_class=fmt)
     add_policy_arg(b)
-    b.add_argument("--prompts", required=True, action="append", metavar="FILE",
+    b.add_argument("--prompts", required=True, action="append", metavar="FILE", type=find,
                    help="prompt set (JSONL); repeat for several")
     b.add_argument("--models", required=True, help="comma-separated model aliases of the policy")
     b.add_argument("--out", default="evals/baseline", help="output directory (default evals/baseline)")

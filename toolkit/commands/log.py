@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .route import add_log_arg
+from .common import add_log_arg, add_policy_arg
 
 ORDER = 50
 
@@ -64,8 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     y.add_argument("--requests", type=int, default=100_000, help="records in total (default 100000)")
     y.add_argument("--seed", type=int, default=0, help="random seed (same seed and --end: same log)")
     y.add_argument("--end", metavar="YYYY-MM-DD", help="last day (default: yesterday, UTC)")
-    y.add_argument("--policy", default=os.environ.get("ROUTEKIT_POLICY", "data/policy.demo.yaml"),
-                   help="policy whose routes, models and prices shape the history (default data/policy.demo.yaml)")
+    add_policy_arg(y, "policy whose routes, models and prices shape the history")
     y.add_argument("--replace", action="store_true", help="overwrite an existing synthetic log in LOG")
     y.set_defaults(func=synth)
 

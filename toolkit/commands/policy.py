@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from ..resources import find
 import sys
 
 ORDER = 20
@@ -14,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       description="Validate a policy: schema, unknown aliases, route cycles, privacy boundaries "
                                   "across each route's whole chain, literal secrets, prices. Exit 0 when clean, "
                                   "1 naming each problem.")
-    c.add_argument("file", help="policy YAML file")
+    c.add_argument("file", type=find, help="policy YAML file (data/policy.example.yaml: the shipped example)")
     c.add_argument("--no-prices", action="store_true", help="skip the price-snapshot check")
     c.set_defaults(func=check)
 

@@ -1,11 +1,13 @@
-"""routekit report spend|latency|quality|what-if|all --log DIR --out DIR [-p key value ...]"""
+"""routekit report spend|latency|quality|what-if|research|all --log DIR --out DIR [-p key value ...]"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .route import add_log_arg
 import time
+
+from ..reports import REPORTS
+from .common import add_log_arg
 
 ORDER = 60
 
@@ -18,25 +20,27 @@ EXAMPLES = """examples:
   routekit report spend --log routelog -p out_dir reports/charts   # PNG copies of the charts for slides
 
 parameters (-p key value; see each notebook's parameters cell):
-  all       since until policy_path out_dir (a directory for PNG copies of the charts)
+  all       since until policy_path out_dir (a directory for PNG copies of the charts) tables_dir (default: --out)
   spend     by (team|intent|model|provider|route) grain (hour|day|week|month) top compare_days
   latency   grain slowest_n
   quality   quality_dir
   what-if   scenarios_path by (intent|model) month focus volume tokens price
+  research  gsm8k_outcomes arena_outcomes cascade_thresholds verifier_error router_column seed (reads no log)
 Values are typed as on papermill's command line (None, true/false, numbers, else text); paths are relative to
 the current directory.  Each report is an executed notebook (.ipynb) and a self-contained .html that opens
-offline from disk; index.html links them.
+offline from disk; index.html links them with each one's period and headline numbers. A table cut short in a page
+is written whole beside it as CSV.
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="run the dashboard notebooks (papermill) into HTML reports",
-                       description="Run the spend, latency, quality and what-if notebooks headless through papermill "
-                                   "over a route log (they read its rollups, building new days first) and write "
-                                   "executed notebooks, offline HTML pages and an index.html.",
+                       description="Run the spend, latency, quality, what-if and routing-research notebooks headless "
+                                   "through papermill over a route log (they read its rollups, building new days "
+                                   "first) and write executed notebooks, offline HTML pages and an index.html.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("which", nargs="+", metavar="REPORT", choices=["spend", "latency", "quality", "what-if", "all"],
-                   help="spend, latency, quality, what-if, or all")
+    p.add_argument("which", nargs="+", metavar="REPORT", choices=[*REPORTS, "all"],
+                   help=f"{', '.join(REPORTS)}, or all")
     add_log_arg(p)
     p.add_argument("--out", default="reports", help="output directory (default reports)")
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from ..resources import find
+
 ORDER = 60
 
 FRONTIER_EXAMPLES = """examples:
@@ -57,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       description="Evaluate every single model (and optional cascades and threshold routers) on "
                                   "an outcome table, print the oracle, the non-decreasing convex hull and AIQ.",
                       epilog=FRONTIER_EXAMPLES, formatter_class=fmt)
-    f.add_argument("outcomes", help="outcome table: CSV, JSONL or Parquet (prompt_id, model, score, cost_usd, ...)")
+    f.add_argument("outcomes", type=find, help="outcome table: CSV, JSONL or Parquet (prompt_id, model, score, cost_usd, ...)")
     f.add_argument("--json", action="store_true", help="print the JSON document")
     f.add_argument("--cascade", type=float, action="append", metavar="SCORE",
                    help="add a cheapest-first cascade accepting answers scoring >= SCORE (repeatable)")
@@ -79,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="APGR and CPT(20/50/80%) of RouteLLM's random router (seeded) and, with "
                                    "--router-column, of a threshold router on that column.",
                        epilog=PAIR_EXAMPLES, formatter_class=fmt)
-    pr.add_argument("outcomes")
+    pr.add_argument("outcomes", type=find)
     pr.add_argument("--strong", help="default: the best-quality model")
     pr.add_argument("--weak", help="default: the cheapest other model")
     pr.add_argument("--router-column", help="per-prompt score: higher sends to the strong model")

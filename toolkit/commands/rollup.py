@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .route import add_log_arg
+from .common import add_log_arg
 
 ORDER = 55
 

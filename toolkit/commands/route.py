@@ -8,21 +8,13 @@ import sys
 
 ORDER = 10
 
+from .common import add_log_arg, add_policy_arg
+
 EXAMPLES = """examples:
   routekit route --intent triage "Is this invoice overdue?"
   routekit route --intent synthesis --stream "Summarise last week's incidents."
   echo "payroll of employee 7" | routekit route --intent private --sensitivity private -
 """
-
-
-def add_log_arg(p: argparse.ArgumentParser, what: str = "route log directory") -> None:
-    p.add_argument("--log", default=os.environ.get("ROUTEKIT_LOG_DIR", "routelog"),
-                   help=f"{what} (default: $ROUTEKIT_LOG_DIR or ./routelog)")
-
-
-def add_policy_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--policy", default=os.environ.get("ROUTEKIT_POLICY", "data/policy.demo.yaml"),
-                   help="policy YAML file (default: $ROUTEKIT_POLICY or data/policy.demo.yaml)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,6 +6,8 @@ import re
 import sys
 from pathlib import Path
 
+from ..resources import find
+
 ORDER = 80
 
 SERVE_EXAMPLES = """examples:
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "GET /_sim/stats counts requests per protocol and model.",
                       epilog=SERVE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--port", type=int, default=8088)
-    s.add_argument("--behaviours", "--scenario", dest="behaviours", metavar="FILE",
+    s.add_argument("--behaviours", "--scenario", dest="behaviours", metavar="FILE", type=find,
                    help="behaviour file (YAML): 'default', per-model 'models', an 'answers' key "
                         "(--scenario: the old spelling, still accepted)")
     s.add_argument("--seed", type=int, default=0)

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import date
 
-from .route import add_log_arg
+from .common import add_log_arg
 
 ORDER = 56
 

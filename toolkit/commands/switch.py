@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from .route import add_policy_arg
+from .common import add_policy_arg
 
 ORDER = 30
 
@@ -34,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_arg(e)
     e.set_defaults(func=enable)
 
-    s = sub.add_parser("status", help="disabled models/routes (who, why, until) and circuit state")
+    s = sub.add_parser("status", help="the on-call page: what is disabled, open circuits, budgets, spooled records",
+                       description="One page for the on-call person: whether the policy loads, what is disabled "
+                                   "(who, why, until), which circuits running routers have open (and which process "
+                                   "holds each), each budget's use this period, records spooled because the route "
+                                   "log could not take them, and any damaged state file. Works with a broken policy.")
     add_policy_arg(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=status)
@@ -117,11 +121,15 @@ def status(args: argparse.Namespace) -> int:
     live = {k: c for k, c in circuits.items() if holder_alive(c)}
     open_now = {k: c for k, c in live.items() if c.get("open_until") and c["open_until"] > now}
     routes = t.policy.routes if t.policy else {}
+    budgets, budget_problem = _budgets(t)
+    spooled = _spooled()
     if args.json:
         print(json.dumps({"policy": t.path, "policy_problems": t.problems,
                           "overrides_file": str(t.overrides.path), "damaged": damage,
                           "disabled": [asdict(o) for o in active.values()],
-                          "circuits": live, "open_circuits": sorted(open_now)}, indent=2))
+                          "circuits": live, "open_circuits": sorted(open_now),
+                          "budgets": [{**asdict(b), "used": b.used} for b in budgets],
+                          "budget_ledger_problem": budget_problem, "spooled_records": spooled}, indent=2))
         return 0
     version = f"version {t.policy.version}" if t.policy else "DOES NOT LOAD"
     print(f"policy {t.path} ({version}); overrides in {t.overrides.path}")
@@ -144,7 +152,37 @@ def status(args: argparse.Namespace) -> int:
     gone = len(circuits) - len(live)
     if gone:
         print(f"  ({gone} circuit(s) of exited processes not shown)")
+    for b in budgets:
+        print(f"  budget {b.budget}: {b.used:.0%} of ${b.limit_usd:,.2f} ({b.period} {b.period_key}; "
+              f"${b.reserved_usd:,.4f} in flight; at the limit: {b.on_limit})")
+    if budget_problem:
+        print(f"  budgets: {budget_problem}")
+    if spooled:
+        print(f"spooled: {spooled} record(s) wait in the spool; routekit log recover moves them into the log")
     return 0
+
+
+def _budgets(t: _Target) -> tuple[list, str | None]:
+    """The policy's budgets in their current period, or why they cannot be read now."""
+    if t.policy is None or not t.policy.budgets:
+        return [], None
+    from ..budgets import BudgetLedger
+    from ..errors import LedgerUnavailable
+
+    try:
+        ledger = BudgetLedger.from_policy(t.policy, alerts=())
+        try:
+            return ledger.status(), None
+        finally:
+            ledger.close()
+    except LedgerUnavailable as e:
+        return [], str(e)
+
+
+def _spooled() -> int:
+    from ..spool import spool_dir
+
+    return sum(1 for f in spool_dir().rglob("*.jsonl") for line in f.read_bytes().splitlines() if line.strip())
 
 
 def _circuit_damage(t: _Target) -> list[str | None]:

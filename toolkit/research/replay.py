@@ -430,6 +430,8 @@ def frontier_chart(report: dict, title: str = "cost-quality frontier") -> Any:
     import altair as alt
     import polars as pl
 
+    from . import charts  # noqa: F401  (the theme and the offline renderer every chart is displayed through)
+
     pts = pl.DataFrame([{k: p[k] for k in ("policy", "quality", "cost_per_request_usd", "kind")}
                         for p in report["policies"]] +
                        [{"policy": "oracle", "kind": "oracle", **report["oracle"]}])
