@@ -295,7 +295,7 @@ def test_research_charts_go_through_the_offline_renderer():
     from toolkit import research
 
     report = research.frontier_report(research.load_outcomes(research_table()), [])
-    bundle = research.frontier_chart(report)._repr_mimebundle_()
+    bundle = c.frontier_chart(report)._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert {"image/svg+xml", c.VEGALITE5_MIME} <= set(data)
     assert "cdn.jsdelivr" not in str(data) and "<script" not in str(data)

@@ -17,6 +17,7 @@ import papermill
 import pytest
 
 from tests.test_reports import QUALITY, POLICY, ROOT, fixture_log  # noqa: F401  (shared session fixture)
+from toolkit.rollups import ROLLUP_VERSION
 
 NOTEBOOKS = ("spend_review", "latency", "quality", "what_if")
 
@@ -101,7 +102,7 @@ def test_a_read_only_log_is_viewed_with_its_rollups_in_the_cache(fixture_log, tm
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(str(p.relative_to(log)) for p in log.rglob("*")) == before       # nothing written into the log
-    assert len(list(cache.glob("rollups/*/v1/_manifest.json"))) == 1
+    assert len(list(cache.glob(f"rollups/*/v{ROLLUP_VERSION}/_manifest.json"))) == 1
     shown = nbformat.read(tmp_path / "spend.ipynb", as_version=4)
     assert f"**Log** `{log}`" in str(shown.cells)
 

@@ -35,7 +35,9 @@ def test_the_wheel_holds_the_data_and_the_notebooks(built_wheel):
     # the same bytes as the repository's files (one source of truth), and not the raw outcome dumps
     with zipfile.ZipFile(built_wheel) as z:
         assert z.read("toolkit/data/policy.demo.yaml") == (DATA / "policy.demo.yaml").read_bytes()
-    assert not [n for n in names if n.endswith(".jsonl") and "/outcomes/" in n]
+    # the prompt texts the learned routers train on ship; the raw per-model dumps under outcomes/<dataset>/ do not
+    assert {f"toolkit/data/outcomes/{d}.prompts.jsonl" for d in ("routellm-gsm8k", "routerarena")} <= names
+    assert not [n for n in names if "/outcomes/" in n and n.count("/") > 3 and not n.endswith("LICENSE")]
 
 
 def test_resources_find_the_shipped_files_and_honour_ROUTEKIT_DATA(tmp_path, monkeypatch):

@@ -584,6 +584,61 @@ def what_if_explorer(scenarios: list[Any], prices: Any = None, policy: Any = Non
     return box
 
 
+# --- routing research ---------------------------------------------------------------------------
+
+def frontier_chart(report: dict, title: str = "cost-quality frontier") -> Any:
+    """An altair chart of a :func:`frontier_report`: every policy, the frontier line, the oracle."""
+    pts = pl.DataFrame([{k: p[k] for k in ("policy", "quality", "cost_per_request_usd", "kind")}
+                        for p in report["policies"]] +
+                       [{"policy": "oracle", "kind": "oracle", **report["oracle"]}])
+    top = max(p["cost_per_request_usd"] for p in report["policies"])
+    hull = pl.DataFrame(report["frontier"] + [{**report["frontier"][-1], "cost_per_request_usd": top}])  # R~ flat
+    x = alt.X("cost_per_request_usd:Q", title="cost per request (USD)", scale=alt.Scale(zero=False))
+    y = alt.Y("quality:Q", title="quality (mean score)", scale=alt.Scale(zero=False))
+    dots = alt.Chart(pts).mark_point(filled=True, size=80).encode(
+        x, y, color=alt.Color("kind:N", title="policy"), shape="kind:N",
+        tooltip=["policy", alt.Tooltip("quality:Q", format=".3f"),
+                 alt.Tooltip("cost_per_request_usd:Q", format=".6f")])
+    line = alt.Chart(hull).mark_line(color="black", strokeDash=[4, 3]).encode(x, y)
+    return (line + dots).properties(title=f"{title} (AIQ {report['aiq']:.3f})", width=520, height=320)
+
+
+def pgr_chart(report: dict, title: str = "") -> Any:
+    """PGR against the share of strong calls, learned router beside the lookup, random and oracle curves."""
+    import polars as pl
+
+    pts, strong, weak = report["points"], report["strong"], report["weak"]
+    q = {m["policy"]: m["quality"] for m in pts["models"]}
+    q_s, q_w = q[strong], q[weak]
+    rows = [{"router": name, "strong share": p["strong_share"], "PGR": (p["quality"] - q_w) / (q_s - q_w)}
+            for name, key in ((f"{report['router']} (learned)", "router"), ("lookup", "lookup"), ("random", "random"))
+            for p in pts.get(key, [])]
+    df = pl.DataFrame(rows).sort("router", "strong share")
+    apgr = report["apgr"]
+    return (alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("strong share:Q", title="share of requests to the strong model", axis=alt.Axis(format="%")),
+        y=alt.Y("PGR:Q", title="performance gap recovered"), color=alt.Color("router:N", title=None),
+        tooltip=["router", alt.Tooltip("strong share:Q", format=".1%"), alt.Tooltip("PGR:Q", format=".3f")])
+        .properties(title=f"{title} PGR vs strong share (APGR {apgr:.3f})".strip() if apgr is not None else title,
+                    width=520, height=300))
+
+
+def trained_frontier_chart(report: dict, title: str = "") -> Any:
+    """The cost-quality plane: the learned router's held-out points beside the lookup's, the random router's and
+    the single models'; the dashed line is the zero router (the hull of the single models), the title gives the
+    learned router's AIQ."""
+    from .research.replay import Point, ndch
+
+    pts = report["points"]
+    policies = [{**p, "kind": "model" if key == "models" else p["kind"]}
+                for key in ("models", "router", "lookup", "random") for p in pts.get(key, [])]
+    zero = ndch([Point(m["policy"], m["quality"], m["cost_per_request_usd"]) for m in pts["models"]])
+    doc = {"policies": policies, "oracle": {k: pts["oracle"][0][k] for k in ("quality", "cost_per_request_usd")},
+           "frontier": [{"policy": p.policy, "quality": p.quality, "cost_per_request_usd": p.cost_per_request_usd}
+                        for p in zero], "aiq": report["aiq"]}
+    return frontier_chart(doc, title=f"{title} {report['router']} router, held out; dashed: zero router".strip())
+
+
 def save_all(figures: dict[str, Any], out_dir: str | Path, fmt: str = "png") -> list[Path]:
     """Write each named chart as ``out_dir/<name>.<fmt>`` (for slides and e-mail; the HTML reports embed SVG)."""
     out = Path(out_dir)

@@ -149,7 +149,7 @@ def _pair_models(o, strong: str | None, weak: str | None) -> tuple[str, str]:
 
 def frontier(args: argparse.Namespace) -> int:
     from ..policy import PolicyError
-    from ..research import (OutcomeTableError, cascade, frontier_chart, frontier_report, threshold_curve)
+    from ..research import (OutcomeTableError, cascade, frontier_report, threshold_curve)
     from ..research.features import MissingExtra
 
     replayed = None
@@ -173,6 +173,8 @@ def frontier(args: argparse.Namespace) -> int:
         return 2
     report = frontier_report(o, policies)
     if args.chart:
+        from ..charts import frontier_chart
+
         frontier_chart(report, title=args.outcomes).save(args.chart)
     if args.json:
         doc = {k: report[k] for k in ("models", "oracle", "frontier", "aiq", "prompts")}

@@ -124,7 +124,7 @@ def status(args: argparse.Namespace) -> int:
     budgets, budget_problem = _budgets(t)
     spooled = _spooled()
     if args.json:
-        print(json.dumps({"policy": t.path, "policy_problems": t.problems,
+        print(json.dumps({"policy": str(t.path), "policy_problems": t.problems,
                           "overrides_file": str(t.overrides.path), "damaged": damage,
                           "disabled": [asdict(o) for o in active.values()],
                           "circuits": live, "open_circuits": sorted(open_now),

@@ -8,11 +8,11 @@ modules need the optional extra ``routekit[research]`` (scikit-learn, wordllama)
 from __future__ import annotations
 
 from .replay import (GSM8K_MODELS, DATASETS, REQUIRED, OutcomeTableError, Outcomes, Point, aiq, apgr,
-                     cascade, choice_point, cpt, frontier_chart, frontier_report, hull_quality,
+                     cascade, choice_point, cpt, frontier_report, hull_quality,
                      import_routellm_gsm8k, import_routerarena, load_outcomes, ndch, oracle, pair_metrics, pgr,
                      random_mix, random_router_curve, read_table, single, static_routes, threshold_curve)
 
 __all__ = ["GSM8K_MODELS", "DATASETS", "REQUIRED", "OutcomeTableError", "Outcomes", "Point", "aiq", "apgr",
-           "cascade", "choice_point", "cpt", "frontier_chart", "frontier_report", "hull_quality",
+           "cascade", "choice_point", "cpt", "frontier_report", "hull_quality",
            "import_routellm_gsm8k", "import_routerarena", "load_outcomes", "ndch", "oracle", "pair_metrics", "pgr",
            "random_mix", "random_router_curve", "read_table", "single", "static_routes", "threshold_curve"]

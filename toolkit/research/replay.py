@@ -122,7 +122,6 @@ def load_outcomes(table: Any, source: str = "") -> Outcomes:
     """Validate a long-form outcome table (a path or a polars DataFrame) and align it by prompt and model.
 
     Raises :class:`OutcomeTableError` naming the file, the line and the column of each problem."""
-    import numpy as np
     import polars as pl
 
     if isinstance(table, (str, os.PathLike)):
@@ -423,28 +422,6 @@ def frontier_report(o: Outcomes, policies: Iterable[Point] = ()) -> dict:
         "dropped_prompts": o.dropped_prompts,
         "policies": [p.to_dict() for p in points],
     }
-
-
-def frontier_chart(report: dict, title: str = "cost-quality frontier") -> Any:
-    """An altair chart of a :func:`frontier_report`: every policy, the frontier line, the oracle."""
-    import altair as alt
-    import polars as pl
-
-    from . import charts  # noqa: F401  (the theme and the offline renderer every chart is displayed through)
-
-    pts = pl.DataFrame([{k: p[k] for k in ("policy", "quality", "cost_per_request_usd", "kind")}
-                        for p in report["policies"]] +
-                       [{"policy": "oracle", "kind": "oracle", **report["oracle"]}])
-    top = max(p["cost_per_request_usd"] for p in report["policies"])
-    hull = pl.DataFrame(report["frontier"] + [{**report["frontier"][-1], "cost_per_request_usd": top}])  # R~ flat
-    x = alt.X("cost_per_request_usd:Q", title="cost per request (USD)", scale=alt.Scale(zero=False))
-    y = alt.Y("quality:Q", title="quality (mean score)", scale=alt.Scale(zero=False))
-    dots = alt.Chart(pts).mark_point(filled=True, size=80).encode(
-        x, y, color=alt.Color("kind:N", title="policy"), shape="kind:N",
-        tooltip=["policy", alt.Tooltip("quality:Q", format=".3f"),
-                 alt.Tooltip("cost_per_request_usd:Q", format=".6f")])
-    line = alt.Chart(hull).mark_line(color="black", strokeDash=[4, 3]).encode(x, y)
-    return (line + dots).properties(title=f"{title} (AIQ {report['aiq']:.3f})", width=520, height=320)
 
 
 # --- real data importers ------------------------------------------------------------------------------
