@@ -81,6 +81,17 @@ class Price(_Strict):
     note: str | None = None
 
 
+class Supports(_Strict):
+    """What a model can do, where the price snapshot is wrong or silent (None: the snapshot decides)."""
+
+    tools: bool | None = None
+    json_schema: bool | None = None
+    vision: bool | None = None
+
+
+Capability = Literal["tools", "json_schema", "vision"]   # toolkit.chat.CAPABILITIES
+
+
 class ModelSpec(_Strict):
     alias: str = ""
     model: str | None = None   # a litellm model string, "provider/name"
@@ -101,6 +112,7 @@ class ModelSpec(_Strict):
     # Default: none for models the price snapshot does not mark as reasoning, else the output cap again.
     reasoning_allowance_tokens: int | None = Field(default=None, ge=0)
     params: dict[str, Any] = Field(default_factory=dict)  # extra litellm arguments (never secrets, never endpoints)
+    supports: Supports | None = None   # capabilities, overriding the price snapshot's (toolkit/capabilities.py)
     # The policy's top-level local_hosts, copied here at load so the transport can check the boundary at call
     # time with nothing but the spec in hand (not a key of a model block).
     local_hosts: tuple[str, ...] = Field(default=(), exclude=True)
@@ -224,6 +236,12 @@ class RouteSpec(_Strict):
     # on the next candidate instead (the caller gets a StreamRestart, the result and record say so).
     stream_restart: bool = False
     router: LearnedRouter | None = None  # a trained router picks the first candidate per prompt
+    # Capabilities every candidate must have (`routekit policy check` names each one that lacks one); a request
+    # to the route needs them as well as what it asks for itself.
+    requires: tuple[Capability, ...] = ()
+    # "conversation": later turns of a caller's conversation_id stay on the model that served it last, unless it
+    # fails (the fallback is then flagged in the record).
+    sticky: Literal["conversation"] | None = None
 
 
 class BudgetSpec(_Strict):
