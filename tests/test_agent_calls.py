@@ -296,3 +296,32 @@ def test_tool_calls_made_elsewhere_are_unknown_not_guessed(router, sim_env, log_
     rec = read_records(log_dir)[-1]
     assert (rec["earlier_tool_calls_alias"], rec["earlier_tool_calls_provider"]) == ("unknown", "unknown")
     assert not rec["conversation_switched"]
+
+
+NO_NETWORK = """
+import json, os, sys
+from tests.netguard import refuse_non_loopback
+from toolkit.router import Router
+schema = {"type": "json_schema", "json_schema": {"name": "t", "schema": {"type": "object",
+          "properties": {"label": {"type": "string"}}, "required": ["label"]}}}
+tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+with refuse_non_loopback() as guard:
+    router = Router(sys.argv[1], log=sys.argv[2])
+    a = router.complete("agent", "label this", response_format=schema)
+    b = router.complete("agent", "call f", tools=tools)
+print(json.dumps({"refused": guard.refused, "served": [a.served_model, b.served_model],
+                  "calls": [c.name for c in b.tool_calls]}))
+"""
+
+
+def test_agent_calls_reach_nothing_but_the_simulator(sim_env, policy_copy, log_dir):
+    """litellm fetches Anthropic's beta-header table from the network on the first call with response_format, and
+    imports its MCP gateway (the mcp package) for every call with tools: neither may happen in routekit's calls."""
+    from .conftest import ROOT
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LITELLM_LOCAL_ANTHROPIC")}
+    out = subprocess.run([sys.executable, "-c", NO_NETWORK, str(policy_copy), str(log_dir)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found == {"refused": [], "served": ["mid-anthropic", "mid-anthropic"], "calls": ["f"]}
