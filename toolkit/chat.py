@@ -18,6 +18,7 @@ naming the argument (``tools[1].function.name``, ``messages[3].tool_call_id``...
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ class ChatOptions:
     top_p: float | None = None
     stop: str | tuple[str, ...] | None = None
     seed: int | None = None
-    _schemas: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # tool name -> validator of its arguments; "" -> validator of the response schema (checked once: see below)
+    _validators: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def kwargs(self) -> dict[str, Any]:
         """The parameters to send (litellm's names, OpenAI's shapes)."""
@@ -96,15 +98,14 @@ class ChatOptions:
         """``text``, ``json_object``, ``json_schema``, or None when no response_format was given."""
         return self.response_format["type"] if self.response_format else None
 
-    @property
-    def response_schema(self) -> dict | None:
-        if self.response_kind != "json_schema":
-            return None
-        return self.response_format["json_schema"].get("schema") or {}
+    def tool_validator(self, name: str) -> Any:
+        """A jsonschema validator of the arguments of tool ``name`` (None: no such tool)."""
+        return self._validators.get(name) if name else None
 
-    def tool_schema(self, name: str) -> dict | None:
-        """The JSON schema of the arguments of tool ``name`` (None: no such tool)."""
-        return self._schemas.get(name)
+    @property
+    def response_validator(self) -> Any:
+        """A jsonschema validator of a ``json_schema`` answer (None: no schema asked for)."""
+        return self._validators.get("")
 
 
 NO_OPTIONS = ChatOptions()
@@ -120,20 +121,23 @@ def chat_options(params: dict[str, Any]) -> ChatOptions:
     if not given:
         return NO_OPTIONS
     tools = _tools(given.get("tools"))
-    schemas = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools}
+    validators = {t["function"]["name"]: _schema(t["function"].get("parameters") or {}, f"tools[{i}].function.parameters")
+                  for i, t in enumerate(tools)}
     choice = given.get("tool_choice")
     if choice is not None:
-        _tool_choice(choice, schemas)
+        _tool_choice(choice, validators)
     fmt = given.get("response_format")
     if fmt is not None:
         _response_format(fmt)
+        if fmt["type"] == "json_schema":
+            validators[""] = _schema(fmt["json_schema"].get("schema") or {}, "response_format.json_schema.schema")
     temperature = _number(given, "temperature", 0, 2)
     top_p = _number(given, "top_p", 0, 1)
     seed = given.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise RequestError(f"seed must be an integer, not {type(seed).__name__}")
     return ChatOptions(tools=tools, tool_choice=choice, response_format=fmt, temperature=temperature, top_p=top_p,
-                       stop=_stop(given.get("stop")), seed=seed, _schemas=schemas)
+                       stop=_stop(given.get("stop")), seed=seed, _validators=validators)
 
 
 def _number(given: dict[str, Any], name: str, low: float, high: float) -> float | None:
@@ -171,24 +175,39 @@ def _tools(tools: Any) -> tuple[dict, ...]:
         if name in seen:
             raise RequestError(f"{where}.function.name {name!r} is offered twice")
         seen.add(name)
-        params = fn.get("parameters")
-        if params is not None:
-            _schema(params, f"{where}.function.parameters")
     return tuple(tools)
 
 
-def _schema(schema: Any, where: str) -> None:
+def _schema(schema: Any, where: str) -> Any:
     if not isinstance(schema, dict):
         raise RequestError(f"{where} must be a JSON schema object")
+    try:
+        return schema_validator(schema)
+    except ValueError as e:
+        raise RequestError(f"{where} is not a valid JSON schema: {e}") from None
+
+
+def schema_validator(schema: dict) -> Any:
+    """A jsonschema validator for ``schema``, the schema itself checked first (ValueError if it is not one).
+    Agents send the same few schemas on every turn: checking one costs milliseconds, so each is checked once."""
+    return _validator(json.dumps(schema, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=512)
+def _validator(text: str) -> Any:
     import jsonschema
 
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
+        cls.check_schema(schema)
     except jsonschema.SchemaError as e:
-        raise RequestError(f"{where} is not a valid JSON schema: {e.message}") from None
+        raise ValueError(e.message) from None
+    return cls(schema)
 
 
 def _tool_choice(choice: Any, schemas: dict[str, Any]) -> None:
+    """``schemas``: the tools offered, by name."""
     if choice in ("none", "auto", "required"):
         if choice == "required" and not schemas:
             raise RequestError("tool_choice 'required' needs tools")
@@ -211,8 +230,6 @@ def _response_format(fmt: Any) -> None:
         spec = fmt.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise RequestError("response_format.json_schema must be {'name': ..., 'schema': {...}}")
-        if "schema" in spec:
-            _schema(spec["schema"], "response_format.json_schema.schema")
 
 
 # --- messages -----------------------------------------------------------------------------------------------------

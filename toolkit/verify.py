@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .chat import ChatOptions, ToolCall
+from .chat import ChatOptions, ToolCall, schema_validator
 from .policy import Verify
 from .tools import load_function
 
@@ -46,7 +46,7 @@ def verify(check: Verify | None, text: str) -> str:
         return "fail"
     if check.regex is not None and not re.search(check.regex, text):
         return "fail"
-    if check.json_schema is not None and _json_problem(text, check.json_schema) is not None:
+    if check.json_schema is not None and _json_problem(text, schema_validator(check.json_schema)) is not None:
         return "fail"
     if check.callable is not None and not load_function(check.callable)(text):
         return "fail"
@@ -63,20 +63,20 @@ def verify_answer(check: Verify | None, text: str, tool_calls: Iterable[ToolCall
     if calls:
         named = choice["function"]["name"] if isinstance(choice, dict) else None
         for call in calls:
-            schema = options.tool_schema(call.name)
-            if schema is None:
+            validator = options.tool_validator(call.name)
+            if validator is None:
                 return Verdict("fail", TOOL_CALL_INVALID, f"tool call {call.name!r} names no tool offered")
             if choice == "none" or (named is not None and call.name != named):
                 return Verdict("fail", TOOL_CALL_INVALID, f"tool call {call.name!r} against tool_choice "
                                                           f"{named or choice!r}")
-            problem = _json_problem(call.arguments, schema, object_only=True)
+            problem = _json_problem(call.arguments, validator, object_only=True)
             if problem is not None:
                 return Verdict("fail", TOOL_CALL_INVALID, f"arguments of tool call {call.name!r}: {problem}")
         return PASS
-    schema = options.response_schema
-    if schema is not None:
+    validator = options.response_validator
+    if validator is not None:
         checked = True
-        problem = _json_problem(text, schema)
+        problem = _json_problem(text, validator)
         if problem is not None:
             return Verdict("fail", SCHEMA_INVALID, f"answer for response_format json_schema: {problem}")
     route = verify(check, text)
@@ -85,19 +85,19 @@ def verify_answer(check: Verify | None, text: str, tool_calls: Iterable[ToolCall
     return PASS if checked or route == "pass" else SKIPPED
 
 
-def _json_problem(text: str, schema: dict[str, Any], object_only: bool = False) -> str | None:
-    """Why ``text`` is not JSON valid for ``schema`` (without quoting its values), or None."""
+def _json_problem(text: str, validator: Any, object_only: bool = False) -> str | None:
+    """Why ``text`` is not JSON valid for the validator's schema (without quoting its values), or None."""
     try:
         value = json.loads(text)
     except ValueError as e:
         return f"not valid JSON ({e.msg} at character {e.pos})"
     if object_only and not isinstance(value, dict):
         return f"a JSON {type(value).__name__}, not an object"
+    if validator.is_valid(value):
+        return None
     import jsonschema
 
-    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
-    if error is None:
-        return None
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     where = "/".join(str(p) for p in error.absolute_path) or "(top)"
     if error.validator in ("required", "additionalProperties"):   # these messages name keys, not values
         return f"{error.message} at {where}"
