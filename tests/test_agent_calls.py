@@ -325,3 +325,39 @@ def test_agent_calls_reach_nothing_but_the_simulator(sim_env, policy_copy, log_d
     assert out.returncode == 0, out.stderr[-2000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found == {"refused": [], "served": ["mid-anthropic", "mid-anthropic"], "calls": ["f"]}
+
+
+@pytest.mark.parametrize("schema,value", [
+    (LABEL, {"label": "bug"}), (LABEL, {"label": "other"}), (LABEL, {"label": "bug", "extra": 1}), (LABEL, {}),
+    ({"type": "object", "properties": {"d": {"type": "string", "format": "date"}}}, {"d": "not a date"}),
+    ({"type": "object", "properties": {"n": {"type": "integer", "default": 3}}}, {}),
+    ({"type": "object", "properties": {"n": {"type": "integer", "default": 3}}}, {"n": "3"}),
+    ({"type": "array", "prefixItems": [{"type": "integer"}]}, ["x"]),                      # 2020-12 only
+    ({"$defs": {"i": {"type": "integer"}}, "type": "object", "properties": {"x": {"$ref": "#/$defs/i"}}}, {"x": 1.5}),
+])
+def test_schema_checks_agree_with_jsonschema_and_change_nothing(schema, value):
+    from toolkit.chat import schema_validator
+
+    before = json.dumps(value)
+    assert schema_validator(schema).is_valid(value) == jsonschema.validators.validator_for(schema)(schema).is_valid(value)
+    assert json.dumps(value) == before   # no default filled in
+
+
+def test_a_remote_ref_is_never_fetched(router, sim_env):
+    from .netguard import refuse_non_loopback
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "r", "schema": {"$ref": "https://schemas.example.com/x"}}}
+    with refuse_non_loopback() as guard:
+        r = router.complete("triage", "label it", response_format=fmt)
+    assert guard.refused == []
+    assert r.attempts[0].error_class == "schema_invalid" and "cannot be applied" in r.attempts[0].message
+
+
+def test_a_routes_verify_schema_is_checked_at_load(tmp_path):
+    from toolkit.policy import PolicyError, load_policy
+
+    p = tmp_path / "p.yaml"
+    p.write_text("models:\n  a: {model: openai/gpt-4o-mini, tier: 1}\n"
+                 "routes:\n  r: {primary: a, verify: {json_schema: {type: 7}}}\n")
+    with pytest.raises(PolicyError, match=r"p.yaml:4: routes.r.verify: json_schema is not a valid JSON schema"):
+        load_policy(p)

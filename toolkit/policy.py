@@ -195,6 +195,17 @@ class Verify(_Strict):
     callable: str | None = None  # "package.module:function", returns bool
     escalate: bool = True        # a failed check moves on to the next candidate (cascade)
 
+    @model_validator(mode="after")
+    def _a_schema(self) -> "Verify":
+        if self.json_schema is not None:
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(self.json_schema).check_schema(self.json_schema)
+            except jsonschema.SchemaError as e:
+                raise ValueError(f"json_schema is not a valid JSON schema: {e.message}") from None
+        return self
+
 
 class LearnedRouter(_Strict):
     """``router:`` of a route: a trained router (``routekit research train --emit-policy``) picks the route's

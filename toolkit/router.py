@@ -397,8 +397,9 @@ class Router:
                 if verdict.failed and escalate and i < len(queue) - 1 and not req.stream:
                     break
                 record = finish(reply, alias, verdict.result, None)
-                self.conversations.remember(req.intent, req.conversation_id, alias, reply.provider,
-                                            [c.id for c in reply.tool_calls], pin=route.sticky is not None)
+                if reply.tool_calls or (route.sticky and req.conversation_id):
+                    self.conversations.remember(req.intent, req.conversation_id, alias, reply.provider,
+                                                [c.id for c in reply.tool_calls], pin=route.sticky is not None)
                 result = Result.from_record(record, reply.text, tuple(attempts), tuple(skipped), reply.tool_calls)
                 self.shadows.offer(req, route, boundary, prompt, result, needed)
                 return result

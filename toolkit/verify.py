@@ -93,11 +93,16 @@ def _json_problem(text: str, validator: Any, object_only: bool = False) -> str |
         return f"not valid JSON ({e.msg} at character {e.pos})"
     if object_only and not isinstance(value, dict):
         return f"a JSON {type(value).__name__}, not an object"
-    if validator.is_valid(value):
-        return None
     import jsonschema
 
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    try:
+        if validator.is_valid(value):
+            return None
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except jsonschema.exceptions.SchemaError as e:
+        return f"the schema cannot be applied ({e.message})"
+    except Exception as e:  # noqa: BLE001 — an unresolvable $ref and the like: the answer cannot be vouched for
+        return f"the schema cannot be applied ({type(e).__name__})"
     where = "/".join(str(p) for p in error.absolute_path) or "(top)"
     if error.validator in ("required", "additionalProperties"):   # these messages name keys, not values
         return f"{error.message} at {where}"
