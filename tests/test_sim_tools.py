@@ -84,10 +84,13 @@ def test_tool_choice_names_the_tool_and_a_tool_result_gets_text(sim_env, transpo
     # then finds the call breaks the request's tool_choice (test_agent_calls.py)
     ollama = protocol == "ollama"
     assert [c.name for c in reply.tool_calls] == ["get_weather" if ollama else "lookup_invoice"]
+    before = sum(sim_env.state.stats.values())
     reply, _ = run(transport, spec, ASK, mode, tools=TOOLS, tool_choice="none")
     assert bool(reply.tool_calls) is ollama and (ollama or reply.text.strip())
+    assert sum(sim_env.state.stats.values()) == before + 1   # one request, whatever litellm refused first
     if protocol == "bedrock":   # Converse has no "none": the tools were not sent, and the reply says so
         assert any("tool_choice none" in n for n in reply.notes)
+        assert "toolConfig" not in sim_env.state.bodies[("bedrock", spec.model.split("/", 1)[1])]
     reply, _ = run(transport, spec, ANSWERED, mode, tools=TOOLS)
     assert reply.tool_calls == () and reply.text.strip() and reply.finish_reason == "stop"
 

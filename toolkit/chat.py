@@ -68,7 +68,7 @@ class ChatOptions:
     top_p: float | None = None
     stop: str | tuple[str, ...] | None = None
     seed: int | None = None
-    # tool name -> validator of its arguments; "" -> validator of the response schema (checked once: see below)
+    # tool name -> the validator of its arguments; "" -> that of the response schema (see schema_validator)
     _validators: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def kwargs(self) -> dict[str, Any]:
@@ -89,22 +89,17 @@ class ChatOptions:
         return tuple(t["function"]["name"] for t in self.tools)
 
     @property
-    def offers_tools(self) -> bool:
-        """Tools offered and not switched off (``tool_choice: none``)."""
-        return bool(self.tools) and self.tool_choice != "none"
-
-    @property
     def response_kind(self) -> str | None:
         """``text``, ``json_object``, ``json_schema``, or None when no response_format was given."""
         return self.response_format["type"] if self.response_format else None
 
-    def tool_validator(self, name: str) -> Any:
-        """A jsonschema validator of the arguments of tool ``name`` (None: no such tool)."""
+    def tool_validator(self, name: str) -> "SchemaValidator | None":
+        """The validator of the arguments of tool ``name`` (None: no such tool)."""
         return self._validators.get(name) if name else None
 
     @property
-    def response_validator(self) -> Any:
-        """A jsonschema validator of a ``json_schema`` answer (None: no schema asked for)."""
+    def response_validator(self) -> "SchemaValidator | None":
+        """The validator of a ``json_schema`` answer (None: no schema asked for)."""
         return self._validators.get("")
 
 
@@ -121,8 +116,8 @@ def chat_options(params: dict[str, Any]) -> ChatOptions:
     if not given:
         return NO_OPTIONS
     tools = _tools(given.get("tools"))
-    validators = {t["function"]["name"]: _schema(t["function"].get("parameters") or {}, f"tools[{i}].function.parameters")
-                  for i, t in enumerate(tools)}
+    validators = {t["function"]["name"]: _schema(t["function"].get("parameters") or {},
+                                                 f"tools[{i}].function.parameters") for i, t in enumerate(tools)}
     choice = given.get("tool_choice")
     if choice is not None:
         _tool_choice(choice, validators)

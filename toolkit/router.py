@@ -15,8 +15,8 @@ conversation's earlier tool calls, and whether this turn left that model, is in 
 
 Order of filters for each candidate (each rejection leaves a reason code in the record): privacy boundary
 (never relaxed by a fallback) -> vendor / region allow-lists -> capability (what the request needs: tools, a
-JSON-schema answer, images) -> kill switch -> open circuit -> context window -> budget -> quality floor.  The policy's own rules are in toolkit/eligibility.py; the runtime ones (kill switch,
-circuit, budget) are here.
+JSON-schema answer, images) -> kill switch -> open circuit -> context window -> budget -> quality floor.  The
+policy's own rules are in toolkit/eligibility.py; the runtime ones (kill switch, circuit, budget) are here.
 
 A paid answer is never lost.  Before the first provider call the route log must be writable (else the spool,
 toolkit.spool, must be: else nothing is sent) and the budget ledger must answer (else the policy's

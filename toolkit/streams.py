@@ -6,8 +6,8 @@ this candidate; ``(SLEEP, seconds)``: wait — and receives the outcome: a trans
 in how they call the transport (``complete``, ``await acomplete``, ``stream``, ``astream``) and how they wait.
 
 Streaming passes text deltas (``str``) and pieces of tool calls (:class:`~toolkit.chat.ToolCallDelta`) on as
-they arrive; either counts as shown.  A candidate that fails before its first delta falls back like any failure.  After the first token
-there is no silent switch: the decision raises ``StreamInterrupted`` — unless the route sets
+they arrive; either counts as shown.  A candidate that fails before its first delta falls back like any failure.
+After the first token there is no silent switch: the decision raises ``StreamInterrupted`` — unless the route sets
 ``stream_restart: true``, in which case :class:`StreamRestart` is yielded between the two answers.  A caller who
 stops reading (``close()``) makes the attempt ``abandoned``: it is recorded and its budget hold settled.
 """

@@ -29,7 +29,8 @@ class Anthropic(WireProtocol):
         return call_of(str(body.get("model", "unknown")), " ".join(parts), bool(body.get("stream")),
                        tools=[t for t in (sim_tool(t.get("name"), t.get("input_schema"))
                                           for t in body.get("tools") or () if isinstance(t, dict)) if t],
-                       tool_choice=choice.get("name") if choice.get("type") == "tool" else _CHOICE.get(choice.get("type")),
+                       tool_choice=(choice.get("name") if choice.get("type") == "tool"
+                                    else _CHOICE.get(choice.get("type"))),
                        after_tool_result=isinstance(last, list) and any(
                            isinstance(b, dict) and b.get("type") == "tool_result" for b in last),
                        schema=fmt.get("schema") if fmt.get("type") == "json_schema" else None)

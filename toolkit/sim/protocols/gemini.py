@@ -30,8 +30,10 @@ class Gemini(WireProtocol):
         parts = [text_of((_get(body, "system_instruction", "systemInstruction") or {}).get("parts"))]
         parts += [text_of(c.get("parts")) for c in contents]
         tools = [sim_tool(f.get("name"), _get(f, "parameters", "parameters_json_schema", "parametersJsonSchema"))
-                 for t in body.get("tools") or () for f in _get(t, "function_declarations", "functionDeclarations") or ()]
-        calling = _get(_get(body, "toolConfig", "tool_config"), "functionCallingConfig", "function_calling_config") or {}
+                 for t in body.get("tools") or ()
+                 for f in _get(t, "function_declarations", "functionDeclarations") or ()]
+        calling = _get(_get(body, "toolConfig", "tool_config"), "functionCallingConfig",
+                       "function_calling_config") or {}
         mode, allowed = str(calling.get("mode", "AUTO")).upper(), _get(calling, "allowed_function_names",
                                                                          "allowedFunctionNames") or []
         choice = {"NONE": "none", "ANY": allowed[0] if len(allowed) == 1 else "required"}.get(mode, "auto")

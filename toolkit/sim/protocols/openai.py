@@ -32,7 +32,8 @@ class OpenAI(WireProtocol):
                        include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
                        tools=[t for t in tools if t], tool_choice=choice,
                        after_tool_result=bool(messages) and messages[-1].get("role") == "tool",
-                       schema=(fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None,
+                       schema=((fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema"
+                               else None),
                        json_mode=fmt.get("type") == "json_object")
 
     def model(self, request: web.Request, body: dict) -> str:
