@@ -13,6 +13,12 @@ A policy is a YAML file with two required sections::
       private:   {primary: local, fallbacks: [], boundary: local, on_exhausted: fail}
       review:    {primary: strong-b, fallbacks: ["route:synthesis"], min_tier: 2}
 
+A model may declare what it can do where the price snapshot is wrong or silent
+(``supports: {tools: false, json_schema: true, vision: false}``, toolkit/capabilities.py);
+a route may require capabilities of every candidate (``requires: [tools]``, checked by
+``routekit policy check``) and keep a caller's conversation on one model
+(``sticky: conversation``, keyed by the ``conversation_id`` the caller passes).
+
 A fallback written ``route:NAME`` expands to that route's whole chain, which is
 how cycles can arise (and are rejected).  String values may use ``${VAR}`` or
 ``${VAR:-default}`` so one file can point at a simulator on any port; a ``${VAR}``
