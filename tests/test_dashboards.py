@@ -334,3 +334,34 @@ def test_load_reduces_a_real_log_for_a_period(tmp_path):
     hourly = d.load(log, since="2026-03-10", latency=True, hourly=True)
     assert hourly.histograms["date"].unique().to_list() == [date(2026, 3, 10)]
     assert d.latency(hourly.now_latency, "route", "hour")["period"].dt.date().unique().to_list() == [date(2026, 3, 10)]
+
+
+def test_agent_call_failures_per_model_from_the_records(sim_env, policy_copy, tmp_path):
+    """Real records (Router, litellm, simulator): a model's invalid tool calls and schema answers are counted
+    against it even when the request was escalated past it; shadow records are left out."""
+    import json
+
+    from toolkit.router import Router
+    from toolkit.routelog import scan_log
+
+    log = tmp_path / "log"
+    router = Router(policy_copy, log=log)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}}}
+    schema = {"type": "json_schema", "json_schema": {"name": "s", "schema": {
+        "type": "object", "properties": {"y": {"type": "integer"}}, "required": ["y"]}}}
+    for _ in range(3):
+        router.complete("agent", "call f", tools=[tool])                 # mid-anthropic answers, valid
+    sim_env.state.set("claude-haiku-4-5", {"fault": "bad_json"})
+    router.complete("agent", "call f", tools=[tool])                     # invalid -> fast-openai serves
+    router.complete("agent", "shape it", response_format=schema)         # invalid -> fast-openai serves
+    router.complete("triage", "plain chat")                              # neither: not counted
+    records = scan_log(log).frame
+    shadow = records.head(1).with_columns(shadow_of=pl.lit("x"), request_id=pl.lit("shadow-1"))
+    out = d.agent_call_failures(pl.concat([records, shadow]))
+    assert out.rows(named=True) == [
+        dict(alias="fast-openai", model="openai/gpt-4o-mini", tool_answers=1, tool_call_failures=0,
+             tool_call_failure_rate=0.0, schema_answers=1, schema_failures=0, schema_failure_rate=0.0),
+        dict(alias="mid-anthropic", model="anthropic/claude-haiku-4-5", tool_answers=4, tool_call_failures=1,
+             tool_call_failure_rate=0.25, schema_answers=1, schema_failures=1, schema_failure_rate=1.0)]
+    assert d.agent_call_failures(records.head(0)).is_empty()

@@ -117,3 +117,24 @@ def test_notebooks_are_saved_with_their_kernel_metadata():
         assert meta.kernelspec == {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
         assert {"name", "version", "mimetype", "file_extension", "codemirror_mode", "pygments_lexer",
                 "nbconvert_exporter"} <= set(meta.language_info), path.name
+
+
+def test_quality_notebook_shows_agent_call_failures_per_model(sim_env, policy_copy, tmp_path):
+    """On a route log with real agent calls (Router, litellm, simulator), the quality notebook's agent section
+    shows each model's tool-call and schema-validation failure rates."""
+    from toolkit.router import Router
+
+    log = tmp_path / "log"
+    router = Router(policy_copy, log=log)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}}}
+    router.complete("agent", "call f", tools=[tool])
+    sim_env.state.set("claude-haiku-4-5", {"fault": "bad_json"})
+    router.complete("agent", "call f", tools=[tool])
+    out = tmp_path / "quality.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "quality.ipynb"), str(out),
+                               {"log_dir": str(log), "policy_path": str(policy_copy), "out_dir": "",
+                                "quality_dir": str(tmp_path / "none")}, progress_bar=False, cwd=str(tmp_path))
+    [cell] = [c for c in nbformat.read(out, as_version=4).cells if c.get("id") == "agent-calls"]
+    shown = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
+    assert "tool_call_failure_rate" in shown and "mid-anthropic" in shown and "0.5" in shown

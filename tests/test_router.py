@@ -151,7 +151,7 @@ def test_short_retry_after_is_honoured_on_last_candidate(sim_env, policy_copy, l
 
 
 def test_unknown_intent(router):
-    with pytest.raises(UnknownIntent, match="routes: code"):
+    with pytest.raises(UnknownIntent, match="routes: agent, code"):
         router.complete("poetry", "x")
 
 

@@ -21,7 +21,7 @@ class ScriptedTransport:
         self.script = script
         self.calls: list[str] = []
 
-    def complete(self, spec: ModelSpec, messages, *, max_tokens=None) -> Reply:
+    def complete(self, spec: ModelSpec, messages, *, max_tokens=None, options=None) -> Reply:
         self.calls.append(spec.alias)
         outcome = self.script[spec.alias]
         if outcome == "ok":

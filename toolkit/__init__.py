@@ -25,6 +25,7 @@ _EXPORTS = {
     "BudgetLedger": "budgets",
     "Scenario": "estimate", "estimate_scenarios": "estimate",
     "synthesize": "synth", "compact": "routelog",
+    "register_litellm_provider": "dropin", "RoutedClient": "dropin", "run_agent": "agentloop",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,7 +1,9 @@
 """From rollups to chart-ready frames: every number a dashboard shows, computed in polars.
 
 Input is the rollup table of ``toolkit.rollups`` (contract v2: one additive row per hour x team x intent x
-route x model x provider x outcome x latency bin), as a LazyFrame or DataFrame; never raw records.  Output is
+route x model x provider x outcome x latency bin), as a LazyFrame or DataFrame; never raw records — but for
+``agent_call_failures``, which needs each attempt's verdict (a rollup keeps none) and reads the route log's
+records (``toolkit.routelog.scan_log``), only the few columns it needs.  Output is
 small DataFrames that ``toolkit.charts`` draws and the notebooks show as tables.
 
 Conventions:
@@ -428,6 +430,31 @@ def verification(rollups: Frame, by: str = "model") -> pl.DataFrame:
             .agg(requests=_n(), verification_failures=pl.col("verification_failures").sum().cast(pl.Int64))
             .with_columns(rate=_rate("verification_failures"))
             .sort(["rate", by], descending=[True, False]).collect())
+
+
+def agent_call_failures(records: Frame) -> pl.DataFrame:
+    """Per model that answered agents' calls (the attempt's alias and model, production only): ``tool_answers``,
+    its answers to requests offering tools, and ``tool_call_failures`` among them (tool calls naming no tool
+    offered, against the tool_choice, or with arguments not valid for the tool's schema); ``schema_answers``, its
+    answers to ``json_schema`` requests, and ``schema_failures`` among them; each with its rate (null: no such
+    answers).  Every answer counts, whether it served or was escalated past.  ``records``: route-log records
+    (``scan_log(log).frame``)."""
+    wanted = pl.col("tools_offered").is_not_null() | (pl.col("response_format") == "json_schema")
+    answers = (records.lazy().filter(pl.col("shadow_of").is_null() & wanted)
+               .select("tools_offered", "response_format", pl.col("attempts").alias("a")).explode("a")
+               .filter(pl.col("a").struct.field("outcome").is_in(["ok", "verify_failed"])))
+    tools, schema = pl.col("tools_offered").is_not_null(), pl.col("response_format") == "json_schema"
+    failed = pl.col("a").struct.field("error_class")
+    return (answers.group_by(alias=pl.col("a").struct.field("alias"), model=pl.col("a").struct.field("model"))
+            .agg(tool_answers=tools.sum(), tool_call_failures=(tools & (failed == "tool_call_invalid")).sum(),
+                 schema_answers=schema.sum(), schema_failures=(schema & (failed == "schema_invalid")).sum())
+            .with_columns(pl.col("tool_answers", "tool_call_failures", "schema_answers", "schema_failures")
+                          .cast(pl.Int64))
+            .with_columns(tool_call_failure_rate=_rate("tool_call_failures", "tool_answers"),
+                          schema_failure_rate=_rate("schema_failures", "schema_answers"))
+            .select("alias", "model", "tool_answers", "tool_call_failures", "tool_call_failure_rate",
+                    "schema_answers", "schema_failures", "schema_failure_rate")
+            .sort(["alias", "model"]).collect())
 
 
 def model_mismatches(rollups: Frame) -> pl.DataFrame:

@@ -4,7 +4,8 @@
 
 1. writes a synthetic 90-day history (ending yesterday) with known incidents for the dashboards to find;
 2. routes a prompt per intent, then shows the honest-fallback rules at work — a primary down, a fallback
-   below the quality floor, a rate-limited vendor, the kill switch — printing where each request went and why;
+   below the quality floor, a rate-limited vendor, the kill switch, an agent loop whose Anthropic model goes
+   down between its turns — printing where each request went and why;
 3. measures quality: a shadow trial on triage, a baseline over the shipped prompt sets, a fallback drill;
 4. runs every dashboard notebook through papermill into ``reports/`` (HTML + index.html).
 """
@@ -145,6 +146,8 @@ def run(policy_path: str | None = None, out: str = "demo", echo=print, *,
         ask("triage")
         router.overrides.enable("fast-openai")
 
+        summary["agent_turns"] = agent_loop(router, sim, echo)
+
         summary["sim_requests"] = sum(sim.state.stats.values())
         summary["drill_ok"] = measure_quality(policy_path, log_dir, quality_dir, sim, echo)
     echo(f"demo summary: {summary}; route log in {log_dir}")
@@ -155,6 +158,35 @@ def run(policy_path: str | None = None, out: str = "demo", echo=print, *,
         written = run_all(log_dir, reports_dir, {"policy_path": policy_path, "quality_dir": str(quality_dir)})
         echo(f"open {written[-1]}")
     return summary
+
+
+def agent_loop(router, sim, echo=print) -> int:
+    """A short agent loop on the ``agent`` intent — a tool call, the tool's result, the final answer — whose
+    Anthropic primary goes down between the turns: an OpenAI model finishes it, and the record says so."""
+    from .agentloop import run_agent
+    from .drill import wire_name
+    from .tools import LOOKUP_INVOICE, lookup_invoice
+
+    primary = router.policy.models[router.policy.routes["agent"].primary]
+    echo(f"== an agent loop on `agent`: {primary.alias} calls a tool, then goes down; the fallback finishes ==")
+
+    def primary_down(turn: int, result) -> None:
+        for call in result.tool_calls:
+            echo(f"  turn {turn + 1}: {result.served_model} ({result.provider}) called {call.name}{call.arguments}")
+        sim.state.set(wire_name(primary), {"down": True})
+
+    run = run_agent(router, "agent", "Was invoice INV-2231 charged twice? Check before you answer.",
+                    [LOOKUP_INVOICE], {"lookup_invoice": lookup_invoice}, between=primary_down,
+                    conversation_id="demo-agent-1")
+    sim.state.reset()
+    last = run.results[-1]
+    echo(last.explain())
+    record = last.record or {}
+    echo(f"  earlier tool calls by {record.get('earlier_tool_calls_alias')} "
+         f"({record.get('earlier_tool_calls_provider')}); answered now by {last.served_model} ({last.provider}); "
+         f"conversation switched: {record.get('conversation_switched')}")
+    echo(f"  answer: {(run.answer or '')[:100]!r}\n")
+    return len(run.results)
 
 
 def measure_quality(policy_path: str, log_dir: Path, quality_dir: Path, sim, echo=print) -> bool:

@@ -1,7 +1,8 @@
 """Which candidates of a route may serve a request, by the policy's rules alone.
 
 These rules need no runtime state: the privacy boundary (never relaxed by a fallback), the vendor and region
-allow-lists, the context window, and the quality floor — a declared tier below the route's ``min_tier``, or a
+allow-lists, what the request needs of a model (tools, a JSON-schema answer, images: toolkit/capabilities.py),
+the context window, and the quality floor — a declared tier below the route's ``min_tier``, or a
 measured score below its ``baselines`` bar.  The Router applies them (then the runtime filters: kill switch,
 open circuit, budget); anything that reasons about a policy without routing — what fails when a provider is
 gone, what a policy change does — applies the same functions, not a copy of the rules.
@@ -11,6 +12,9 @@ candidate passes.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
+from .capabilities import Capabilities
 from .policy import ModelSpec, Policy, RouteSpec
 
 
@@ -23,6 +27,18 @@ def rule_rejection(spec: ModelSpec, route: RouteSpec, boundary: str | None) -> t
             return "vendor", f"{spec.effective_vendor} not in {list(route.allowed_vendors)}"
         if route.allowed_regions is not None and spec.region not in route.allowed_regions:
             return "region", f"{spec.region} not in {list(route.allowed_regions)}"
+    return None
+
+
+def capability_rejection(needed: Iterable[str], capabilities: Capabilities, target: str) -> tuple[str, str] | None:
+    """A candidate known not to do what the request needs (an unknown capability is left to the provider)."""
+    needed = frozenset(needed)
+    if not needed:
+        return None
+    lacking = capabilities.lacking(needed)
+    if lacking:
+        return "capability", (f"request needs {', '.join(lacking)}; {target} does not support "
+                              f"{' or '.join(lacking)} ({capabilities.source})")
     return None
 
 

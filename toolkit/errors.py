@@ -13,6 +13,7 @@
     │   ├── SetupError                   a training setup the table cannot support (toolkit.research)
     │   ├── LearnedRouterError           a trained router's block or model file (toolkit.research)
     │   ├── ReportError                  a report that cannot run as asked (toolkit.reports)
+    │   ├── RequestError                 a routed call's arguments: messages, tools, response_format (toolkit.chat)
     │   └── UnknownModel (KeyError)      a model string in no price snapshot (toolkit.costs)
     ├── RoutingError (RuntimeError)      a routed request got no answer; carries its audit ``record``
     │   ├── NoEligibleRoute              every candidate was rejected or failed, each one named
@@ -115,6 +116,11 @@ class LearnedRouterError(BadInput):
 
 class ReportError(BadInput):
     """A report that cannot run as asked (unknown name or parameter, missing log); the message says which."""
+
+
+class RequestError(BadInput):
+    """A routed call's arguments that cannot be sent (messages, tools, response_format...); the message names the
+    argument.  Raised before anything is sent or recorded."""
 
 
 class UnknownModel(BadInput, KeyError):

@@ -13,6 +13,12 @@ A policy is a YAML file with two required sections::
       private:   {primary: local, fallbacks: [], boundary: local, on_exhausted: fail}
       review:    {primary: strong-b, fallbacks: ["route:synthesis"], min_tier: 2}
 
+A model may declare what it can do where the price snapshot is wrong or silent
+(``supports: {tools: false, json_schema: true, vision: false}``, toolkit/capabilities.py);
+a route may require capabilities of every candidate (``requires: [tools]``, checked by
+``routekit policy check``) and keep a caller's conversation on one model
+(``sticky: conversation``, keyed by the ``conversation_id`` the caller passes).
+
 A fallback written ``route:NAME`` expands to that route's whole chain, which is
 how cycles can arise (and are rejected).  String values may use ``${VAR}`` or
 ``${VAR:-default}`` so one file can point at a simulator on any port; a ``${VAR}``
@@ -81,6 +87,17 @@ class Price(_Strict):
     note: str | None = None
 
 
+class Supports(_Strict):
+    """What a model can do, where the price snapshot is wrong or silent (None: the snapshot decides)."""
+
+    tools: bool | None = None
+    json_schema: bool | None = None
+    vision: bool | None = None
+
+
+Capability = Literal["tools", "json_schema", "vision"]   # toolkit.chat.CAPABILITIES
+
+
 class ModelSpec(_Strict):
     alias: str = ""
     model: str | None = None   # a litellm model string, "provider/name"
@@ -101,6 +118,7 @@ class ModelSpec(_Strict):
     # Default: none for models the price snapshot does not mark as reasoning, else the output cap again.
     reasoning_allowance_tokens: int | None = Field(default=None, ge=0)
     params: dict[str, Any] = Field(default_factory=dict)  # extra litellm arguments (never secrets, never endpoints)
+    supports: Supports | None = None   # capabilities, overriding the price snapshot's (toolkit/capabilities.py)
     # The policy's top-level local_hosts, copied here at load so the transport can check the boundary at call
     # time with nothing but the spec in hand (not a key of a model block).
     local_hosts: tuple[str, ...] = Field(default=(), exclude=True)
@@ -183,6 +201,17 @@ class Verify(_Strict):
     callable: str | None = None  # "package.module:function", returns bool
     escalate: bool = True        # a failed check moves on to the next candidate (cascade)
 
+    @model_validator(mode="after")
+    def _a_schema(self) -> "Verify":
+        if self.json_schema is not None:
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(self.json_schema).check_schema(self.json_schema)
+            except jsonschema.SchemaError as e:
+                raise ValueError(f"json_schema is not a valid JSON schema: {e.message}") from None
+        return self
+
 
 class LearnedRouter(_Strict):
     """``router:`` of a route: a trained router (``routekit research train --emit-policy``) picks the route's
@@ -224,6 +253,12 @@ class RouteSpec(_Strict):
     # on the next candidate instead (the caller gets a StreamRestart, the result and record say so).
     stream_restart: bool = False
     router: LearnedRouter | None = None  # a trained router picks the first candidate per prompt
+    # Capabilities every candidate must have (`routekit policy check` names each one that lacks one); a request
+    # to the route needs them as well as what it asks for itself.
+    requires: tuple[Capability, ...] = ()
+    # "conversation": later turns of a caller's conversation_id stay on the model that served it last, unless it
+    # fails (the fallback is then flagged in the record).
+    sticky: Literal["conversation"] | None = None
 
 
 class BudgetSpec(_Strict):

@@ -3,7 +3,8 @@
 :class:`Attempt` and :class:`Skip` are also the elements of a route record's ``attempts`` and ``skipped`` lists:
 their fields *are* the record's (toolkit/routelog/schema.py derives ATTEMPT_FIELDS and SKIP_FIELDS from them).
 A :class:`Result` is read from the record the Router wrote for it (:meth:`Result.from_record`), so the two never
-disagree.
+disagree — but for what a record never keeps (the answer's text and tool-call arguments, unless the route stores
+prompts), which the Router hands over beside it.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from .chat import NO_OPTIONS, ChatOptions, ToolCall, assistant_message
 
 ABANDONED = "abandoned"   # attempt outcome: the caller stopped reading a stream
 WARNING_SEPARATOR = " | "   # between the warnings in a record's `warnings` field
@@ -29,6 +32,8 @@ class Request:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.time)
     learned: Any = None  # a trained router's Choice (toolkit/research/learned.py), when the route has one
+    options: ChatOptions = NO_OPTIONS   # tools, response_format, sampling parameters (toolkit/chat.py)
+    conversation_id: str | None = None  # the caller's conversation (a route's `sticky: conversation` keys on it)
 
 
 @dataclass(frozen=True)
@@ -90,11 +95,18 @@ class Result:
     restarted: bool = False       # streamed: the answer started over after a stream cut (route opted in)
     model_mismatch: bool = False  # the provider said it served another model than the one asked for
     warnings: tuple[str, ...] = ()  # what went wrong around the answer (see toolkit/router.py)
+    tool_calls: tuple[ToolCall, ...] = ()   # what the model asked to call (normalized: id, name, JSON arguments)
+    finish_reason: str | None = None        # stop, length, tool_calls, ... (OpenAI's names)
     record: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # the audit record as written
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant turn to append to the conversation (with its tool calls)."""
+        return assistant_message(self.text, self.tool_calls)
 
     @classmethod
     def from_record(cls, record: dict[str, Any], text: str, attempts: tuple[Attempt, ...],
-                    skipped: tuple[Skip, ...]) -> "Result":
+                    skipped: tuple[Skip, ...], tool_calls: tuple[ToolCall, ...] = ()) -> "Result":
         return cls(
             request_id=record["request_id"], intent=record["intent"], text=text,
             served_model=record["served_alias"], response_model=record["gen_ai.response.model"],
@@ -105,13 +117,14 @@ class Result:
             policy_version=record["policy_version"], restarted=any(a.outcome == "stream_cut" for a in attempts),
             model_mismatch=record["model_mismatch"],
             warnings=tuple(record["warnings"].split(WARNING_SEPARATOR)) if record["warnings"] else (),
-            record=record)
+            tool_calls=tool_calls, finish_reason=record["finish_reason"], record=record)
 
     def to_dict(self) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "record"}
         d["attempts"] = [as_dict(a) for a in self.attempts]
         d["skipped"] = [as_dict(s) for s in self.skipped]
         d["warnings"] = list(self.warnings)
+        d["tool_calls"] = [c.to_openai() for c in self.tool_calls]
         return d
 
     def explain(self) -> str:
@@ -121,6 +134,7 @@ class Result:
                  + ("  [RESTARTED after a stream cut]" if self.restarted else "")
                  + ("  [MODEL MISMATCH: the provider served another model]" if self.model_mismatch else "")]
         lines += explain_steps(self.attempts, self.skipped)
+        lines += [f"  tool call {c.name} ({c.id})" for c in self.tool_calls]
         lines += [f"  warning: {w}" for w in self.warnings]
         cost = "unpriced" if self.cost_usd is None else f"${self.cost_usd:.6f}"
         lines.append(f"  cost {cost} ({self.price_version}), {self.latency_ms:.0f} ms, policy {self.policy_version}")

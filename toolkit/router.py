@@ -5,10 +5,18 @@ done — call this candidate, sleep this long — and receives the outcome.  ``c
 and ``acomplete`` with ``await``; ``stream`` and ``astream`` drive the same generator while passing the answer's
 text on as it arrives (toolkit/streams.py), so every way of calling shares every rule.
 
+The four calls take what an agent sends — the OpenAI chat parameters (``tools``, ``tool_choice``,
+``response_format``, ``temperature``, ``top_p``, ``stop``, ``seed``), image parts and tool turns in the messages
+(toolkit/chat.py), and a ``conversation_id`` — and the result carries the answer's normalized ``tool_calls``, its
+``finish_reason`` and the assistant ``message`` to append.  A tool call's arguments and a structured answer are
+checked against their schemas (toolkit/verify.py) and escalate like any verification failure.  Who made the
+conversation's earlier tool calls, and whether this turn left that model, is in the record
+(toolkit/conversations.py).
+
 Order of filters for each candidate (each rejection leaves a reason code in the record): privacy boundary
-(never relaxed by a fallback) -> vendor / region allow-lists -> kill switch -> open circuit -> context window
--> budget -> quality floor.  The policy's own rules are in toolkit/eligibility.py; the runtime ones (kill switch,
-circuit, budget) are here.
+(never relaxed by a fallback) -> vendor / region allow-lists -> capability (what the request needs: tools, a
+JSON-schema answer, images) -> kill switch -> open circuit -> context window -> budget -> quality floor.  The
+policy's own rules are in toolkit/eligibility.py; the runtime ones (kill switch, circuit, budget) are here.
 
 A paid answer is never lost.  Before the first provider call the route log must be writable (else the spool,
 toolkit.spool, must be: else nothing is sent) and the budget ledger must answer (else the policy's
@@ -29,11 +37,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from .capabilities import Capabilities, capabilities_of
+from .chat import chat_options, check_messages, earlier_tool_call_ids, needs
 from .circuit import CircuitBreaker
+from .conversations import UNKNOWN, ConversationMemory
 from .costs import PriceBook, Rates
-from .eligibility import below_floor, rule_rejection, window_rejection
-from .errors import (BudgetDenied, LedgerUnavailable, NoEligibleRoute, RoutingError,  # noqa: F401  (re-exported)
-                     StreamInterrupted, TransportError, UnknownIntent)
+from .eligibility import below_floor, capability_rejection, rule_rejection, window_rejection
+from .errors import (BudgetDenied, LedgerUnavailable, NoEligibleRoute, RequestError,  # noqa: F401  (re-exported)
+                     RoutingError, StreamInterrupted, TransportError, UnknownIntent)
 from .overrides import Overrides
 from .policy import ModelSpec, Policy, RouteSpec, load_policy
 from .result import ABANDONED, WARNING_SEPARATOR, Attempt, Request, Result, Skip, explain_steps
@@ -42,7 +53,7 @@ from .routelog.record import build_record, priced_attempt
 from .shadow import ShadowTrials, Sink
 from .streams import (CALL, SLEEP, Decision, RoutedAsyncStream, RoutedStream, StreamRestart,  # noqa: F401
                       drive_astream, drive_async, drive_stream, drive_sync)
-from .verify import verify
+from .verify import verify_answer
 
 log = logging.getLogger("routekit.router")
 
@@ -100,6 +111,9 @@ class Router:
     >>> for delta in stream:
     ...     print(delta, end="")
     >>> stream.result.served_model
+    >>> r = router.complete("agent", messages, tools=TOOLS, conversation_id="c-42")
+    >>> r.tool_calls, r.finish_reason        # normalized: id, name, arguments (JSON text)
+    >>> messages.append(r.message)           # then the tool results, then the next turn
     """
 
     def __init__(self, policy: Policy | str | Path, *, transport: Any = None,
@@ -135,33 +149,43 @@ class Router:
                                                  state_path=self.policy.circuits_path)
         self.overrides = Overrides(self.policy.overrides_path)
         self.shadows = ShadowTrials(self, shadow_sink, seed)
+        self.conversations = ConversationMemory()
         self._sleep = sleep
         self._windows: dict[str, int | None] = {}
         self._rates: dict[str, Rates | None] = {}
+        self._capabilities: dict[str, Capabilities] = {}
 
     # --- public API ------------------------------------------------------------------------
 
     def complete(self, intent: str, messages: str | list[dict], *, team: str = "default",
-                 sensitivity: str | None = None, max_tokens: int | None = None) -> Result:
-        req = Request(intent, _as_messages(messages), team, sensitivity, max_tokens)
+                 sensitivity: str | None = None, max_tokens: int | None = None, conversation_id: str | None = None,
+                 **chat: Any) -> Result:
+        """Route one request.  ``chat``: the OpenAI chat parameters (``tools``, ``tool_choice``, ``response_format``,
+        ``temperature``, ``top_p``, ``stop``, ``seed``; toolkit/chat.py); a bad one is a RequestError naming it."""
+        req = _request(intent, messages, team, sensitivity, max_tokens, conversation_id, chat)
         return drive_sync(self._decide(req), self.transport, req, self._sleep)
 
     async def acomplete(self, intent: str, messages: str | list[dict], *, team: str = "default",
-                        sensitivity: str | None = None, max_tokens: int | None = None) -> Result:
-        req = Request(intent, _as_messages(messages), team, sensitivity, max_tokens)
+                        sensitivity: str | None = None, max_tokens: int | None = None,
+                        conversation_id: str | None = None, **chat: Any) -> Result:
+        """Async :meth:`complete`."""
+        req = _request(intent, messages, team, sensitivity, max_tokens, conversation_id, chat)
         return await drive_async(self._decide(req), self.transport, req)
 
     def stream(self, intent: str, messages: str | list[dict], *, team: str = "default",
-               sensitivity: str | None = None, max_tokens: int | None = None) -> RoutedStream:
-        """Route like :meth:`complete`, passing the answer on as it arrives (see toolkit/streams.py)."""
-        req = Request(intent, _as_messages(messages), team, sensitivity, max_tokens, stream=True)
+               sensitivity: str | None = None, max_tokens: int | None = None, conversation_id: str | None = None,
+               **chat: Any) -> RoutedStream:
+        """Route like :meth:`complete`, passing the answer's text and tool-call pieces on as they arrive
+        (see toolkit/streams.py)."""
+        req = _request(intent, messages, team, sensitivity, max_tokens, conversation_id, chat, stream=True)
         decision = self._decide(req)
         return RoutedStream(lambda out: drive_stream(decision, self.transport, req, self._sleep, out))
 
     def astream(self, intent: str, messages: str | list[dict], *, team: str = "default",
-                sensitivity: str | None = None, max_tokens: int | None = None) -> RoutedAsyncStream:
+                sensitivity: str | None = None, max_tokens: int | None = None, conversation_id: str | None = None,
+                **chat: Any) -> RoutedAsyncStream:
         """Async :meth:`stream`: ``async for delta in router.astream(...)``."""
-        req = Request(intent, _as_messages(messages), team, sensitivity, max_tokens, stream=True)
+        req = _request(intent, messages, team, sensitivity, max_tokens, conversation_id, chat, stream=True)
         decision = self._decide(req)
         return RoutedAsyncStream(lambda out: drive_astream(decision, self.transport, req, out))
 
@@ -169,11 +193,14 @@ class Router:
         """Wait for background shadow calls to finish (tests, scripts, notebook cells)."""
         self.shadows.drain()
 
-    def screen(self, spec: ModelSpec, route: RouteSpec, boundary: str | None,
-               prompt: PromptSize) -> tuple[str, str] | None:
-        """Why ``spec`` may not serve this request now — (reason code, detail) — or None: the policy's rules,
-        then the kill switch and the circuit (the quality floor and the budget are the decision's)."""
+    def screen(self, spec: ModelSpec, route: RouteSpec, boundary: str | None, prompt: PromptSize,
+               needed: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+        """Why ``spec`` may not serve this request now — (reason code, detail) — or None: the policy's rules
+        (``needed``: the capabilities the request needs), then the kill switch and the circuit (the quality floor
+        and the budget are the decision's)."""
         rejected = rule_rejection(spec, route, boundary)
+        if rejected is None and needed:
+            rejected = capability_rejection(needed, self.capabilities(spec), spec.target)
         if rejected is not None:
             return rejected
         off = self.overrides.get(spec.alias)
@@ -184,6 +211,12 @@ class Router:
             return "circuit_open", f"cooling down for {left:.1f}s more"
         window = self._window(spec)
         return window_rejection(prompt.tokens, window) if prompt.exceeds(window) else None
+
+    def capabilities(self, spec: ModelSpec) -> Capabilities:
+        """What a policy model can do (its ``supports:``, else the price snapshot)."""
+        if spec.alias not in self._capabilities:
+            self._capabilities[spec.alias] = capabilities_of(spec, self.prices)
+        return self._capabilities[spec.alias]
 
     def rates(self, alias: str) -> Rates | None:
         """The prices of a policy alias (its override, else the snapshot); None when unpriced."""
@@ -225,6 +258,14 @@ class Router:
 
             req.learned = choose(route.router, policy.path, req.messages)
             chain = [req.learned.alias, *(a for a in chain if a != req.learned.alias)]
+        pinned = self.conversations.pinned(req.intent, req.conversation_id) if route.sticky else None
+        if pinned not in chain:   # (a policy change may have dropped it)
+            pinned = None
+        elif pinned != chain[0]:  # a sticky conversation starts where it was served last
+            chain = [pinned, *(a for a in chain if a != pinned)]
+        needed = needs(req.options, req.messages) | frozenset(route.requires)
+        called = earlier_tool_call_ids(req.messages)
+        earlier = self.conversations.producers(called) if called else []
         t0 = time.perf_counter()
         prompt = PromptSize(policy.models[chain[0]], req.messages)
         boundary = policy.required_boundary(route, req.sensitivity)
@@ -235,14 +276,17 @@ class Router:
         warnings: list[str] = [self.overrides.damage] if self.overrides.damage else []
 
         def finish(reply: Any, served: str | None, verification: str, error: Exception | None) -> dict[str, Any]:
+            switched = False
             if reply is not None:
                 warnings.extend(reply.notes)
+                switched = self._switch_note(req, served, reply.provider, pinned, earlier, warnings)
             record = build_record(
                 req, route, first=policy.models[chain[0]], boundary=boundary, attempts=attempts, skipped=skipped,
                 prompt_tokens=prompt.final(reply), served=policy.models[served] if served else None, reply=reply,
                 verification=verification, error=error, latency_ms=(time.perf_counter() - t0) * 1000,
                 degraded=bool(served and below_floor(policy, served, route)), warnings=warnings,
-                policy_version=policy.version, price_version=self.prices.version, rates=self.rates)
+                policy_version=policy.version, price_version=self.prices.version, rates=self.rates,
+                earlier=earlier, switched=switched)
             self.keep(record)
             return record
 
@@ -262,7 +306,7 @@ class Router:
         queue: list[str] = []
         below: list[str] = []
         for alias in chain:
-            reason = self.screen(policy.models[alias], route, boundary, prompt)
+            reason = self.screen(policy.models[alias], route, boundary, prompt, needed)
             if reason is not None:
                 skipped.append(Skip(alias, *reason))
             elif below_floor(policy, alias, route):
@@ -339,20 +383,25 @@ class Router:
                         yield SLEEP, e.retry_after_s
                         continue
                     break
-                verdict = verify(route.verify, reply.text)
-                outcome = "ok" if verdict != "fail" else "verify_failed"
-                attempts.append(priced_attempt(spec, reply.usage, reply.latency_ms, outcome, None, reply.provider,
-                                               rates))
-                self._settle(hold, attempts[-1], warnings)
+                verdict = verify_answer(route.verify, reply.text, reply.tool_calls, req.options)
+                attempt = priced_attempt(spec, reply.usage, reply.latency_ms, "ok", None, reply.provider, rates)
+                if verdict.failed:
+                    attempt = replace(attempt, outcome="verify_failed", error_class=verdict.failed,
+                                      message=verdict.detail)
+                attempts.append(attempt)
+                self._settle(hold, attempt, warnings)
                 hold = None
                 self.circuit.success(alias)
                 # A streamed answer was already shown: a failed check is reported, never silently replaced.
-                if (outcome == "verify_failed" and route.verify and route.verify.escalate and i < len(queue) - 1
-                        and not req.stream):
+                escalate = route.verify.escalate if route.verify else True
+                if verdict.failed and escalate and i < len(queue) - 1 and not req.stream:
                     break
-                record = finish(reply, alias, verdict, None)
-                result = Result.from_record(record, reply.text, tuple(attempts), tuple(skipped))
-                self.shadows.offer(req, route, boundary, prompt, result)
+                record = finish(reply, alias, verdict.result, None)
+                if reply.tool_calls or (route.sticky and req.conversation_id):
+                    self.conversations.remember(req.intent, req.conversation_id, alias, reply.provider,
+                                                [c.id for c in reply.tool_calls], pin=route.sticky is not None)
+                result = Result.from_record(record, reply.text, tuple(attempts), tuple(skipped), reply.tool_calls)
+                self.shadows.offer(req, route, boundary, prompt, result, needed)
                 return result
             if last_error is not None and not last_error.retryable:
                 break
@@ -365,6 +414,24 @@ class Router:
         elif budget_note:
             note = f"budget: {budget_note}"
         raise fail(note, last_error)
+
+    @staticmethod
+    def _switch_note(req: Request, served: str, provider: str, pinned: str | None,
+                     earlier: list[tuple[str, str]], warnings: list[str]) -> bool:
+        """Did this turn leave the model that made the conversation's earlier tool calls, or the one it was pinned
+        to?  If so, say so in the warnings (the record flags it too)."""
+        made = [alias for alias, _ in earlier if alias != UNKNOWN]
+        conversation = f"conversation {req.conversation_id!r}" if req.conversation_id else "this conversation"
+        if pinned is not None and served != pinned:
+            warnings.append(f"{conversation} was pinned to {pinned}, which could not serve this turn: "
+                            f"{served} ({provider}) answered")
+            return True
+        if made and made[-1] != served:
+            by = ", ".join(f"{alias} ({p})" for alias, p in earlier)
+            warnings.append(f"{conversation}: its earlier tool calls came from {by}; this turn was answered by "
+                            f"{served} ({provider})")
+            return True
+        return False
 
     def _settle(self, hold: Any, attempt: Attempt, warnings: list[str]) -> None:
         if hold is None:
@@ -400,8 +467,13 @@ class Router:
         return self._windows[spec.alias]
 
 
-def _as_messages(messages: str | list[dict]) -> list[dict]:
-    if isinstance(messages, str):
-        return [{"role": "user", "content": messages}]
-    return list(messages)
+def _request(intent: str, messages: str | list[dict], team: str, sensitivity: str | None, max_tokens: int | None,
+             conversation_id: str | None, chat: dict[str, Any], stream: bool = False) -> Request:
+    """The caller's request, every argument checked before anything is sent (RequestError names the argument)."""
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise RequestError(f"max_tokens must be a positive integer, not {max_tokens!r}")
+    if conversation_id is not None and (not isinstance(conversation_id, str) or not conversation_id):
+        raise RequestError(f"conversation_id must be a non-empty string, not {conversation_id!r}")
+    return Request(intent, check_messages(messages), team, sensitivity, max_tokens, stream=stream,
+                   options=chat_options(chat), conversation_id=conversation_id)
 

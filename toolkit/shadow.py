@@ -29,7 +29,8 @@ class Host(Protocol):
     prices: PriceBook
     transport: Any
 
-    def screen(self, spec: ModelSpec, route: RouteSpec, boundary: str | None, prompt: Any) -> tuple[str, str] | None:
+    def screen(self, spec: ModelSpec, route: RouteSpec, boundary: str | None, prompt: Any,
+               needed: frozenset[str] = frozenset()) -> tuple[str, str] | None:
         ...
 
     def rates(self, alias: str) -> Rates | None: ...
@@ -44,12 +45,13 @@ class ShadowTrials:
         self._pool: ThreadPoolExecutor | None = None
 
     def offer(self, req: Request, route: RouteSpec, boundary: str | None, prompt: Any,
-              production: Result) -> None:
-        """Sample at the route's ``shadow_rate``; send the copy if the shadow candidate may serve this request."""
+              production: Result, needed: frozenset[str] = frozenset()) -> None:
+        """Sample at the route's ``shadow_rate``; send the copy if the shadow candidate may serve this request
+        (``needed``: the capabilities it needs)."""
         if route.shadow is None or self._rng.random() >= route.shadow_rate:
             return
         spec = self.router.policy.models[route.shadow]
-        if self.router.screen(spec, route, boundary, prompt) is not None:
+        if self.router.screen(spec, route, boundary, prompt, needed) is not None:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="routekit-shadow")
@@ -63,13 +65,14 @@ class ShadowTrials:
 
     def _run(self, req: Request, route: RouteSpec, spec: ModelSpec, production: Result) -> None:
         router = self.router
-        shadow_req = Request(req.intent, req.messages, req.team, req.sensitivity, req.max_tokens)
+        shadow_req = Request(req.intent, req.messages, req.team, req.sensitivity, req.max_tokens, options=req.options,
+                             conversation_id=req.conversation_id)
         t0 = time.perf_counter()
         reply: Any = None
         error: TransportError | None = None
         rates = router.rates(spec.alias)
         try:
-            reply = router.transport.complete(spec, req.messages, max_tokens=req.max_tokens)
+            reply = router.transport.complete(spec, req.messages, max_tokens=req.max_tokens, options=req.options)
             attempt = priced_attempt(spec, reply.usage, reply.latency_ms, "ok", None, reply.provider, rates)
         except TransportError as e:
             error = e
@@ -86,4 +89,4 @@ class ShadowTrials:
             shadow_of=req.request_id)
         router.keep(record)
         if self.sink is not None and reply is not None:
-            self.sink(production, Result.from_record(record, reply.text, (attempt,), ()))
+            self.sink(production, Result.from_record(record, reply.text, (attempt,), (), reply.tool_calls))

@@ -5,8 +5,9 @@ this candidate; ``(SLEEP, seconds)``: wait — and receives the outcome: a trans
 ``TransportError`` thrown in.  :class:`Steps` is that protocol, written once; the four drivers below differ only
 in how they call the transport (``complete``, ``await acomplete``, ``stream``, ``astream``) and how they wait.
 
-Streaming: a candidate that fails before its first token falls back like any failure.  After the first token
-there is no silent switch: the decision raises ``StreamInterrupted`` — unless the route sets
+Streaming passes text deltas (``str``) and pieces of tool calls (:class:`~toolkit.chat.ToolCallDelta`) on as
+they arrive; either counts as shown.  A candidate that fails before its first delta falls back like any failure.
+After the first token there is no silent switch: the decision raises ``StreamInterrupted`` — unless the route sets
 ``stream_restart: true``, in which case :class:`StreamRestart` is yielded between the two answers.  A caller who
 stops reading (``close()``) makes the attempt ``abandoned``: it is recorded and its budget hold settled.
 """
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Generator, Iterator
 
+from .chat import ToolCallDelta
 from .errors import RoutingError, TransportError
 from .result import ABANDONED, Request, Result
 
@@ -35,8 +37,12 @@ class StreamRestart:
     discarded: int
 
 
+Shown = str | ToolCallDelta | StreamRestart   # what a routed stream yields
+
+
 class RoutedStream:
-    """What ``Router.stream`` returns: iterate for text deltas (``str``), then read ``result``.
+    """What ``Router.stream`` returns: iterate for text deltas (``str``) and tool-call pieces
+    (:class:`~toolkit.chat.ToolCallDelta`), then read ``result`` (its ``tool_calls`` whole).
 
     >>> s = router.stream("triage", "Is this spam?")
     >>> for delta in s:
@@ -47,14 +53,14 @@ class RoutedStream:
     ``close()`` (or leaving a ``with`` block) before the end stops the call and records it as abandoned.
     """
 
-    def __init__(self, drive: Callable[["RoutedStream"], Iterator[str | StreamRestart]]):
+    def __init__(self, drive: Callable[["RoutedStream"], Iterator[Shown]]):
         self.result: Result | None = None
         self._it = drive(self)
 
     def __iter__(self) -> "RoutedStream":
         return self
 
-    def __next__(self) -> str | StreamRestart:
+    def __next__(self) -> Shown:
         return next(self._it)
 
     def close(self) -> None:
@@ -70,14 +76,14 @@ class RoutedStream:
 class RoutedAsyncStream:
     """What ``Router.astream`` returns: ``async for`` text deltas, then read ``result``."""
 
-    def __init__(self, drive: Callable[["RoutedAsyncStream"], AsyncIterator[str | StreamRestart]]):
+    def __init__(self, drive: Callable[["RoutedAsyncStream"], AsyncIterator[Shown]]):
         self.result: Result | None = None
         self._it = drive(self)
 
     def __aiter__(self) -> "RoutedAsyncStream":
         return self
 
-    async def __anext__(self) -> str | StreamRestart:
+    async def __anext__(self) -> Shown:
         return await self._it.__anext__()
 
     async def aclose(self) -> None:
@@ -136,7 +142,7 @@ def drive_sync(decision: Decision, transport: Any, req: Request, sleep: Callable
             sleep(arg)
             continue
         try:
-            steps.answered(transport.complete(arg, req.messages, max_tokens=req.max_tokens))
+            steps.answered(transport.complete(arg, req.messages, max_tokens=req.max_tokens, options=req.options))
         except TransportError as e:
             steps.failed(e)
     return steps.result
@@ -150,15 +156,16 @@ async def drive_async(decision: Decision, transport: Any, req: Request) -> Resul
             await asyncio.sleep(arg)
             continue
         try:
-            steps.answered(await transport.acomplete(arg, req.messages, max_tokens=req.max_tokens))
+            steps.answered(await transport.acomplete(arg, req.messages, max_tokens=req.max_tokens,
+                                                     options=req.options))
         except TransportError as e:
             steps.failed(e)
     return steps.result
 
 
 def drive_stream(decision: Decision, transport: Any, req: Request, sleep: Callable[[float], None],
-                 out: RoutedStream) -> Iterator[str | StreamRestart]:
-    """Like :func:`drive_sync`, calling ``transport.stream`` and passing its text on as it arrives."""
+                 out: RoutedStream) -> Iterator[Shown]:
+    """Like :func:`drive_sync`, calling ``transport.stream`` and passing its deltas on as they arrive."""
     steps = Steps(decision)
     restart: StreamRestart | None = None   # to announce before the next candidate's first delta
     while (action := steps.next()) is not None:
@@ -173,10 +180,10 @@ def drive_stream(decision: Decision, transport: Any, req: Request, sleep: Callab
         try:
             if pending is not None:   # the route starts over after a cut: say so first
                 yield pending
-            chunks = transport.stream(spec, req.messages, max_tokens=req.max_tokens)
+            chunks = transport.stream(spec, req.messages, max_tokens=req.max_tokens, options=req.options)
             for item in chunks:
-                if isinstance(item, str):
-                    shown.append(item)
+                if isinstance(item, (str, ToolCallDelta)):
+                    shown.append(_text(item))
                     yield item
                 else:
                     steps.answered(item)
@@ -192,7 +199,7 @@ def drive_stream(decision: Decision, transport: Any, req: Request, sleep: Callab
 
 
 async def drive_astream(decision: Decision, transport: Any, req: Request, out: RoutedAsyncStream
-                        ) -> AsyncIterator[str | StreamRestart]:
+                        ) -> AsyncIterator[Shown]:
     """Async :func:`drive_stream`."""
     steps = Steps(decision)
     restart: StreamRestart | None = None
@@ -208,10 +215,10 @@ async def drive_astream(decision: Decision, transport: Any, req: Request, out: R
         try:
             if pending is not None:
                 yield pending
-            chunks = transport.astream(spec, req.messages, max_tokens=req.max_tokens)
+            chunks = transport.astream(spec, req.messages, max_tokens=req.max_tokens, options=req.options)
             async for item in chunks:
-                if isinstance(item, str):
-                    shown.append(item)
+                if isinstance(item, (str, ToolCallDelta)):
+                    shown.append(_text(item))
                     yield item
                 else:
                     steps.answered(item)
@@ -226,7 +233,11 @@ async def drive_astream(decision: Decision, transport: Any, req: Request, out: R
     out.result = steps.result
 
 
+def _text(item: str | ToolCallDelta) -> str:
+    return item if isinstance(item, str) else (item.name or "") + item.arguments
+
+
 def _shown(e: TransportError, shown: list[str]) -> TransportError:
-    """Mark a failure with the text the caller already saw (whatever the transport knew)."""
+    """Mark a failure with what the caller already saw (whatever the transport knew)."""
     e.partial = e.partial or "".join(shown)
     return e

@@ -462,6 +462,12 @@ def _simulate_day(world: _World, d: int, n: int, weights: np.ndarray, seed: int)
         source=pl.lit("synth"), model_mismatch=pl.lit(False), warnings=pl.lit(None, pl.String),
         router_name=pl.lit(None, pl.String), router_version=pl.lit(None, pl.String),
         router_score=pl.lit(None, pl.Float64), extra=pl.lit(None, pl.String),
+        # synthetic traffic is plain chat: no tools, no response format, no conversation
+        **{name: pl.lit(None, pl.String) for name in ("conversation_id", "tools_offered", "tools_called",
+                                                       "response_format", "earlier_tool_calls_alias",
+                                                       "earlier_tool_calls_provider")},
+        finish_reason=pl.when(pl.col("outcome") == "served").then(pl.lit("stop")),
+        conversation_switched=pl.lit(False),
     ))
     return records.select(FIELD_NAMES)
 

@@ -45,3 +45,16 @@ def extract_fields(messages: list[dict]) -> str:
     text = _last_user_text(messages)
     return json.dumps({"emails": _EMAIL.findall(text), "dates": _DATE.findall(text),
                        "amounts": [a.strip() for a in _AMOUNT.findall(text)]})
+
+
+# An example tool for agents (the demo's agent loop): the function, and its schema as the model is offered it.
+INVOICES = {"INV-2231": {"invoice_id": "INV-2231", "status": "paid", "charged": 2, "amount_usd": 1240.50}}
+LOOKUP_INVOICE = {"type": "function", "function": {
+    "name": "lookup_invoice", "description": "Look an invoice up by its id: status, times charged, amount.",
+    "parameters": {"type": "object", "properties": {"invoice_id": {"type": "string", "enum": sorted(INVOICES)}},
+                   "required": ["invoice_id"], "additionalProperties": False}}}
+
+
+def lookup_invoice(invoice_id: str) -> dict:
+    """The invoice's record (a stand-in for a billing system), or an error the model can read."""
+    return INVOICES.get(invoice_id, {"error": f"no invoice {invoice_id!r}"})

@@ -21,6 +21,15 @@ taxonomy; nothing above it knows a vendor's name.  litellm is imported lazily
   reports the requested name, so the provider's own is read from the stream.
   Bedrock Converse names no model, and litellm drops Ollama's name from an answer
   not streamed: those report the requested model (never a policy alias).
+- the chat parameters of a request (toolkit/chat.py: tools, tool_choice, response_format,
+  sampling) are handed to litellm, which translates them per vendor; tool calls come back
+  normalized (:class:`~toolkit.chat.ToolCall`: id, name, JSON arguments), streamed ones as
+  :class:`~toolkit.chat.ToolCallDelta` pieces.  A sampling parameter a provider does not take
+  (``seed`` on Anthropic or Bedrock) is not sent, and the reply's ``notes`` say so, rather than
+  failing the attempt; likewise ``tool_choice: none`` where the vendor has no such choice
+  (Bedrock): the tools are not sent, which has the same effect (litellm refuses it before
+  sending anything); litellm's MCP gateway is skipped (routekit's calls never use it, and
+  litellm would import the ``mcp`` package for every call with tools).
 
 Error kinds (``retryable``: another candidate, or the same one later, may succeed,
 so the Router moves on; ``status`` is the provider's HTTP status when it answered
@@ -61,6 +70,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import math
 import os
 import re
@@ -70,6 +80,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator, Protocol
 
 from . import redact
+from .chat import NO_OPTIONS, ChatOptions, ToolCall, ToolCallDelta
 from .errors import KINDS, RETRYABLE, TransportError  # noqa: F401  (the taxonomy this module produces)
 from .policy import ModelSpec
 from .tools import load_function
@@ -93,19 +104,26 @@ class Reply:
     latency_ms: float
     provider_cost_usd: float | None = None
     notes: tuple[str, ...] = ()  # what was off about the answer but did not fail it (e.g. usage capped)
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None   # OpenAI's names, as litellm maps each vendor's: stop, length, tool_calls...
+
+
+Delta = str | ToolCallDelta   # what a stream passes on as it arrives: text, or a piece of a tool call
 
 
 class Transport(Protocol):
-    def complete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply: ...
+    def complete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None,
+                 options: ChatOptions = NO_OPTIONS) -> Reply: ...
 
-    async def acomplete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply: ...
+    async def acomplete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None,
+                        options: ChatOptions = NO_OPTIONS) -> Reply: ...
 
-    def stream(self, spec: ModelSpec, messages: list[dict], *,
-               max_tokens: int | None = None) -> Iterator[str | Reply]:
-        """Text deltas as they arrive, then one :class:`Reply` (full text, usage)."""
+    def stream(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None,
+               options: ChatOptions = NO_OPTIONS) -> Iterator[Delta | Reply]:
+        """Text and tool-call deltas as they arrive, then one :class:`Reply` (full text, tool calls, usage)."""
 
-    def astream(self, spec: ModelSpec, messages: list[dict], *,
-                max_tokens: int | None = None) -> AsyncIterator[str | Reply]: ...
+    def astream(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None,
+                options: ChatOptions = NO_OPTIONS) -> AsyncIterator[Delta | Reply]: ...
 
 
 @functools.cache
@@ -114,6 +132,8 @@ def litellm_module() -> Any:
     cost calculation inside routekit's own calls (routekit prices every attempt from its snapshot; litellm's
     calculator costs ~0.3 ms a call)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch prices from the network
+    # nor Anthropic's beta-header table (fetched on the first call with response_format, else)
+    os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
     import litellm
     from litellm._internal_context import is_internal_call
     from litellm.litellm_core_utils.litellm_logging import Logging
@@ -136,6 +156,7 @@ class LiteLLMTransport:
     def __init__(self) -> None:
         self._lit = litellm_module()
         self._providers: dict[str, str] = {}
+        self._supported: dict[str, frozenset[str] | None] = {}
         self._clients: dict[float, Any] = {}
         # routekit writes its own record and computes its own cost: inside its calls litellm's background
         # success logging (callbacks routekit does not use) and cost calculation are off.
@@ -151,9 +172,11 @@ class LiteLLMTransport:
         finally:
             self._internal.reset(token)
 
-    def _kwargs(self, spec: ModelSpec, messages: list[dict], max_tokens: int | None,
-                stream: bool = False) -> dict[str, Any]:
+    def _kwargs(self, spec: ModelSpec, messages: list[dict], max_tokens: int | None, options: ChatOptions,
+                notes: list[str], stream: bool = False) -> dict[str, Any]:
         kw: dict[str, Any] = dict(spec.params)
+        if options is not NO_OPTIONS:
+            kw.update(self._sendable(spec, options.kwargs(), notes))
         # max_retries=0 turns off the OpenAI SDK's hidden retries; num_retries stays unset (its wrapper costs ~0.7 ms)
         kw.update(model=spec.model, messages=messages, timeout=spec.timeout_s, max_retries=0)
         if spec.api_base:
@@ -174,7 +197,43 @@ class LiteLLMTransport:
             kw["max_tokens"] = limit
         if stream:
             kw.update(stream=True, stream_options={"include_usage": True})
+        if "tools" in kw:
+            kw["_skip_mcp_handler"] = True   # litellm's MCP gateway would import the mcp package on every call
         return kw
+
+    # Sampling parameters a provider may not take: dropped with a note rather than failing the attempt.  Tools
+    # and response formats are never dropped: a candidate that cannot take them is skipped before the call.
+    _DROPPABLE = ("seed", "top_p", "stop", "temperature")
+
+    def _sendable(self, spec: ModelSpec, params: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+        supported = self._supported_params(spec)
+        if supported is None:
+            return params
+        dropped = [k for k in self._DROPPABLE if k in params and k not in supported]
+        if dropped:
+            notes.append(f"{', '.join(dropped)} not supported by {self.provider(spec)} for {spec.model}: not sent")
+        return {k: v for k, v in params.items() if k not in dropped}
+
+    def _supported_params(self, spec: ModelSpec) -> frozenset[str] | None:
+        if spec.target not in self._supported:
+            try:
+                found = self._lit.get_supported_openai_params(model=spec.model, custom_llm_provider=self.provider(spec))
+            except Exception:  # noqa: BLE001 — unknown to litellm: send everything, the provider decides
+                found = None
+            self._supported[spec.target] = frozenset(found) if found else None
+        return self._supported[spec.target]
+
+    def _send(self, kw: dict[str, Any], notes: list[str]) -> Any:
+        try:
+            return self._lit.completion(**kw)
+        except Exception as e:  # noqa: BLE001 — one refusal is handled, the rest classified by the caller
+            return self._lit.completion(**_without_tools(e, kw, notes))
+
+    async def _asend(self, kw: dict[str, Any], notes: list[str]) -> Any:
+        try:
+            return await self._lit.acompletion(**kw)
+        except Exception as e:  # noqa: BLE001
+            return await self._lit.acompletion(**_without_tools(e, kw, notes))
 
     def _guard(self, spec: ModelSpec) -> None:
         """Refuse to send a local-boundary model anywhere but its own local endpoint."""
@@ -195,43 +254,48 @@ class LiteLLMTransport:
 
     # --- one answer ----------------------------------------------------------------------------
 
-    def complete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply:
+    def complete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None,
+                 options: ChatOptions = NO_OPTIONS) -> Reply:
         if spec.is_tool:
             return call_tool(spec, messages)
         self._guard(spec)
         provider = self.provider(spec)
+        notes: list[str] = []
         t0 = time.perf_counter()
         try:
             with self._quiet():
-                resp = self._lit.completion(**self._kwargs(spec, messages, max_tokens))
+                resp = self._send(self._kwargs(spec, messages, max_tokens, options, notes), notes)
         except TransportError:
             raise
         except Exception as e:  # noqa: BLE001 — every provider failure is classified below
             raise classify(e, provider, (time.perf_counter() - t0) * 1000) from None
-        return _reply(resp, spec, provider, (time.perf_counter() - t0) * 1000)
+        return _reply(resp, spec, provider, (time.perf_counter() - t0) * 1000, notes)
 
-    async def acomplete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None) -> Reply:
+    async def acomplete(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None,
+                        options: ChatOptions = NO_OPTIONS) -> Reply:
         if spec.is_tool:
             return await asyncio.to_thread(call_tool, spec, messages)
         self._guard(spec)
         provider = self.provider(spec)
+        notes: list[str] = []
         t0 = time.perf_counter()
         try:
             with self._quiet():
-                resp = await self._lit.acompletion(**self._kwargs(spec, messages, max_tokens))
+                resp = await self._asend(self._kwargs(spec, messages, max_tokens, options, notes), notes)
         except TransportError:
             raise
         except Exception as e:  # noqa: BLE001
             raise classify(e, provider, (time.perf_counter() - t0) * 1000) from None
-        return _reply(resp, spec, provider, (time.perf_counter() - t0) * 1000)
+        return _reply(resp, spec, provider, (time.perf_counter() - t0) * 1000, notes)
 
     # --- streamed ------------------------------------------------------------------------------
 
-    def stream(self, spec: ModelSpec, messages: list[dict], *,
-               max_tokens: int | None = None) -> Iterator[str | Reply]:
-        """Yield text deltas as the provider sends them, then one :class:`Reply`.
+    def stream(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None,
+               options: ChatOptions = NO_OPTIONS) -> Iterator[Delta | Reply]:
+        """Yield text and tool-call deltas as the provider sends them, then one :class:`Reply`.
 
-        Raises :class:`TransportError`; once text was yielded its ``partial`` holds that text.
+        Raises :class:`TransportError`; once something was yielded its ``partial`` holds what was delivered (the
+        text, and the tool calls' names and argument pieces).
         """
         if spec.is_tool:
             reply = call_tool(spec, messages)
@@ -242,20 +306,18 @@ class LiteLLMTransport:
         acc = _Stream(spec, self.provider(spec))
         resp = None
         try:
-            kw = self._kwargs(spec, messages, max_tokens, stream=True)
+            kw = self._kwargs(spec, messages, max_tokens, options, acc.notes, stream=True)
             if acc.provider == "gemini":
                 kw["client"] = self._sync_client(spec.timeout_s)
             with self._quiet():
-                resp = self._lit.completion(**kw)
+                resp = self._send(kw, acc.notes)
             chunks = iter(resp)
             while True:
                 with self._quiet():
                     chunk = next(chunks, None)
                 if chunk is None:
                     break
-                text = acc.add(chunk)
-                if text:
-                    yield text
+                yield from acc.add(chunk)
         except TransportError:
             raise
         except Exception as e:  # noqa: BLE001 — classified like any other failure, keeping the text so far
@@ -264,8 +326,8 @@ class LiteLLMTransport:
             _close(resp)
         yield acc.reply(resp)
 
-    async def astream(self, spec: ModelSpec, messages: list[dict], *,
-                      max_tokens: int | None = None) -> AsyncIterator[str | Reply]:
+    async def astream(self, spec: ModelSpec, messages: list[dict], *, max_tokens: int | None = None,
+                      options: ChatOptions = NO_OPTIONS) -> AsyncIterator[Delta | Reply]:
         """Async :meth:`stream`; every wait (the call, each chunk) has the model's ``timeout_s`` as deadline."""
         if spec.is_tool:
             reply = await asyncio.to_thread(call_tool, spec, messages)
@@ -278,7 +340,8 @@ class LiteLLMTransport:
         try:
             with self._quiet():
                 async with asyncio.timeout(spec.timeout_s):
-                    resp = await self._lit.acompletion(**self._kwargs(spec, messages, max_tokens, stream=True))
+                    resp = await self._asend(self._kwargs(spec, messages, max_tokens, options, acc.notes,
+                                                          stream=True), acc.notes)
             chunks = aiter(resp)
             while True:
                 with self._quiet():
@@ -286,9 +349,8 @@ class LiteLLMTransport:
                         chunk = await anext(chunks, None)
                 if chunk is None:
                     break
-                text = acc.add(chunk)
-                if text:
-                    yield text
+                for item in acc.add(chunk):
+                    yield item
         except TransportError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -305,6 +367,15 @@ class LiteLLMTransport:
 
             client = self._clients[timeout_s] = HTTPHandler(timeout=timeout_s)
         return client
+
+
+def _without_tools(e: Exception, kw: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The arguments again without tools, when litellm refused ``tool_choice: none`` for a vendor that has no such
+    choice (it refuses before sending anything); any other exception is raised again."""
+    if type(e).__name__ != "UnsupportedParamsError" or kw.get("tool_choice") != "none":
+        raise e
+    notes.append(f"tool_choice none is not supported for {kw['model']}: the tools were not sent instead")
+    return {k: v for k, v in kw.items() if k not in ("tools", "tool_choice", "_skip_mcp_handler")}
 
 
 def _close(resp: Any) -> None:
@@ -325,44 +396,73 @@ class _Stream:
         self.spec, self.provider = spec, provider
         self.t0 = time.perf_counter()
         self.parts: list[str] = []
+        self.calls: dict[int, list] = {}   # index -> [id, name, argument pieces]
         self.usage: Any = None
+        self.notes: list[str] = []
 
     def ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000
 
-    def add(self, chunk: Any) -> str:
+    def add(self, chunk: Any) -> list[Delta]:
+        """The deltas a chunk carries: its text, then pieces of tool calls."""
         if getattr(chunk, "usage", None) is not None:
             self.usage = chunk.usage
         choices = getattr(chunk, "choices", None) or ()
         delta = getattr(choices[0], "delta", None) if choices else None
+        out: list[Delta] = []
         text = getattr(delta, "content", None)
         if isinstance(text, str) and text:
             self.parts.append(text)
-            return text
-        return ""
+            out.append(text)
+        for position, call in enumerate(getattr(delta, "tool_calls", None) or ()):
+            index = getattr(call, "index", None)
+            index = index if isinstance(index, int) else position
+            fn = getattr(call, "function", None)
+            call_id, name = getattr(call, "id", None), getattr(fn, "name", None)
+            pieces = getattr(fn, "arguments", None)
+            pieces = pieces if isinstance(pieces, str) else ""
+            known = self.calls.setdefault(index, [None, None, []])
+            new_id = call_id if call_id and not known[0] else None
+            new_name = name if name and not known[1] else None
+            known[0], known[1] = known[0] or call_id, known[1] or name
+            known[2].append(pieces)
+            if new_id or new_name or pieces:
+                out.append(ToolCallDelta(index, new_id, new_name, pieces))
+        return out
+
+    def delivered(self) -> str:
+        """What the caller has seen: the text, then each tool call's name and argument pieces."""
+        return "".join(self.parts) + "".join((name or "") + "".join(args) for _, name, args in self.calls.values())
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(call_id or f"call_{index}", name or "", "".join(args))
+                     for index, (call_id, name, args) in sorted(self.calls.items()))
 
     def failed(self, e: Exception) -> TransportError:
         err = classify(e, self.provider, self.ms())
-        err.partial = "".join(self.parts)
+        err.partial = self.delivered()
         err.usage = _usage(self.usage)[0]
         return err
 
     def reply(self, resp: Any) -> Reply:
         text = "".join(self.parts)
-        usage, notes = _checked_usage(self.usage, self.provider, self.ms(), text)
+        shown = self.delivered()
+        usage, notes = _checked_usage(self.usage, self.provider, self.ms(), shown)
         # litellm adds a "stop" of its own when a stream ends without the provider's end marker.
         finish = getattr(resp, "received_finish_reason", None) or getattr(resp, "intermittent_finish_reason", None)
         if finish is None:
             raise TransportError("malformed", "stream ended before the provider's end-of-answer marker",
                                  provider=self.provider, error_class="IncompleteStream", latency_ms=self.ms(),
-                                 usage=usage, partial=text)
-        _refuse_filtered(finish, self.provider, self.ms(), usage, text)
-        if not text.strip():
+                                 usage=usage, partial=shown)
+        _refuse_filtered(finish, self.provider, self.ms(), usage, shown)
+        calls = self.tool_calls()
+        if not text.strip() and not calls:
             raise TransportError("empty", "provider streamed no text", provider=self.provider, status=200,
                                  latency_ms=self.ms(), usage=usage)
         said = getattr(resp, "_provider_response_model", None)  # litellm's copy of the stream's own "model"
         return Reply(text=text, usage=usage, provider=self.provider, response_model=_served_name(said, self.spec),
-                     latency_ms=self.ms(), provider_cost_usd=_provider_cost(self.usage, self.provider), notes=notes)
+                     latency_ms=self.ms(), provider_cost_usd=_provider_cost(self.usage, self.provider),
+                     notes=(*self.notes, *notes), tool_calls=calls, finish_reason=_finish_reason(finish, calls))
 
 
 def _refuse_filtered(finish: Any, provider: str, latency_ms: float, usage: Usage, partial: str = "") -> None:
@@ -372,22 +472,46 @@ def _refuse_filtered(finish: Any, provider: str, latency_ms: float, usage: Usage
                              usage=usage, partial=partial)
 
 
-def _reply(resp: Any, spec: ModelSpec, provider: str, latency_ms: float) -> Reply:
+def _reply(resp: Any, spec: ModelSpec, provider: str, latency_ms: float, notes: list[str] | tuple = ()) -> Reply:
     try:
         choice = resp.choices[0]
         message = choice.message
     except (IndexError, AttributeError, TypeError):
         raise TransportError("malformed", "response has no choices", provider=provider,
                              error_class="IndexError", latency_ms=latency_ms) from None
-    usage, notes = _checked_usage(getattr(resp, "usage", None), provider, latency_ms)
-    _refuse_filtered(getattr(choice, "finish_reason", None), provider, latency_ms, usage)
+    usage, capped = _checked_usage(getattr(resp, "usage", None), provider, latency_ms)
+    finish = getattr(choice, "finish_reason", None)
+    _refuse_filtered(finish, provider, latency_ms, usage)
     text = message.content if isinstance(message.content, str) else ""
-    if not text.strip():
+    calls = _tool_calls(getattr(message, "tool_calls", None))
+    if not text.strip() and not calls:
         raise TransportError("empty", "provider answered with no text", provider=provider, status=200,
                              latency_ms=latency_ms, usage=usage)
     return Reply(text=text, usage=usage, provider=provider, response_model=_served_name(resp.model, spec),
                  latency_ms=latency_ms, provider_cost_usd=_provider_cost(getattr(resp, "usage", None), provider),
-                 notes=notes)
+                 notes=(*notes, *capped), tool_calls=calls, finish_reason=_finish_reason(finish, calls))
+
+
+def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    """litellm's tool calls (OpenAI's shape, whatever the vendor) as routekit's; arguments stay JSON text."""
+    out = []
+    for i, call in enumerate(raw or ()):
+        fn = getattr(call, "function", None)
+        args = getattr(fn, "arguments", None)
+        if not isinstance(args, str):   # some adapters hand over the parsed object
+            args = json.dumps(args if args is not None else {})
+        out.append(ToolCall(getattr(call, "id", None) or f"call_{i}", getattr(fn, "name", None) or "", args))
+    return tuple(out)
+
+
+def _finish_reason(finish: Any, calls: tuple[ToolCall, ...]) -> str | None:
+    """OpenAI's finish reason, true to the answer: one with tool calls ends with ``tool_calls`` (Gemini and Ollama
+    say "stop"), one without does not (litellm turns Bedrock's forced JSON tool into text but keeps its reason)."""
+    if calls and finish in (None, "stop"):
+        return "tool_calls"
+    if not calls and finish == "tool_calls":
+        return "stop"
+    return finish if isinstance(finish, str) else None
 
 
 def _served_name(said: Any, spec: ModelSpec) -> str:

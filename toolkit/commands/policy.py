@@ -14,8 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ps = p.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     c = ps.add_parser("check", help="validate a policy file and print a one-screen summary",
                       description="Validate a policy: schema, unknown aliases, route cycles, privacy boundaries "
-                                  "across each route's whole chain, literal secrets, prices. Exit 0 when clean, "
-                                  "1 naming each problem.")
+                                  "across each route's whole chain, literal secrets, prices, and the capabilities "
+                                  "a route requires (requires: [tools, json_schema, vision]) of every candidate in "
+                                  "its chain (from the price snapshot or the model's supports:). Exit 0 when "
+                                  "clean, 1 naming each problem.")
     c.add_argument("file", type=find, help="policy YAML file (data/policy.example.yaml: the shipped example)")
     c.add_argument("--no-prices", action="store_true", help="skip the price-snapshot check")
     c.set_defaults(func=check)
@@ -32,6 +34,13 @@ def check(args: argparse.Namespace) -> int:
             found = policy_problems(policy)
             if found:
                 raise PolicyError(found)
+        if any(r.requires for r in policy.routes.values()):
+            from ..capabilities import requirement_problems
+            from ..costs import PriceBook
+
+            lacking = requirement_problems(policy, PriceBook.load())
+            if lacking:
+                raise PolicyError([policy.problem(path, message) for path, message in lacking])
     except PolicyError as e:
         print(f"{args.file}: {len(e.problems)} problem(s)", file=sys.stderr)
         for problem in e.problems:
@@ -56,6 +65,10 @@ def summary(policy) -> str:
             rules.append(f"boundary {route.boundary}")
         if route.router is not None:
             rules.append(f"trained router {route.router.name} {route.router.version}")
+        if route.requires:
+            rules.append(f"requires {', '.join(route.requires)}")
+        if route.sticky:
+            rules.append(f"sticky {route.sticky}")
         lines.append(f"  {intent:<12} {' -> '.join(parts)}   ({', '.join(rules)})")
     lines += ["", "models:"]
     for alias, m in policy.models.items():

@@ -35,11 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = ps.add_parser("serve", help="serve seven vendor protocols on 127.0.0.1 with a configurable fault model",
                       description="A real HTTP server that answers any model name in each vendor's own protocol "
                                   "(OpenAI, Azure OpenAI, OpenRouter, Anthropic, Gemini, Bedrock Converse, "
-                                  "Ollama), streamed or not. Change a model's behaviour at run time with "
+                                  "Ollama), streamed or not, tools and JSON-schema answers included. Change a "
+                                  "model's behaviour at run time with "
                                   "POST /_sim/models/NAME (fields of toolkit.sim.Behaviour: down, timeout, empty, "
                                   "error_rate + error_status + retry_after_s, latency_ms/latency_sigma, "
                                   "fault: html|malformed|reset|cut_stream|stall_stream|context_window|"
-                                  "content_policy, cached_tokens, cache_write_tokens, reasoning_tokens). "
+                                  "content_policy|bad_json, cached_tokens, cache_write_tokens, reasoning_tokens). "
                                   "GET /_sim/stats counts requests per protocol and model.",
                       epilog=SERVE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--port", type=int, default=8088)

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from .. import redact
+from ..chat import assistant_message, tool_calls_digest
 from ..costs import Rates
 from ..policy import ModelSpec, RouteSpec
 from ..redact import scrub
@@ -149,14 +150,16 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
                  attempts: Sequence[Attempt], skipped: Sequence[Skip], prompt_tokens: int,
                  served: ModelSpec | None, reply: Any, verification: str, error: Exception | None,
                  latency_ms: float, degraded: bool, warnings: Sequence[str], policy_version: str,
-                 price_version: str, rates: Callable[[str], Rates | None], shadow_of: str | None = None
-                 ) -> dict[str, Any]:
+                 price_version: str, rates: Callable[[str], Rates | None], shadow_of: str | None = None,
+                 earlier: Sequence[tuple[str, str]] = (), switched: bool = False) -> dict[str, Any]:
     """The route record of one request (or shadow call: ``shadow_of``), every field of the schema, in order.
 
     ``first`` is the route's first candidate; ``served`` the one that answered with ``reply`` (a transport
     Reply), else None; ``rates(alias)`` prices cached reads for the savings figure.  Token and cost totals are
-    the sums over ``attempts``.  Values outside their domain are brought inside it and named in ``warnings``:
-    the provider was paid, so the record must be writable.
+    the sums over ``attempts``.  ``earlier``: (alias, provider) of each tool call the conversation already holds;
+    ``switched``: this turn left the model that made them (or the one the conversation was pinned to).  Values
+    outside their domain are brought inside it and named in ``warnings``: the provider was paid, so the record
+    must be writable.
     """
     warnings = list(warnings)
     mismatch = bool(reply and served and served_other_model(served, reply.response_model))
@@ -171,6 +174,9 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
             savings += r.cost(Usage(input_tokens=a.cache_read_tokens, cache_read_tokens=a.cache_read_tokens))[1]
     store = route.store_prompts
     kind = getattr(error, "kind", None) or ("no_eligible_route" if error is not None else None)
+    calls = reply.tool_calls if reply else ()
+    answer = tool_calls_digest(reply.text, calls) if reply else None
+    output = (json.dumps(assistant_message(reply.text, calls)) if calls else reply.text) if (store and reply) else None
     record = {
         "schema_version": SCHEMA_VERSION,
         "request_id": req.request_id,
@@ -213,8 +219,8 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
         "prompt_hash": prompt_hash(req.messages),
         "prompt_tokens": prompt_tokens,
         "prompt": json.dumps(req.messages) if store else None,
-        "output": reply.text if (store and reply) else None,
-        "output_hash": hashlib.sha256(reply.text.encode()).hexdigest() if reply else None,
+        "output": output,
+        "output_hash": hashlib.sha256(answer.encode()).hexdigest() if reply else None,
         "shadow_of": shadow_of,
         "source": "router",
         "model_mismatch": mismatch,
@@ -222,6 +228,14 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
         "router_name": req.learned.name if req.learned else None,
         "router_version": req.learned.version if req.learned else None,
         "router_score": req.learned.score if req.learned else None,
+        "conversation_id": req.conversation_id,
+        "tools_offered": ",".join(req.options.tool_names) or None,
+        "tools_called": ",".join(c.name for c in calls) or None,
+        "response_format": req.options.response_kind,
+        "finish_reason": reply.finish_reason if reply else None,
+        "earlier_tool_calls_alias": ",".join(a for a, _ in earlier) or None,
+        "earlier_tool_calls_provider": ",".join(p for _, p in earlier) or None,
+        "conversation_switched": switched,
         "extra": None,
     }
     clamped = clamp_to_domain(record)

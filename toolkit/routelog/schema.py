@@ -60,15 +60,30 @@ warnings                       str       what went wrong around the answer, " | 
 router_name                    str       the trained router that picked the first candidate (route ``router:``)
 router_version                 str       its model file's version (sha256, 12 hex digits)
 router_score                   float     the score it gave: predicted strong-minus-weak gain, or score - cost term
+conversation_id                str       the caller's conversation (agent loops; a route's ``sticky: conversation``)
+tools_offered                  str       names of the tools the request offered, comma-separated (never their
+                                         arguments or results unless the route sets store_prompts)
+tools_called                   str       names of the tools the served answer called, comma-separated, in order
+response_format                str       text | json_object | json_schema, as the request asked (null: not given)
+finish_reason                  str       why the served answer ended: stop, length, tool_calls, content_filter
+earlier_tool_calls_alias       str       aliases that produced the conversation's earlier tool calls, in order,
+                                         comma-separated ("unknown": a call this process did not serve)
+earlier_tool_calls_provider    str       their providers, likewise
+conversation_switched          bool      this turn was answered by another model than the one that produced the
+                                         earlier tool calls, or than the one the conversation was pinned to
 extra                          str       JSON object of fields an importer did not map (kept, not dropped)
 =============================  ========  ==========================================================
 
 The elements of ``attempts`` and ``skipped`` are :class:`toolkit.result.Attempt` and :class:`toolkit.result.Skip`,
 field for field (ATTEMPT_FIELDS and SKIP_FIELDS are read from those dataclasses).
-Skip reason codes: boundary, vendor, region, disabled, circuit_open, context_window, below_floor,
-budget, budget_unavailable, route_disabled.  Attempt outcomes: ok, verify_failed, stream_cut (a stream failed after its first token), abandoned
-(the caller stopped reading a stream), or an error kind of transport.py; a record's error_kind
-takes the same values.
+Skip reason codes: boundary, vendor, region, capability (the request needs tools, a JSON-schema answer or
+images, which the candidate does not support: named in the detail), disabled, circuit_open, context_window,
+below_floor, budget, budget_unavailable, route_disabled.  Attempt outcomes: ok, verify_failed, stream_cut (a
+stream failed after its first token), abandoned (the caller stopped reading a stream), or an error kind of
+transport.py; a record's error_kind takes the same values.  A verify_failed attempt's error_class says which
+check failed: schema_invalid (the answer does not validate against the request's JSON schema),
+tool_call_invalid (a tool call's arguments are not JSON valid for the tool's schema, it names no tool offered
+or goes against the request's tool_choice), or check_failed (the route's own ``verify:``).
 Every string in a record is checked for secret shapes (toolkit.redact) before it is written.
 """
 from __future__ import annotations
@@ -105,6 +120,9 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("prompt", "str"), ("output", "str"), ("output_hash", "str"), ("shadow_of", "str"), ("source", "str"),
     ("model_mismatch", "bool"), ("warnings", "str"),
     ("router_name", "str"), ("router_version", "str"), ("router_score", "float"),
+    ("conversation_id", "str"), ("tools_offered", "str"), ("tools_called", "str"), ("response_format", "str"),
+    ("finish_reason", "str"), ("earlier_tool_calls_alias", "str"), ("earlier_tool_calls_provider", "str"),
+    ("conversation_switched", "bool"),
     ("extra", "str"),
 )
 FIELD_NAMES = tuple(name for name, _ in FIELDS)

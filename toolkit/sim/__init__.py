@@ -23,7 +23,15 @@ answer), ``timeout`` (no answer at all), ``empty`` (200 with no text) and one
 ``malformed`` (200 with broken JSON), ``cut_stream`` (the connection drops
 after ``fault_after`` text pieces; a body not streamed stops half-way),
 ``stall_stream`` (the same, but the connection stays open and silent),
-``context_window`` and ``content_policy`` (the vendor's own rejection).  Behaviour is set per model from a
+``context_window`` and ``content_policy`` (the vendor's own rejection), and ``bad_json`` (a structured answer
+cut short, tool-call arguments that miss what their schema requires).
+
+Every protocol speaks tools, streamed and not, in the vendor's own shapes (OpenAI ``tool_calls``, Anthropic
+``tool_use`` / ``tool_result`` blocks, Gemini ``functionCall`` / ``functionResponse``, Bedrock ``toolUse`` /
+``toolResult``, Ollama ``tools``): a request offering tools is answered with a call to the tool it names (else
+the first) with arguments valid for its schema; one whose last message is a tool result gets text; a response
+schema (or JSON mode) gets JSON valid for it (``answers``).  A cut or stalled stream counts argument pieces as
+it counts text, so faults land mid tool call too.  Behaviour is set per model from a
 behaviour file (``routekit sim serve --behaviours FILE``, :func:`load_behaviours`), or at run time::
 
     POST /_sim/models/{name}   {"down": true}          change one model
@@ -53,6 +61,7 @@ module              what it holds
 =================== =====================================================================================
 ``faults``          :class:`Behaviour` (the fault model), :class:`SimState`, :func:`load_behaviours`
 ``answers``         :class:`Call` (what a request asks), :class:`Answer` (vendor-neutral counts), the answer key
+``schemas``         JSON values valid (or not) for a JSON schema: structured answers and tool arguments
 ``protocols``       one module per vendor with the same shape (:class:`WireProtocol`); ``PROTOCOL_HANDLERS``
 ``handling``        one request through the fault model, whatever its protocol
 ``matrix``          the fault matrix through litellm and the transport

@@ -13,7 +13,8 @@ from typing import Any, Literal, get_args
 
 from ..errors import BadInput, YamlError
 
-Fault = Literal["html", "malformed", "reset", "cut_stream", "stall_stream", "context_window", "content_policy"]
+Fault = Literal["html", "malformed", "reset", "cut_stream", "stall_stream", "context_window", "content_policy",
+                "bad_json"]
 FAULTS: tuple[str, ...] = get_args(Fault)
 
 
@@ -62,6 +63,7 @@ class SimState:
         self.rng = random.Random(seed)
         self.stats: Counter[tuple[str, str]] = Counter()
         self.usage: dict[tuple[str, str], dict[str, Any]] = {}   # last usage block sent, vendor's field names
+        self.bodies: dict[tuple[str, str], dict[str, Any]] = {}  # last request body received, as the client sent it
         self.reset()
 
     def reset(self) -> None:

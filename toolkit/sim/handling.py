@@ -31,6 +31,7 @@ async def handle(request: web.Request, state: SimState, proto: WireProtocol) -> 
         return web.json_response({"error": {"message": "request body is not a JSON object"}}, status=400)
     call = proto.parse(request, body)
     state.stats[(proto.name, call.model)] += 1
+    state.bodies[(proto.name, call.model)] = body
     b = state.behaviour(call.model)
     if b.down:
         if request.transport is not None:

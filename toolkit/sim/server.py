@@ -45,6 +45,7 @@ def create_app(state: SimState) -> web.Application:
         state.reset()
         state.stats.clear()
         state.usage.clear()
+        state.bodies.clear()
         return web.json_response({"ok": True})
 
     async def stats(request: web.Request) -> web.Response:

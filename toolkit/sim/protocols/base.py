@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..answers import Answer, Call
+from ..answers import JSON_MODE, Answer, Call, SimTool
 
 # A stream is a list of frames, each marked if it carries answer text: a cut or a stall is placed
 # by counting those.
@@ -24,6 +24,19 @@ def text_of(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return str(content or "")
+
+
+def call_of(request_model: str, prompt: str, stream: bool, *, include_usage: bool = True,
+            tools: list[SimTool] | None = None, tool_choice: str | None = None, after_tool_result: bool = False,
+            schema: Any = None, json_mode: bool = False) -> Call:
+    """A :class:`Call` from what a protocol's parser found (``json_mode``: JSON asked for without a schema)."""
+    shape = schema if isinstance(schema, dict) else (JSON_MODE if json_mode else None)
+    return Call(request_model, prompt, stream, include_usage, tuple(tools or ()), tool_choice, after_tool_result,
+                shape)
+
+
+def sim_tool(name: Any, schema: Any) -> SimTool | None:
+    return SimTool(name, schema if isinstance(schema, dict) else {}) if isinstance(name, str) else None
 
 
 class WireProtocol:

@@ -9,7 +9,7 @@ import struct
 from aiohttp import web
 
 from ..answers import Answer, Call
-from .base import Frame, WireProtocol, text_of
+from .base import Frame, WireProtocol, call_of, sim_tool, text_of
 
 _ERROR_TYPE = {400: "ValidationException", 401: "UnrecognizedClientException", 403: "AccessDeniedException",
                404: "ResourceNotFoundException", 408: "ModelTimeoutException", 429: "ThrottlingException",
@@ -40,9 +40,20 @@ class Bedrock(WireProtocol):
     stream_type = "application/vnd.amazon.eventstream"
 
     def parse(self, request: web.Request, body: dict) -> Call:
+        messages = body.get("messages") or []
         parts = [text_of(body.get("system"))]
-        parts += [text_of(m.get("content")) for m in body.get("messages", [])]
-        return Call(request.match_info["model_id"], " ".join(parts), request.path.endswith("/converse-stream"))
+        parts += [text_of(m.get("content")) for m in messages]
+        config = body.get("toolConfig") or {}
+        specs = [t.get("toolSpec") or {} for t in config.get("tools") or () if isinstance(t, dict)]
+        choice = config.get("toolChoice") or {}
+        named = (choice.get("tool") or {}).get("name")
+        last = messages[-1].get("content") if messages else None
+        return call_of(request.match_info["model_id"], " ".join(parts), request.path.endswith("/converse-stream"),
+                       tools=[t for t in (sim_tool(s.get("name"), (s.get("inputSchema") or {}).get("json"))
+                                          for s in specs) if t],
+                       tool_choice=named or ("required" if "any" in choice else "auto"),
+                       after_tool_result=isinstance(last, list) and any(
+                           isinstance(b, dict) and "toolResult" in b for b in last))
 
     def request(self, model: str, prompt: str, stream: bool = False) -> tuple[str, dict]:
         from urllib.parse import quote
@@ -58,18 +69,33 @@ class Bedrock(WireProtocol):
                 "cacheReadInputTokens": a.cache_read, "cacheWriteInputTokens": a.cache_write}
 
     def stop(self, a: Answer) -> str:
-        return "content_filtered" if a.finish == "content_filter" else "end_turn"
+        return {"content_filter": "content_filtered", "tool_calls": "tool_use"}.get(a.finish, "end_turn")
 
     def body(self, a: Answer) -> dict:
-        return {"output": {"message": {"role": "assistant", "content": [{"text": a.text}] if a.text else []}},
+        content = [{"text": a.text}] if a.text else []
+        if a.tool_use is not None:
+            u = a.tool_use
+            content.append({"toolUse": {"toolUseId": "tooluse_" + u.id, "name": u.name, "input": u.arguments}})
+        return {"output": {"message": {"role": "assistant", "content": content}},
                 "stopReason": self.stop(a), "usage": self.usage(a), "metrics": {"latencyMs": 1}}
 
     def frames(self, a: Answer, call: Call) -> list[Frame]:
         frames = [(event_frame("messageStart", {"role": "assistant"}), False)]
-        frames += [(event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}), True)
-                   for p in a.pieces()]
-        frames += [(event_frame("contentBlockStop", {"contentBlockIndex": 0}), False),
-                   (event_frame("messageStop", {"stopReason": self.stop(a)}), False),
+        index = 0
+        if a.text or a.tool_use is None:
+            frames += [(event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}), True)
+                       for p in a.pieces()]
+            frames.append((event_frame("contentBlockStop", {"contentBlockIndex": 0}), False))
+            index = 1
+        u = a.tool_use
+        if u is not None:
+            frames.append((event_frame("contentBlockStart", {"contentBlockIndex": index, "start": {
+                "toolUse": {"toolUseId": "tooluse_" + u.id, "name": u.name}}}), False))
+            frames += [(event_frame("contentBlockDelta", {"contentBlockIndex": index,
+                                                          "delta": {"toolUse": {"input": p}}}), True)
+                       for p in u.pieces(as_object=True)]
+            frames.append((event_frame("contentBlockStop", {"contentBlockIndex": index}), False))
+        frames += [(event_frame("messageStop", {"stopReason": self.stop(a)}), False),
                    (event_frame("metadata", {"usage": self.usage(a), "metrics": {"latencyMs": 1}}), False)]
         return frames
 

@@ -7,7 +7,14 @@ from typing import Any
 from aiohttp import web
 
 from ..answers import Answer, Call
-from .base import Frame, WireProtocol, sse, text_of
+from .base import Frame, WireProtocol, call_of, sim_tool, sse, text_of
+
+
+def _get(d: Any, *names: str) -> Any:
+    """A field by its snake_case or camelCase name (litellm writes one, google-genai the other)."""
+    if not isinstance(d, dict):
+        return None
+    return next((d[n] for n in names if n in d), None)
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
            429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
@@ -19,9 +26,25 @@ class Gemini(WireProtocol):
 
     def parse(self, request: web.Request, body: dict) -> Call:
         model, _, method = request.match_info["target"].rpartition(":")
-        parts = [text_of((body.get("system_instruction") or {}).get("parts"))]
-        parts += [text_of(c.get("parts")) for c in body.get("contents", [])]
-        return Call(model, " ".join(parts), method == "streamGenerateContent")
+        contents = body.get("contents") or []
+        parts = [text_of((_get(body, "system_instruction", "systemInstruction") or {}).get("parts"))]
+        parts += [text_of(c.get("parts")) for c in contents]
+        tools = [sim_tool(f.get("name"), _get(f, "parameters", "parameters_json_schema", "parametersJsonSchema"))
+                 for t in body.get("tools") or ()
+                 for f in _get(t, "function_declarations", "functionDeclarations") or ()]
+        calling = _get(_get(body, "toolConfig", "tool_config"), "functionCallingConfig",
+                       "function_calling_config") or {}
+        mode, allowed = str(calling.get("mode", "AUTO")).upper(), _get(calling, "allowed_function_names",
+                                                                         "allowedFunctionNames") or []
+        choice = {"NONE": "none", "ANY": allowed[0] if len(allowed) == 1 else "required"}.get(mode, "auto")
+        last = contents[-1].get("parts") if contents else None
+        config = _get(body, "generationConfig", "generation_config") or {}
+        schema = _get(config, "response_json_schema", "responseJsonSchema", "response_schema", "responseSchema")
+        return call_of(model, " ".join(parts), method == "streamGenerateContent", tools=[t for t in tools if t],
+                       tool_choice=choice, schema=schema,
+                       after_tool_result=isinstance(last, list) and any(
+                           _get(p, "function_response", "functionResponse") for p in last),
+                       json_mode=_get(config, "response_mime_type", "responseMimeType") == "application/json")
 
     def request(self, model: str, prompt: str, stream: bool = False) -> tuple[str, dict]:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
@@ -37,25 +60,32 @@ class Gemini(WireProtocol):
             u["thoughtsTokenCount"] = a.reasoning
         return u
 
-    def candidate(self, text: str | None, finish: str | None) -> dict:
+    def candidate(self, text: str | None, finish: str | None, a: Answer | None = None) -> dict:
         c: dict[str, Any] = {"index": 0}
-        if text is not None:
-            c["content"] = {"role": "model", "parts": [{"text": text}]}
+        parts = [{"text": text}] if text is not None else []
+        if a is not None and a.tool_use is not None:
+            parts.append({"functionCall": {"name": a.tool_use.name, "args": a.tool_use.arguments}})
+        if parts:
+            c["content"] = {"role": "model", "parts": parts}
         if finish:
             c["finishReason"] = finish
         return c
 
     def finish(self, a: Answer) -> str:
-        return "SAFETY" if a.finish == "content_filter" else "STOP"
+        return "SAFETY" if a.finish == "content_filter" else "STOP"   # a function call ends with STOP too
 
     def body(self, a: Answer) -> dict:
-        return {"candidates": [self.candidate(a.text if a.finish == "stop" else None, self.finish(a))],
+        text = a.text if a.finish == "stop" or (a.tool_use and a.text) else None
+        return {"candidates": [self.candidate(text, self.finish(a), a)],
                 "usageMetadata": self.usage(a), "modelVersion": a.model, "responseId": uuid.uuid4().hex[:20]}
 
     def frames(self, a: Answer, call: Call) -> list[Frame]:
         rid = uuid.uuid4().hex[:20]
         frames = [(sse({"candidates": [self.candidate(p, None)], "modelVersion": a.model, "responseId": rid}), True)
                   for p in a.pieces()]
+        if a.tool_use is not None:   # Gemini sends a function call whole, in one chunk
+            frames.append((sse({"candidates": [self.candidate(None, None, a)], "modelVersion": a.model,
+                                "responseId": rid}), True))
         last = self.candidate("" if a.finish == "stop" else None, self.finish(a))
         frames.append((sse({"candidates": [last], "usageMetadata": self.usage(a), "modelVersion": a.model,
                             "responseId": rid}), False))

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..answers import Answer, Call
-from .base import Frame, WireProtocol, sse, text_of
+from .base import Frame, WireProtocol, call_of, sim_tool, sse, text_of
 
 _ERROR_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 429: "rate_limit_error"}
@@ -20,8 +20,21 @@ class OpenAI(WireProtocol):
     paths = ("/v1/chat/completions", "/chat/completions")
 
     def parse(self, request: web.Request, body: dict) -> Call:
-        return Call(self.model(request, body), " ".join(text_of(m.get("content")) for m in body.get("messages", [])),
-                    bool(body.get("stream")), bool((body.get("stream_options") or {}).get("include_usage")))
+        messages = body.get("messages") or []
+        tools = [sim_tool(t.get("function", {}).get("name"), t.get("function", {}).get("parameters"))
+                 for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("function"), dict)]
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict):
+            choice = (choice.get("function") or {}).get("name")
+        fmt = body.get("response_format") or {}
+        return call_of(self.model(request, body), " ".join(text_of(m.get("content")) for m in messages),
+                       bool(body.get("stream")),
+                       include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+                       tools=[t for t in tools if t], tool_choice=choice,
+                       after_tool_result=bool(messages) and messages[-1].get("role") == "tool",
+                       schema=((fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema"
+                               else None),
+                       json_mode=fmt.get("type") == "json_object")
 
     def model(self, request: web.Request, body: dict) -> str:
         return str(body.get("model", "unknown"))
@@ -36,10 +49,16 @@ class OpenAI(WireProtocol):
                 "prompt_tokens_details": {"cached_tokens": a.cache_read},
                 "completion_tokens_details": {"reasoning_tokens": a.reasoning}}
 
+    def message(self, a: Answer) -> dict:
+        if a.tool_use is None:
+            return {"role": "assistant", "content": a.text}
+        u = a.tool_use
+        return {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_" + u.id, "type": "function", "function": {"name": u.name, "arguments": u.text}}]}
+
     def body(self, a: Answer) -> dict:
         return {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion", "created": int(time.time()),
-                "model": a.model, "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text},
-                                               "finish_reason": a.finish}],
+                "model": a.model, "choices": [{"index": 0, "message": self.message(a), "finish_reason": a.finish}],
                 "usage": self.usage(a)}
 
     def frames(self, a: Answer, call: Call) -> list[Frame]:
@@ -51,6 +70,12 @@ class OpenAI(WireProtocol):
 
         frames = [(chunk({"role": "assistant", "content": ""}), False)]
         frames += [(chunk({"content": p}), True) for p in a.pieces()]
+        u = a.tool_use
+        if u is not None:
+            frames.append((chunk({"tool_calls": [{"index": 0, "id": "call_" + u.id, "type": "function",
+                                                  "function": {"name": u.name, "arguments": ""}}]}), False))
+            frames += [(chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}), True)
+                       for p in u.pieces()]
         frames.append((chunk({}, a.finish), False))
         if call.include_usage:
             frames.append((sse({"id": rid, "object": "chat.completion.chunk", "created": now, "model": a.model,
