@@ -117,8 +117,8 @@ def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=prin
         for intent in PROMPTS:
             ask(intent, sensitivity="private" if intent.startswith("private") else None)
 
-        echo("== the synthesis primary (claude-sonnet-4-5) is down: served by its fallback ==")
-        sim.state.set("claude-sonnet-4-5", {"down": True})
+        echo("== the synthesis primary (claude-sonnet-4-6) is down: served by its fallback ==")
+        sim.state.set("claude-sonnet-4-6", {"down": True})
         ask("synthesis")
 
         echo("== both tier-3 synthesis models down: the tier-2 fallback is below the floor, so it fails loudly ==")
@@ -131,8 +131,8 @@ def run(policy_path: str = "data/policy.demo.yaml", out: str = "demo", echo=prin
         ask("extraction")
         sim.state.reset()
 
-        echo("== gemini-2.5-pro rate-limited: review is served by Llama through OpenRouter ==")
-        sim.state.set("gemini-2.5-pro", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
+        echo("== gemini-3.1-pro-preview rate-limited: review is served by Llama through OpenRouter ==")
+        sim.state.set("gemini-3.1-pro-preview", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
         ask("review")
         echo("== Azure's gpt-4.1-mini rate-limited: extraction is served by Claude on Bedrock ==")
         sim.state.set("gpt-4.1-mini", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
