@@ -26,9 +26,10 @@ REPORTS: dict[str, tuple[str, str]] = {
     "latency": ("latency", "Latency and reliability"),
     "quality": ("quality", "Quality"),
     "what-if": ("what_if", "What if: cost projections"),
+    "readiness": ("readiness", "Launch readiness"),
 }
 # parameters that name files: made absolute against the caller's working directory (notebooks run in notebooks/)
-PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir"}
+PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir", "overrides_path"}
 # what the runner sets unless told otherwise
 RUNNER_DEFAULTS = {"interactive": False}
 KERNEL = "python3"

@@ -1,4 +1,4 @@
-"""routekit report spend|latency|quality|what-if|all --log DIR --out DIR [-p key value ...]"""
+"""routekit report spend|latency|quality|what-if|readiness|all --log DIR --out DIR [-p key value ...]"""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   routekit report quality --log routelog -p quality_dir evals
   routekit report what-if --log routelog -p scenarios_path data/scenarios/three-approaches.yaml -p volume 2
   routekit report spend --log routelog -p out_dir reports/charts   # PNG copies of the charts for slides
+  routekit report readiness --log routelog -p policy_path data/policy.yaml -p quality_dir evals
 
 parameters (-p key value; see each notebook's parameters cell):
   all       since until policy_path out_dir (a directory for PNG copies of the charts)
@@ -23,6 +24,7 @@ parameters (-p key value; see each notebook's parameters cell):
   latency   grain slowest_n
   quality   quality_dir
   what-if   scenarios_path by (intent|model) month focus volume tokens price
+  readiness quality_dir overrides_path max_age_days deprecation_warning_days
 Values are typed as on papermill's command line (None, true/false, numbers, else text); paths are relative to
 the current directory.  Each report is an executed notebook (.ipynb) and a self-contained .html that opens
 offline from disk; index.html links them.
@@ -31,12 +33,12 @@ offline from disk; index.html links them.
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="run the dashboard notebooks (papermill) into HTML reports",
-                       description="Run the spend, latency, quality and what-if notebooks headless through papermill "
+                       description="Run the spend, latency, quality, what-if and readiness notebooks headless through papermill "
                                    "over a route log (they read its rollups, building new days first) and write "
                                    "executed notebooks, offline HTML pages and an index.html.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("which", nargs="+", metavar="REPORT", choices=["spend", "latency", "quality", "what-if", "all"],
-                   help="spend, latency, quality, what-if, or all")
+    p.add_argument("which", nargs="+", metavar="REPORT", choices=["spend", "latency", "quality", "what-if", "readiness", "all"],
+                   help="spend, latency, quality, what-if, readiness, or all")
     add_log_arg(p)
     p.add_argument("--out", default="reports", help="output directory (default reports)")
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"routekit report: {e}", file=sys.stderr)
         return 1
     for r in done:
-        print(f"{r.name:<8} {r.html}  ({r.seconds:.1f} s + {r.export_seconds:.1f} s HTML)")
-    print(f"index    {done[0].html.parent / 'index.html'}")
+        print(f"{r.name:<9} {r.html}  ({r.seconds:.1f} s + {r.export_seconds:.1f} s HTML)")
+    print(f"index     {done[0].html.parent / 'index.html'}")
     print(f"wall time {time.perf_counter() - t0:.1f} s")
     return 0
