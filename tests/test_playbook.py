@@ -301,12 +301,20 @@ def test_policy_diff_replays_a_real_log_through_the_new_primary(sim_env, policy_
     keep_first = write(tmp_path, policy_copy.read_text().replace(
         "triage:     {primary: fast-openai, fallbacks: [fast-google, mid-anthropic]",
         "triage:     {primary: fast-openai, fallbacks: [mid-anthropic, fast-google]"), "keep.yaml")
+    # ...and so is a candidate the record skipped for the moment (the kill switch): NEW == OLD reroutes nothing
+    router.overrides.disable("fast-openai", "incident", by="on-call")
+    assert router.complete("triage", "Is this spam too?", team="support").served_model == "fast-google"
+    router.overrides.enable("fast-openai")
+    same = diff_policies(load_policy(policy_copy), load_policy(policy_copy), log=log_dir).replay
+    assert same.requests == 10 and same.rerouted == 0 and same.cost_after_usd == pytest.approx(same.cost_before_usd)
     again = diff_policies(load_policy(policy_copy), load_policy(keep_first), log=log_dir).replay
-    assert again.requests == 9 and again.rerouted == 1
-    [failed_over] = [x for x in read_records(log_dir) if x["served_alias"] == "fast-google"]
-    ok = next(a for a in failed_over["attempts"] if a["outcome"] == "ok")
-    moved = ok["input_tokens"] * haiku["input_cost_per_token"] + ok["output_tokens"] * haiku["output_cost_per_token"]
-    assert again.cost_after_usd == pytest.approx(again.cost_before_usd - failed_over["cost_usd"] + moved, rel=1e-9)
+    assert again.requests == 10 and again.rerouted == 2     # both fast-google serves move to haiku
+    failed_over = [x for x in read_records(log_dir) if x["served_alias"] == "fast-google"]
+    oks = [a for x in failed_over for a in x["attempts"] if a["outcome"] == "ok"]
+    moved = sum(a["input_tokens"] * haiku["input_cost_per_token"] + a["output_tokens"] * haiku["output_cost_per_token"]
+                for a in oks)
+    assert again.cost_after_usd == pytest.approx(
+        again.cost_before_usd - sum(x["cost_usd"] for x in failed_over) + moved, rel=1e-9)
 
 
 # --- keys -----------------------------------------------------------------------------------------------------------

@@ -32,6 +32,10 @@ monthly line (``per_hour`` × 24 × 30) and amortise it over that month's reques
 
 A model with neither a snapshot entry nor an override is *unpriced*: ``Cost.usd``
 is ``None`` and ``Cost.unpriced`` is true — never a silent $0.
+
+The snapshot also says when models retire (``deprecation_date``, ~900 entries):
+:meth:`PriceBook.deprecation` reads it for a policy model (``routekit policy check``
+warns, ``routekit readiness`` and ``routekit blast-radius --deprecated-by`` use it).
 """
 from __future__ import annotations
 

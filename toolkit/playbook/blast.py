@@ -54,6 +54,12 @@ class Removal:
                 **({"why": dict(self.why)} if self.why else {})}
 
 
+def providers(policy: Policy) -> list[str]:
+    """The providers ``--provider`` can remove: vendors of hosted models, and any vendor a local model names."""
+    return sorted({m.effective_vendor for m in policy.models.values()
+                   if not m.is_tool and (m.effective_boundary == "vendor" or m.vendor)})
+
+
 def removal(policy: Policy, *, provider: str | None = None, model: str | None = None, region: str | None = None,
             deprecated_by: date | str | None = None, prices: Any = None) -> Removal:
     """The aliases one selector takes away (give exactly one); :class:`BadInput` names an unknown value."""
@@ -69,10 +75,8 @@ def removal(policy: Policy, *, provider: str | None = None, model: str | None = 
             (m.effective_boundary == "vendor" and value in (m.effective_vendor, m.provider_prefix))
             or m.vendor == value)]
         if not found:
-            known = sorted({m.effective_vendor for m in models.values() if not m.is_tool and
-                            (m.effective_boundary == "vendor" or m.vendor)})
             raise BadInput(f"--provider {value}: no hosted model of that provider in {policy.path} "
-                           f"(providers: {', '.join(known)})")
+                           f"(providers: {', '.join(providers(policy))})")
     elif kind == "model":
         found = [a for a, m in models.items() if value in (a, m.model)]
         if not found:

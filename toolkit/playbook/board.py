@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import BadInput
 from ..policy import Policy
-from .blast import BlastRadius, blast_radius, removal
+from .blast import BlastRadius, blast_radius, providers, removal
 from .keys import KeyInventory, key_inventory
 from .measurements import read_scores
 from .readiness import Readiness, readiness
@@ -58,9 +58,8 @@ def board(policy: Policy, *, log_dir: str | os.PathLike | None = None, quality_d
     quality = [quality_dir] if quality_dir and Path(quality_dir).is_dir() else []
     ready = readiness(policy, quality=quality, traffic=traffic, overrides=overrides or None,
                       max_age_days=max_age_days, deprecation_warning_days=deprecation_warning_days, prices=prices)
-    providers = sorted({m.effective_vendor for m in policy.models.values()
-                        if not m.is_tool and (m.effective_boundary == "vendor" or m.vendor)})
-    blasts = {p: blast_radius(policy, removal(policy, provider=p), traffic=traffic, prices=prices) for p in providers}
+    blasts = {p: blast_radius(policy, removal(policy, provider=p), traffic=traffic, prices=prices)
+              for p in providers(policy)}
     scores = read_scores(quality) if quality else None
     recs, unmeasured = {}, {}
     for intent in policy.routes:

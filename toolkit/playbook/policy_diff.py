@@ -9,13 +9,17 @@ the rules a reviewer must sign off, each marked ``relaxed`` or ``tightened``:
   (``baselines.min_score``), and a candidate that moves across the floor because its tier or measured score
   changed (toolkit/eligibility.py's ``below_floor`` decides, as it does for the Router).
 
-Replay (with a route log): every production request of the period goes through NEW's decision (toolkit/eligibility.py
-via :mod:`.decision`) with its recorded intent, sensitivity and prompt tokens; a candidate whose model the record
-shows failing is passed over (the recorded outcome of a model both policies use), any other is taken to answer.
-A request is *rerouted* when the model serving it changes.  Cost before is what the record says; after, a rerouted
-request costs its recorded tokens (those of the attempt that served it, else its prompt) at the new model's rates
-(the price snapshot, or NEW's override), a request that keeps its model keeps its recorded cost, and a request NEW
-cannot serve costs nothing (it fails).  Team and budget state are not replayed.
+Replay (with a route log): every production request of the period (shadow calls left out; baseline and drill calls
+are requests too) of an intent either policy routes goes through NEW's decision (toolkit/eligibility.py via
+:mod:`.decision`) with its recorded intent, sensitivity and prompt tokens.  What the record knows about the moment is
+kept: a model it shows failing, or skipped for the moment's state (kill switch, open circuit, budget), is passed over
+(the recorded outcome of a model both policies use), and a failure no fallback fixes (a bad request) ends the walk as
+it ends the Router's; any other candidate is taken to answer.  So replaying a policy through itself reroutes
+nothing it routed (a baseline's single-model calls, team eval, do show).  A request is *rerouted* when the model
+serving it changes; ``would_fail`` and ``would_degrade`` count requests served as recorded that NEW fails, or serves
+below its floor where the record was not degraded.  Cost before is what the record says; after, a rerouted request costs its recorded tokens (those of the
+attempt that served it, else its prompt) at the new model's rates (the price snapshot, or NEW's override), a request
+that keeps its model keeps its recorded cost, and a request NEW cannot serve costs nothing (it fails).
 """
 from __future__ import annotations
 
@@ -25,11 +29,15 @@ from datetime import date
 from typing import Any, Literal
 
 from ..eligibility import below_floor
+from ..errors import KINDS, RETRYABLE
 from ..policy import Policy
 from ..usage import Usage
 from .decision import choose
 
 Direction = Literal["relaxed", "tightened"]
+# Skip reasons that say what the moment was like (not what a policy rule decided, which NEW decides again).
+RUNTIME_SKIPS = frozenset({"disabled", "circuit_open", "budget", "budget_unavailable", "route_disabled"})
+FINAL = frozenset(KINDS) - RETRYABLE    # a recorded failure the Router does not fall back from (a bad request...)
 
 
 @dataclass(frozen=True)
@@ -234,8 +242,11 @@ def replay_log(old: Policy, new: Policy, log: str | os.PathLike, prices: Any, si
 
     day = lambda d: d.isoformat() if isinstance(d, date) else d  # noqa: E731
     scan = scan_log(log, start=day(since), end=day(until))
-    cols = ["timestamp", "intent", "team", "sensitivity", "prompt_tokens", "attempts", "served_alias", "cost_usd"]
-    frame = scan.frame.filter(pl.col("shadow_of").is_null()).select(cols).collect()
+    cols = ["timestamp", "intent", "team", "sensitivity", "prompt_tokens", "attempts", "skipped", "served_alias",
+            "cost_usd", "degraded"]
+    routed = sorted({*old.routes, *new.routes})
+    frame = (scan.frame.filter(pl.col("shadow_of").is_null() & pl.col("intent").is_in(routed)).select(cols)
+             .collect())
     choices: dict[tuple, Any] = {}
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     total = {"requests": 0, "rerouted": 0, "before": 0.0, "after": 0.0}
@@ -243,7 +254,10 @@ def replay_log(old: Policy, new: Policy, log: str | os.PathLike, prices: Any, si
         intent, attempts = rec["intent"], rec["attempts"] or []
         served = next((a for a in reversed(attempts) if a["alias"] == rec["served_alias"]), None)
         before = served["model"] if served else None
-        outcomes = {a["model"]: a["outcome"] for a in attempts}
+        unavailable = {a["model"] for a in attempts if a["outcome"] != "ok"}
+        fatal = {a["model"] for a in attempts if a["outcome"] in FINAL}
+        unavailable |= {old.models[s["alias"]].target for s in rec["skipped"] or []
+                        if s["reason"] in RUNTIME_SKIPS and s["alias"] in old.models}
         after_alias, degraded = None, False
         if intent in new.routes:
             key = (intent, rec["sensitivity"], rec["prompt_tokens"])
@@ -252,9 +266,11 @@ def replay_log(old: Policy, new: Policy, log: str | os.PathLike, prices: Any, si
                                       prices=prices)
             for alias in choices[key].queue:
                 target = new.models[alias].target
-                if target == before or outcomes.get(target) in (None, "ok"):
+                if target == before or target not in unavailable:
                     after_alias = alias
                     degraded = below_floor(new, alias, new.routes[intent]) is not None
+                    break
+                if target in fatal:   # the Router stops at a failure no other candidate would fix
                     break
         after = new.models[after_alias].target if after_alias else None
         cost_before = rec["cost_usd"] or 0.0
@@ -274,8 +290,8 @@ def replay_log(old: Policy, new: Policy, log: str | os.PathLike, prices: Any, si
             "unpriced_after": 0, "cost_before_usd": 0.0, "cost_after_usd": 0.0})
         g["requests"] += 1
         g["rerouted"] += moved
-        g["would_fail"] += after is None
-        g["would_degrade"] += degraded
+        g["would_fail"] += before is not None and after is None
+        g["would_degrade"] += degraded and not rec["degraded"]
         g["unpriced_after"] += cost_after is None
         g["cost_before_usd"] += cost_before
         g["cost_after_usd"] += cost_after or 0.0

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..policy import Policy, static_checks
-from ..switch_history import read_history, rehearsals
-from .blast import blast_radius, removal
+from ..switch_history import history_path, read_history, rehearsals
+from .blast import blast_radius, providers, removal
 from .deprecation import WARNING_DAYS, deprecations
 from .keys import key_inventory
 from .measurements import measured, read_scores
@@ -103,117 +103,24 @@ def readiness(policy: Policy, *, quality: Iterable[str | os.PathLike] = (), traf
     now = time.time() if now is None else now
     today = datetime.fromtimestamp(now, timezone.utc).date()
     quality = [Path(q) for q in quality]
-    p = policy.path
-    q = str(quality[0]) if quality else "evals"
     notes: list[str] = []
-    static = static_checks(policy)
     drills = _drills(quality, notes)
-    events, damage = read_history(_history(policy, overrides))
+    events, damage = read_history(history_path(overrides or policy.overrides_path))
     if damage:
         notes.append(damage)
     scores = read_scores(quality) if quality else None
     keys = key_inventory(policy, traffic=traffic, today=today)
     retiring = {d.alias: d for d in deprecations(policy, prices, today, deprecation_warning_days)}
-    vendors = sorted({m.effective_vendor for m in policy.models.values()
-                      if not m.is_tool and (m.effective_boundary == "vendor" or m.vendor)})
-    losses = {v: blast_radius(policy, removal(policy, provider=v), prices=prices) for v in vendors}
-    max_age_s = max_age_days * 86400
+    ctx = _Evidence(policy, policy.path, str(quality[0]) if quality else "evals", quality, now, max_age_days,
+                    deprecation_warning_days, static_checks(policy), drills, events, scores, keys, retiring,
+                    {v: blast_radius(policy, removal(policy, provider=v), prices=prices) for v in providers(policy)},
+                    traffic)
     checks: list[Check] = []
-    for intent, route in policy.routes.items():
-        chain = policy.chain(intent)
-        primary = chain[0]
-
-        def add(check: str, ok: bool, detail: str, fix: str) -> None:
-            checks.append(Check(check, intent, ok, detail, None if ok else fix))
-
-        # boundary
-        mine = [msg for path, msg in static if path[:2] == ("routes", intent)
-                or (path[:1] == ("models",) and len(path) > 1 and path[1] in chain)]
-        local = policy.required_boundary(route, None) == "local"
-        add("boundary", not mine, "; ".join(mine) if mine else
-            ("every candidate is local, at a local endpoint" if local else
-             "no candidate breaks the route's boundary or allow-lists") + " (static check)",
-            f"routekit policy check {p}")
-        # drill
-        found = [(when, src, row) for when, src, row in drills if row.get("intent") == intent]
-        recent = [d for d in found if now - d[0] <= max_age_s]
-        clean = [d for d in recent if _clean(d[2])]
-        if clean:
-            when, src, row = max(clean, key=lambda d: d[0])
-            detail = (f"drilled {_day(when)} ({src}): {row['requests']} requests, {row.get('served_by_fallback', 0)} by "
-                      f"a fallback, {row.get('failed_loudly', 0)} failed loudly, 0 silent downgrades")
-        elif recent:
-            when, src, row = max(recent, key=lambda d: d[0])
-            detail = (f"the latest drill ({_day(when)}, {src}) had {row.get('silent_downgrades')} silent downgrade(s) "
-                      f"and {row.get('boundary_violations_records', 0) + row.get('boundary_violations_sim', 0)} "
-                      f"boundary violation(s)")
-        elif found:
-            detail = f"last drilled {_day(max(d[0] for d in found))}, more than {max_age_days:g} days ago"
-        else:
-            detail = ("no drill report covers it" + (f" under {', '.join(map(str, quality))}" if quality else
-                                                     " (no --quality directory given)"))
-        add("drill", bool(clean), detail, f"routekit drill --policy {p} --scenario data/drills/primary-down.yaml "
-                                          f"--prompts PROMPTS_FOR_{intent.upper().replace('-', '_')}.jsonl "
-                                          f"--out {q}/drills/primary-down")
-        # kill switch
-        done = [r for r in rehearsals(events, (intent, primary), now) if now - r.ended_at <= max_age_s]
-        if done:
-            r = done[-1]
-            detail = f"{r.describe()} at {_day(r.disable.at)}"
-        else:
-            detail = f"no disable/enable of {intent} or {primary} within {max_age_days:g} days in the history"
-        add("kill_switch", bool(done), detail,
-            f"routekit disable {primary} --policy {p} --reason 'kill-switch rehearsal' --for 10m && "
-            f"routekit enable {primary} --policy {p} --reason 'rehearsal done'")
-        # baseline
-        have = set(policy.baselines[intent].scores) if intent in policy.baselines else set()
-        if scores is not None:
-            have |= set(measured(scores, intent))
-        missing = [a for a in chain if a not in have]
-        add("baseline", not missing, f"no measured score for {', '.join(missing)}" if missing else
-            f"measured: {', '.join(chain)}",
-            f"routekit eval baseline --policy {p} --prompts PROMPTS_FOR_{intent.upper().replace('-', '_')}.jsonl "
-            f"--models {','.join(missing or chain)} --out {q}/baseline")
-        # budget
-        ok, detail, teams = _budget(policy, intent, traffic)
-        team = route.owner or (teams[0] if teams else "TEAM")
-        add("budget", ok, detail,
-            f"add to {p}: budgets: [{{name: {team}-monthly, scope: {{team: {team}}}, limit_usd: LIMIT, "
-            f"alerts: [0.5, 0.8, 1.0]}}], then routekit budget status --policy {p}")
-        # keys
-        named = sorted({policy.models[a].api_key_env for a in chain if policy.models[a].api_key_env})
-        unowned = [k for k in named if not keys.owner_of(k)]
-        add("keys", not unowned, f"no owner for {', '.join(unowned)}" if unowned else
-            (f"owned: {', '.join(f'{k} ({keys.owner_of(k)})' for k in named)}" if named else
-             "the chain names no API key (api_key_env)"),
-            f"declare them in {p} (keys: {{{unowned[0] if unowned else 'NAME'}: {{owner: TEAM, rotated: YYYY-MM-DD}}}}), "
-            f"then routekit keys --policy {p}")
-        # blast radius
-        chain_vendors = sorted({v for v in vendors if any(a in losses[v].removed.aliases for a in chain)})
-        fatal = [v for v in chain_vendors if intent in losses[v].failing]
-        on_purpose = ("routes", intent, "on_exhausted") in policy.lines and route.on_exhausted == "fail"
-        if not fatal:
-            detail = (f"served without any one of {', '.join(chain_vendors)}" if chain_vendors else
-                      "no hosted vendor in the chain")
-        else:
-            detail = f"fails without {', '.join(fatal)}" + (" (the route says on_exhausted: fail)" if on_purpose else "")
-        add("blast_radius", not fatal or on_purpose, detail,
-            f"add a fallback from another vendor to routes.{intent} in {p} (or write on_exhausted: fail), then "
-            f"routekit blast-radius --policy {p} --provider {fatal[0] if fatal else 'VENDOR'}")
-        # deprecation
-        near = [retiring[a] for a in chain if a in retiring and retiring[a].status != "later"]
-        first = near[0] if near else None
-        add("deprecation", not near, "; ".join(d.describe() for d in near) if near else
-            f"no model of the chain retires within {deprecation_warning_days} days",
-            f"move {first.alias} off {first.model} in {p}, then routekit blast-radius --policy {p} "
-            f"--deprecated-by {first.retires}" if first else "")
+    for intent in policy.routes:
+        for name in CHECKS:
+            ok, detail, fix = CHECK_FUNCTIONS[name](ctx, intent)
+            checks.append(Check(name, intent, ok, detail, None if ok else fix))
     return Readiness(policy.path, tuple(checks), tuple(notes))
-
-
-def _history(policy: Policy, overrides: str | os.PathLike | None) -> Path:
-    from ..switch_history import history_path
-
-    return history_path(overrides or policy.overrides_path)
 
 
 def _day(t: float) -> str:
@@ -241,24 +148,157 @@ def _drills(quality: list[Path], notes: list[str]) -> list[tuple[float, str, dic
     return out
 
 
-def _budget(policy: Policy, intent: str, traffic: Traffic | None) -> tuple[bool, str, list[str]]:
-    route = policy.routes[intent]
-    alerting = [b for b in policy.budgets if b.alerts]
+@dataclass(frozen=True)
+class _Evidence:
+    """What the checks read, gathered once for every intent."""
+
+    policy: Policy
+    p: str                      # the policy's path, for the fix commands
+    q: str                      # the first quality directory (or the usual one), for the fix commands
+    quality: list[Path]
+    now: float
+    max_age_days: float
+    warning_days: int
+    static: list[tuple[tuple, str]]
+    drills: list[tuple[float, str, dict]]
+    events: list[Any]
+    scores: Any
+    keys: Any
+    retiring: dict[str, Any]
+    losses: dict[str, Any]      # vendor -> its blast radius
+    traffic: Traffic | None
+
+    def chain(self, intent: str) -> list[str]:
+        return self.policy.chain(intent)
+
+    def recent(self, t: float) -> bool:
+        return self.now - t <= self.max_age_days * 86400
+
+    @staticmethod
+    def prompts(intent: str) -> str:
+        return f"PROMPTS_FOR_{intent.upper().replace('-', '_')}.jsonl"
+
+
+Result = tuple[bool, str, str]
+
+
+def _boundary(e: _Evidence, intent: str) -> Result:
+    chain = e.chain(intent)
+    mine = [msg for path, msg in e.static if path[:2] == ("routes", intent)
+            or (path[:1] == ("models",) and len(path) > 1 and path[1] in chain)]
+    local = e.policy.required_boundary(e.policy.routes[intent], None) == "local"
+    proof = "every candidate is local, at a local endpoint" if local else \
+        "no candidate breaks the route's boundary or allow-lists"
+    return not mine, "; ".join(mine) if mine else f"{proof} (static check)", f"routekit policy check {e.p}"
+
+
+def _drill(e: _Evidence, intent: str) -> Result:
+    found = [(when, src, row) for when, src, row in e.drills if row.get("intent") == intent]
+    recent = [d for d in found if e.recent(d[0])]
+    clean = [d for d in recent if _clean(d[2])]
+    if clean:
+        when, src, row = max(clean, key=lambda d: d[0])
+        detail = (f"drilled {_day(when)} ({src}): {row['requests']} requests, {row.get('served_by_fallback', 0)} "
+                  f"by a fallback, {row.get('failed_loudly', 0)} failed loudly, 0 silent downgrades")
+    elif recent:
+        when, src, row = max(recent, key=lambda d: d[0])
+        detail = (f"the latest drill ({_day(when)}, {src}) had {row.get('silent_downgrades')} silent downgrade(s) "
+                  f"and {row.get('boundary_violations_records', 0) + row.get('boundary_violations_sim', 0)} "
+                  f"boundary violation(s)")
+    elif found:
+        detail = f"last drilled {_day(max(d[0] for d in found))}, more than {e.max_age_days:g} days ago"
+    else:
+        where = f" under {', '.join(map(str, e.quality))}" if e.quality else " (no --quality directory given)"
+        detail = f"no drill report covers it{where}"
+    return bool(clean), detail, (f"routekit drill --policy {e.p} --scenario data/drills/primary-down.yaml "
+                                 f"--prompts {e.prompts(intent)} --out {e.q}/drills/primary-down")
+
+
+def _kill_switch(e: _Evidence, intent: str) -> Result:
+    primary = e.chain(intent)[0]
+    done = [r for r in rehearsals(e.events, (intent, primary), e.now) if e.recent(r.ended_at)]
+    detail = (f"{done[-1].describe()} at {_day(done[-1].disable.at)}" if done else
+              f"no disable/enable of {intent} or {primary} within {e.max_age_days:g} days in the history")
+    return bool(done), detail, (f"routekit disable {primary} --policy {e.p} --reason 'kill-switch rehearsal' "
+                                f"--for 10m && routekit enable {primary} --policy {e.p} --reason 'rehearsal done'")
+
+
+def _baseline(e: _Evidence, intent: str) -> Result:
+    chain = e.chain(intent)
+    have = set(e.policy.baselines[intent].scores) if intent in e.policy.baselines else set()
+    if e.scores is not None:
+        have |= set(measured(e.scores, intent))
+    missing = [a for a in chain if a not in have]
+    detail = f"no measured score for {', '.join(missing)}" if missing else f"measured: {', '.join(chain)}"
+    return not missing, detail, (f"routekit eval baseline --policy {e.p} --prompts {e.prompts(intent)} "
+                                 f"--models {','.join(missing or chain)} --out {e.q}/baseline")
+
+
+def _budget(e: _Evidence, intent: str) -> Result:
+    route = e.policy.routes[intent]
+    alerting = [b for b in e.policy.budgets if b.alerts]
     direct = [b.name for b in alerting if not b.scope or b.scope.get("intent") == intent
               or b.scope.get("route") == intent]
-    if direct:
-        return True, f"covered by {', '.join(direct)}", []
+    teams: list[str] = []
     if route.owner:
         teams = [route.owner]
-    elif traffic is not None:
-        rows = traffic.of(intent)
+    elif e.traffic is not None:
+        rows = e.traffic.of(intent)
         teams = sorted(t for t in set(rows["team"].to_list()) if t) if rows.height else []
-    else:
-        teams = []
-    if not teams:
-        return False, "no budget covers the intent, and no owner or logged team is known", []
     cover = {t: [b.name for b in alerting if set(b.scope) == {"team"} and b.scope["team"] == t] for t in teams}
     bare = [t for t, names in cover.items() if not names]
-    if bare:
-        return False, f"no budget with alerts covers team(s) {', '.join(bare)}", bare
-    return True, "covered by " + ", ".join(f"{n} (team {t})" for t, names in cover.items() for n in names), []
+    if direct:
+        ok, detail = True, f"covered by {', '.join(direct)}"
+    elif not teams:
+        ok, detail = False, "no budget covers the intent, and no owner or logged team is known"
+    elif bare:
+        ok, detail = False, f"no budget with alerts covers team(s) {', '.join(bare)}"
+    else:
+        ok, detail = True, "covered by " + ", ".join(f"{n} (team {t})" for t, names in cover.items() for n in names)
+    team = (bare or teams or ["TEAM"])[0]
+    return ok, detail, (f"add to {e.p}: budgets: [{{name: {team}-monthly, scope: {{team: {team}}}, limit_usd: LIMIT, "
+                        f"alerts: [0.5, 0.8, 1.0]}}], then routekit budget status --policy {e.p}")
+
+
+def _keys(e: _Evidence, intent: str) -> Result:
+    models = e.policy.models
+    named = sorted({models[a].api_key_env for a in e.chain(intent) if models[a].api_key_env})
+    unowned = [k for k in named if not e.keys.owner_of(k)]
+    if unowned:
+        detail = f"no owner for {', '.join(unowned)}"
+    elif named:
+        detail = "owned: " + ", ".join(f"{k} ({e.keys.owner_of(k)})" for k in named)
+    else:
+        detail = "the chain names no API key (api_key_env)"
+    name = unowned[0] if unowned else "NAME"
+    return not unowned, detail, (f"declare it in {e.p} (keys: {{{name}: {{owner: TEAM, rotated: YYYY-MM-DD}}}}), "
+                                 f"then routekit keys --policy {e.p}")
+
+
+def _blast_radius(e: _Evidence, intent: str) -> Result:
+    chain = e.chain(intent)
+    vendors = sorted(v for v, loss in e.losses.items() if any(a in loss.removed.aliases for a in chain))
+    fatal = [v for v in vendors if intent in e.losses[v].failing]
+    # failing is the route's stated choice only where the file says so (on_exhausted defaults to fail)
+    on_purpose = ("routes", intent, "on_exhausted") in e.policy.lines and e.policy.routes[intent].on_exhausted == "fail"
+    if fatal:
+        detail = f"fails without {', '.join(fatal)}" + (" (the route says on_exhausted: fail)" if on_purpose else "")
+    else:
+        detail = f"served without any one of {', '.join(vendors)}" if vendors else "no hosted vendor in the chain"
+    return not fatal or on_purpose, detail, (
+        f"add a fallback from another vendor to routes.{intent} in {e.p} (or write on_exhausted: fail), then "
+        f"routekit blast-radius --policy {e.p} --provider {fatal[0] if fatal else 'VENDOR'}")
+
+
+def _deprecation(e: _Evidence, intent: str) -> Result:
+    near = [e.retiring[a] for a in e.chain(intent) if a in e.retiring and e.retiring[a].status != "later"]
+    if not near:
+        return True, f"no model of the chain retires within {e.warning_days} days", ""
+    first = near[0]
+    return False, "; ".join(d.describe() for d in near), (
+        f"move {first.alias} off {first.model} in {e.p}, then routekit blast-radius --policy {e.p} "
+        f"--deprecated-by {first.retires}")
+
+
+CHECK_FUNCTIONS = {"boundary": _boundary, "drill": _drill, "kill_switch": _kill_switch, "baseline": _baseline,
+                   "budget": _budget, "keys": _keys, "blast_radius": _blast_radius, "deprecation": _deprecation}

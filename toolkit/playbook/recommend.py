@@ -66,12 +66,13 @@ class Recommendation:
     def render(self) -> str:
         import textwrap
 
-        lines = [f"recommend for {self.intent} (bar {self.bar:.3f}; {self.source})", ""]
-        lines.append(f"  {'model':<34}{'score':>7}  {'95% interval':<17}{'n':>5}{'$/request':>12}{'p95 ms':>9}  verdict")
+        w = max(len("model"), *(len(c.model) for c in self.candidates)) + 2
+        lines = [f"recommend for {self.intent} (bar {self.bar:.3f}; {self.source})", "",
+                 f"  {'model':<{w}}{'score':>6}  {'95% interval':<16}{'n':>6}{'$/request':>12}{'p95 ms':>9}  verdict"]
         for c in self.candidates:
             p95 = "-" if c.p95_ms is None else f"{c.p95_ms:,.0f}"
             verdict = ("RECOMMENDED" if c.model == self.recommended else "clears the bar" if c.meets_bar else c.misses)
-            lines.append(f"  {c.model:<34}{c.score:>7.3f}  [{c.ci_low:.3f}, {c.ci_high:.3f}]   {c.n:>5}"
+            lines.append(f"  {c.model:<{w}}{c.score:>6.3f}  [{c.ci_low:.3f}, {c.ci_high:.3f}]  {c.n:>6}"
                          f"{c.cost_per_request_usd:>12.6f}{p95:>9}  {verdict}")
         lines += ["", *textwrap.wrap(self.why, 110)]
         if self.route:
