@@ -104,7 +104,10 @@ class PolicyDiff:
                       f"as recorded -> ${r.cost_after_usd:,.4f}", "",
                       f"  {'intent':<14}{'team':<18}{'requests':>9}{'rerouted':>9}{'fail':>6}{'degrade':>8}"
                       f"{'$ before':>12}{'$ after':>12}"]
-            for g in r.by_intent:
+            changed = [g for g in r.by_intent if g["rerouted"] or g["would_fail"] or g["would_degrade"]]
+            if len(changed) < len(r.by_intent):
+                lines[-1] += f"     ({len(r.by_intent) - len(changed)} unchanged intent x team rows not shown)"
+            for g in changed:
                 lines.append(f"  {g['intent']:<14}{str(g['team']):<18}{g['requests']:>9,}{g['rerouted']:>9,}"
                              f"{g['would_fail']:>6,}{g['would_degrade']:>8,}{g['cost_before_usd']:>12.4f}"
                              f"{g['cost_after_usd']:>12.4f}")

@@ -83,7 +83,7 @@ class Readiness:
             for c in failing:
                 lines += [f"  {c.intent} / {c.check}: {c.detail}", f"      fix: {c.fix}"]
         lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return "\n".join(line.rstrip() for line in lines)
 
     def frame(self) -> Any:
         import polars as pl
