@@ -294,6 +294,23 @@ def test_policy_diff_replays_a_real_log_through_the_new_primary(sim_env, policy_
     by = {(g["intent"], g["team"]): g for g in r.by_intent}
     assert by[("triage", "support")]["rerouted"] == 6 and by[("synthesis", "research")]["rerouted"] == 0
     assert result.relaxed == [] and any(c.kind == "route" and c.name == "triage" for c in result.changes)
+    # the context window is the Router's check too: NEW's primary with a small window takes only the short prompts
+    sizes = sorted(x["prompt_tokens"] for x in triage)
+    window = sizes[2]
+    small = write(tmp_path, new.read_text().replace("mid-anthropic: {model: anthropic/claude-haiku-4-5, tier: 2,",
+                                                    f"mid-anthropic: {{model: anthropic/claude-haiku-4-5, tier: 2, "
+                                                    f"context_window: {window},"), "small.yaml")
+    windowed = diff_policies(load_policy(policy_copy), load_policy(small), log=log_dir).replay
+    assert 0 < sum(n > window for n in sizes) < 6
+    flash = RAW["gemini/gemini-3.5-flash-lite"]          # long prompts skip haiku for fast-google
+
+    def priced(x: dict) -> float:
+        rates = flash if x["prompt_tokens"] > window else haiku
+        return sum(a["input_tokens"] * rates["input_cost_per_token"] + a["output_tokens"] * rates["output_cost_per_token"]
+                   for a in x["attempts"] if a["outcome"] == "ok")
+    assert windowed.rerouted == 6
+    assert windowed.cost_after_usd == pytest.approx(
+        sum(priced(x) for x in triage) + sum(x["cost_usd"] for x in records if x["intent"] != "triage"), rel=1e-9)
     # the recorded outcome of a model both policies use is honoured: gpt-4o-mini failed on this request, so a
     # NEW that keeps it first passes it over (to haiku, never tried here: taken to answer)
     sim_env.state.set("gpt-4o-mini", {"down": True})

@@ -44,3 +44,9 @@ def choose(policy: Policy, intent: str, *, removed: Iterable[str] = (), sensitiv
     queue, skipped = candidate_queue(policy, route, policy.chain(intent), rejection)
     degraded = bool(queue) and below_floor(policy, queue[0], route) is not None
     return Choice(intent, tuple(queue), tuple(skipped), degraded)
+
+
+def smallest_window(policy: Policy, intent: str, prices: Any) -> int | None:
+    """The smallest context window in the intent's chain: a prompt no longer than it passes every window check."""
+    windows = [w for w in (context_window(policy.models[a], prices) for a in policy.chain(intent)) if w is not None]
+    return min(windows, default=None)

@@ -32,7 +32,7 @@ from ..eligibility import below_floor
 from ..errors import KINDS, RETRYABLE
 from ..policy import Policy
 from ..usage import Usage
-from .decision import choose
+from .decision import choose, smallest_window
 
 Direction = Literal["relaxed", "tightened"]
 # Skip reasons that say what the moment was like (not what a policy rule decided, which NEW decides again).
@@ -245,12 +245,18 @@ def replay_log(old: Policy, new: Policy, log: str | os.PathLike, prices: Any, si
 
     day = lambda d: d.isoformat() if isinstance(d, date) else d  # noqa: E731
     scan = scan_log(log, start=day(since), end=day(until))
-    cols = ["timestamp", "intent", "team", "sensitivity", "prompt_tokens", "attempts", "skipped", "served_alias",
-            "cost_usd", "degraded"]
+    fields = ["alias", "model", "outcome", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+              "reasoning_tokens"]
     routed = sorted({*old.routes, *new.routes})
-    frame = (scan.frame.filter(pl.col("shadow_of").is_null() & pl.col("intent").is_in(routed)).select(cols)
+    frame = (scan.frame.filter(pl.col("shadow_of").is_null() & pl.col("intent").is_in(routed)).select(
+        "timestamp", "intent", "team", "sensitivity", "prompt_tokens", "served_alias", "cost_usd", "degraded",
+        # only what the replay reads of the nested lists: converting them to Python is most of its time
+        pl.col("attempts").list.eval(pl.struct(pl.element().struct.field(f) for f in fields)),
+        pl.col("skipped").list.eval(pl.element().filter(pl.element().struct.field("reason").is_in(sorted(RUNTIME_SKIPS)))
+                                    .struct.field("alias")).alias("skipped_now"))
              .collect())
     choices: dict[tuple, Any] = {}
+    windows: dict[str, int | None] = {}
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     total = {"requests": 0, "rerouted": 0, "before": 0.0, "after": 0.0}
     for rec in frame.iter_rows(named=True):
@@ -259,14 +265,17 @@ def replay_log(old: Policy, new: Policy, log: str | os.PathLike, prices: Any, si
         before = served["model"] if served else None
         unavailable = {a["model"] for a in attempts if a["outcome"] != "ok"}
         fatal = {a["model"] for a in attempts if a["outcome"] in FINAL}
-        unavailable |= {old.models[s["alias"]].target for s in rec["skipped"] or []
-                        if s["reason"] in RUNTIME_SKIPS and s["alias"] in old.models}
+        unavailable |= {old.models[alias].target for alias in rec["skipped_now"] or [] if alias in old.models}
         after_alias, degraded = None, False
         if intent in new.routes:
-            key = (intent, rec["sensitivity"], rec["prompt_tokens"])
+            if intent not in windows:
+                windows[intent] = smallest_window(new, intent, prices)
+            # the window check can only matter for a prompt longer than the chain's smallest window
+            tokens = rec["prompt_tokens"] if (windows[intent] is not None and rec["prompt_tokens"] is not None
+                                              and rec["prompt_tokens"] > windows[intent]) else None
+            key = (intent, rec["sensitivity"], tokens)
             if key not in choices:
-                choices[key] = choose(new, intent, sensitivity=rec["sensitivity"], prompt_tokens=rec["prompt_tokens"],
-                                      prices=prices)
+                choices[key] = choose(new, intent, sensitivity=rec["sensitivity"], prompt_tokens=tokens, prices=prices)
             for alias in choices[key].queue:
                 target = new.models[alias].target
                 if target == before or target not in unavailable:
