@@ -7,7 +7,7 @@ import sys
 
 from .route import add_policy_arg
 
-ORDER = 60
+ORDER = 46
 
 EXAMPLES = """examples:
   routekit blast-radius --policy data/policy.demo.yaml --provider anthropic

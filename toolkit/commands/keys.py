@@ -7,7 +7,7 @@ import sys
 
 from .route import add_policy_arg
 
-ORDER = 62
+ORDER = 48
 
 EXAMPLES = """examples:
   routekit keys --policy data/policy.example.yaml

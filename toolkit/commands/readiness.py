@@ -8,7 +8,7 @@ import sys
 
 from .route import add_policy_arg
 
-ORDER = 63
+ORDER = 49
 
 EXAMPLES = """examples:
   routekit readiness --policy data/policy.demo.yaml --quality demo/quality --log demo/routelog

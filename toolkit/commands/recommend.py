@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-ORDER = 61
+ORDER = 47
 
 EXAMPLES = """examples:
   routekit recommend --intent triage --quality demo/quality --policy data/policy.demo.yaml
