@@ -27,7 +27,7 @@ def open_page(browser: Chromium, path: Path) -> None:
 
 
 @pytest.mark.parametrize("page, n_charts", [("spend_review.html", 9), ("latency.html", 5), ("quality.html", 5),
-                                             ("what_if.html", 2), ("routing_research.html", 2)])
+                                             ("what_if.html", 2), ("readiness.html", 2), ("routing_research.html", 2)])
 def test_report_renders_its_charts_with_no_console_errors(browser, written, page, n_charts, tmp_path):
     out, _ = written
     open_page(browser, out / page)
@@ -48,5 +48,6 @@ def test_index_links_every_report(browser, written):
     open_page(browser, out / "index.html")
     links = json.loads(browser.call("Runtime.evaluate", returnByValue=True, expression=(
         "JSON.stringify([...document.querySelectorAll('a')].map(a => a.getAttribute('href')))"))["result"]["value"])
-    assert {"spend_review.html", "latency.html", "quality.html", "what_if.html", "routing_research.html"} <= set(links)
+    assert {"spend_review.html", "latency.html", "quality.html", "what_if.html", "readiness.html",
+            "routing_research.html"} <= set(links)
     assert browser.problems() == []

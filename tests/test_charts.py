@@ -134,6 +134,20 @@ def test_quality_charts(small, policy):
     assert shown(shadow, "verdict") and set(shown(shadow, "rate")) == {"60.0%"}
 
 
+def test_playbook_grids_show_each_cell():
+    grid = pl.DataFrame({"provider": ["anthropic", "openai", "anthropic"], "intent": ["x", "x", "y"],
+                         "effect": ["fallback", "fails", "unaffected"], "served_by": ["b", None, "a"],
+                         "requests_per_day": [12.5, 3.0, 0.0], "monthly_cost_before_usd": [10.0, 2.0, 1.0],
+                         "monthly_cost_after_usd": [7.5, 0.0, 1.0]})
+    blast = c.blast_radius(grid)
+    assert shown(blast, "effect", intent="x", without="openai") == ["fails"]
+    assert shown(blast, "$/month after", intent="x", without="anthropic") == ["$7.50"]
+    ready = c.readiness(pl.DataFrame({"check": ["drill", "keys"], "intent": ["x", "x"], "ok": [False, True],
+                                      "detail": ["no drill report covers it", "owned"]}))
+    assert shown(ready, "status", check="drill") == ["FAIL"] and shown(ready, "status", check="keys") == ["ok"]
+    assert "No hosted provider" in c.to_svg(c.blast_radius(grid.head(0)))
+
+
 def test_empty_frames_say_so_instead_of_drawing_nothing(small, policy):
     empty = small.head(0)
     for chart, sentence in [
@@ -212,6 +226,9 @@ def test_every_chart_compiles_with_vegalite_5_for_jupyterlab(small, policy):
                                           "verdict": ["switch"], "n": [40]})),
         c.scenario_comparison(scen), c.sensitivity(pl.DataFrame({"driver": ["volume"], "factor": [1.0],
                                                                   "monthly_usd": [1.0]})),
+        c.blast_radius(pl.DataFrame({"provider": ["p"], "intent": ["x"], "effect": ["fails"], "served_by": [None]},
+                                    schema_overrides={"served_by": pl.String})),
+        c.readiness(pl.DataFrame({"check": ["drill"], "intent": ["x"], "ok": [True], "detail": ["ok"]})),
         c.no_data("t", "nothing"),
     ]
     for chart in charts:

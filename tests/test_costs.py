@@ -171,7 +171,7 @@ routes:
 
 def test_recorded_cost_recomputes_exactly(sim_env, policy_copy, log_dir, book):
     sim_env.state.set("gpt-4o-mini", {"cached_tokens": 3, "output_tokens": 17})
-    sim_env.state.set("claude-sonnet-4-5", {"error_rate": 1.0, "error_status": 503})
+    sim_env.state.set("claude-sonnet-4-6", {"error_rate": 1.0, "error_status": 503})
     router = Router(policy_copy, log=log_dir, prices=book)
     router.complete("triage", "Is this invoice overdue? It was due on the 3rd of March.", team="support")
     router.complete("synthesis", "Summarise the week in three bullet points.")      # primary fails, fallback serves

@@ -1,4 +1,4 @@
-"""`make demo` end to end, in tmp: history, routed traffic, quality measurements, the four dashboards."""
+"""`make demo` end to end, in tmp: history, routed traffic, quality measurements, the playbook, the dashboards."""
 from __future__ import annotations
 
 import json
@@ -38,9 +38,24 @@ def test_demo_routes_measures_and_publishes_every_dashboard(local_model, tmp_pat
     assert drill["totals"]["silent_downgrades"] == 0 and drill["ok"]
     assert json.loads((quality / "shadow.json").read_text())[0]["pairs"] == 36
 
+    # the playbook on the demo's own evidence: the drilled intents pass the drill check, triage's kill switch was
+    # rehearsed (on-call disabled its primary, then enabled it), the checklist and the blast radius are printed
+    from toolkit.playbook import readiness
+    from toolkit.policy import load_policy
+
+    checks = {(c.intent, c.check): c for c in readiness(load_policy(DEMO_POLICY), quality=[quality],
+                                                        overrides=tmp_path / "demo" / "overrides.json").checks}
+    assert all(checks[(i, "drill")].ok for i in ("triage", "extraction", "code"))
+    assert not checks[("synthesis", "drill")].ok
+    assert checks[("triage", "kill_switch")].ok and "on-call" in checks[("triage", "kill_switch")].detail
+    assert checks[("triage", "baseline")].ok                    # fast-openai, fast-google, mid-anthropic measured
+    assert "readiness of " in text and "blast radius in " in text and "recommend for triage" in text
+    passed, total = map(int, summary["ready_checks"].split("/"))
+    assert 0 < passed < total == 8 * 8
+
     # the dashboards: an index linking one page per notebook
     index = (tmp_path / "reports" / "index.html").read_text()
-    for page in ("spend_review", "latency", "quality", "what_if"):
+    for page in ("spend_review", "latency", "quality", "what_if", "readiness"):
         assert (tmp_path / "reports" / f"{page}.html").stat().st_size > 10_000 and f'href="{page}.html"' in index
     spend = (tmp_path / "reports" / "spend_review.html").read_text()
     assert "growth-monthly" in spend                                     # the demo's budgets

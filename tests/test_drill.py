@@ -71,7 +71,7 @@ def test_primary_down_for_half_the_run(sim_env, local_model, policy_copy, tmp_pa
 def test_brownout_degrades_with_the_flag_and_fails_loudly(sim_env, policy_copy, tmp_path):
     prompts = load_prompts([PROMPTS / "extraction.jsonl", PROMPTS / "synthesis.jsonl"])
     report = run_drill(policy_copy, DRILLS / "brownout.yaml", prompts, sim_url=sim_env.url, log=tmp_path / "log",
-                       progress=False)
+                       out_dir=tmp_path / "quality" / "brownout", progress=False)
     by_intent = {r["intent"]: r for r in report.intents.iter_rows(named=True)}
     ext = by_intent["extraction"]
     # openai rate-limited, bedrock empty: the tier-1 regex tool serves, below the floor of 2, flagged
@@ -79,6 +79,14 @@ def test_brownout_degrades_with_the_flag_and_fails_loudly(sim_env, policy_copy, 
     assert set(report.requests.filter(pl.col("intent") == "extraction")["served_alias"]) == {"regex-extract"}
     assert by_intent["synthesis"]["failed_loudly"] >= 1
     assert report.ok
+    # when it ran, for `routekit readiness`: the intents it covered pass the drill check, the others do not
+    s = report.summary
+    assert s["started_at"] <= s["finished_at"] and s["finished_at"].endswith("Z")
+    from toolkit.playbook import readiness
+
+    drilled = {c.intent: c.ok for c in readiness(load_policy(policy_copy), quality=[tmp_path / "quality"]).checks
+               if c.check == "drill"}
+    assert drilled["extraction"] and drilled["synthesis"] and not drilled["triage"]
 
 
 def test_boundary_violation_is_caught_by_records_and_simulator(sim_env, policy_copy, tmp_path):

@@ -187,7 +187,7 @@ def test_cli_scenarios_json_and_bad_input(prices):
 
 def test_fit_from_a_real_route_log(sim_env, policy_copy, log_dir, prices):
     sim_env.state.set("gpt-4o-mini", {"output_tokens": 30, "cached_tokens": 4})
-    sim_env.state.set("claude-sonnet-4-5", {"output_tokens": 300})
+    sim_env.state.set("claude-sonnet-4-6", {"output_tokens": 300})
     router = Router(policy_copy, log=log_dir, prices=prices)
     for i in range(8):
         router.complete("triage", "Is this message spam? " + "word " * (5 * i))

@@ -116,14 +116,14 @@ def test_scorers():
 def test_judge_is_a_routed_call_with_its_cost_logged(sim_env, policy_copy, log_dir):
     from toolkit.router import Router
 
-    sim_env.state.set("gemini-2.5-pro", {"answer": "SCORE: 8\nCorrect and concise."})   # review's primary
+    sim_env.state.set("gemini-3.1-pro-preview", {"answer": "SCORE: 8\nCorrect and concise."})   # review's primary
     judge = LLMJudge(Router(policy_copy, log=log_dir))
     got = judge.score(item("Paris", "judge"), "It is Paris.")
     assert got.value == pytest.approx(0.8) and got.cost_usd and got.cost_usd > 0
     [rec] = read_records(log_dir)
     assert rec["intent"] == "review" and rec["team"] == "eval-judge" and rec["served_alias"] == "strong-google"
     assert rec["cost_usd"] == pytest.approx(got.cost_usd)
-    sim_env.state.set("gemini-2.5-pro", {"answer": "It looks fine to me"})
+    sim_env.state.set("gemini-3.1-pro-preview", {"answer": "It looks fine to me"})
     assert judge.score(item("Paris", "judge"), "Paris").value is None
     assert LLMJudge.parse("score = 7/10") == pytest.approx(0.7) and LLMJudge.parse("SCORE: 12") == 1.0
 

@@ -1,4 +1,4 @@
-"""nbval over the four notebooks, on the small synthetic fixture log.
+"""nbval over the five dashboard notebooks, on the small synthetic fixture log.
 
 Each notebook gets its parameters injected the way papermill does (a cell after the ``parameters`` cell), into a
 copy in tmp, and nbval runs the copies in a fresh kernel: every cell must run without error (``--nbval-lax``:
@@ -19,12 +19,12 @@ import pytest
 from tests.test_reports import QUALITY, POLICY, ROOT, fixture_log  # noqa: F401  (shared session fixture)
 from toolkit.rollups import ROLLUP_VERSION
 
-NOTEBOOKS = ("spend_review", "latency", "quality", "what_if")
+NOTEBOOKS = ("spend_review", "latency", "quality", "what_if", "readiness")
 
 
 def test_notebooks_pass_nbval_on_the_fixture_log(fixture_log, tmp_path):
     params = {"log_dir": str(fixture_log), "policy_path": str(POLICY), "out_dir": ""}
-    extra = {"quality": {"quality_dir": str(QUALITY)},
+    extra = {"quality": {"quality_dir": str(QUALITY)}, "readiness": {"quality_dir": str(QUALITY)},
              "what_if": {"scenarios_path": str(ROOT / "data" / "scenarios" / "three-approaches.yaml"),
                          "interactive": True}}
     copies = []

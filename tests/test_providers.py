@@ -107,7 +107,7 @@ def test_a_model_missing_from_the_map_without_override_is_flagged_unpriced(sim_e
 
 def test_anthropic_rate_limited_falls_back_to_gemini(sim_env, tmp_path, log_dir):
     p = policy_with(tmp_path, {"work": {"primary": "strong-anthropic", "fallbacks": ["strong-google"], "min_tier": 3}})
-    sim_env.state.set("claude-sonnet-4-5", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 12,
+    sim_env.state.set("claude-sonnet-4-6", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 12,
                                             "latency_ms": 15})
     router = Router(p, log=log_dir, sleep=lambda s: pytest.fail("no wait: a fallback was available"))
     result = router.complete("work", "Summarise the incident.")
@@ -118,12 +118,12 @@ def test_anthropic_rate_limited_falls_back_to_gemini(sim_env, tmp_path, log_dir)
             first["retryable"]) == ("anthropic", "rate_limited", "RateLimitError", 429, 12, True)
     assert (second["provider"], second["outcome"], second["error_class"]) == ("gemini", "ok", None)
     assert first["latency_ms"] >= 15 and second["latency_ms"] > 0
-    assert rec["gen_ai.provider.name"] == "gemini" and rec["gen_ai.response.model"] == "gemini-2.5-pro"
+    assert rec["gen_ai.provider.name"] == "gemini" and rec["gen_ai.response.model"] == "gemini-3.1-pro-preview"
     # Exactly one request per attempt: no SDK retry, no second try at the rate-limited vendor.
-    assert dict(sim_env.state.stats) == {("anthropic", "claude-sonnet-4-5"): 1, ("gemini", "gemini-2.5-pro"): 1}
+    assert dict(sim_env.state.stats) == {("anthropic", "claude-sonnet-4-6"): 1, ("gemini", "gemini-3.1-pro-preview"): 1}
     # The Retry-After keeps the next request away from Anthropic altogether.
     assert router.complete("work", "again").attempts[0].alias == "strong-google"
-    assert sim_env.state.stats[("anthropic", "claude-sonnet-4-5")] == 1
+    assert sim_env.state.stats[("anthropic", "claude-sonnet-4-6")] == 1
 
 
 def test_response_model_is_the_served_snapshot_never_an_alias(sim_env, tmp_path, log_dir):

@@ -56,16 +56,18 @@ def test_run_all_writes_each_notebook_html_and_the_index_last(written):
     out, paths = written
     assert [p.name for p in paths] == ["spend_review.ipynb", "spend_review.html", "latency.ipynb", "latency.html",
                                        "quality.ipynb", "quality.html", "what_if.ipynb", "what_if.html",
-                                       "routing_research.ipynb", "routing_research.html", "index.html"]
+                                       "readiness.ipynb", "readiness.html", "routing_research.ipynb",
+                                       "routing_research.html", "index.html"]
     assert all(p.parent == out and p.stat().st_size > 0 for p in paths)
     index = (out / "index.html").read_text()
-    for page in ("spend_review.html", "latency.html", "quality.html", "what_if.html", "routing_research.html"):
+    for page in ("spend_review.html", "latency.html", "quality.html", "what_if.html", "readiness.html",
+                 "routing_research.html"):
         assert f'href="{page}"' in index
 
 
 def test_executed_notebooks_ran_on_the_given_log_without_errors(written, fixture_log):
     out, _ = written
-    for name, n_charts in (("spend_review", 9), ("latency", 5), ("quality", 5), ("what_if", 2)):
+    for name, n_charts in (("spend_review", 9), ("latency", 5), ("quality", 5), ("what_if", 2), ("readiness", 2)):
         nb = json.loads((out / f"{name}.ipynb").read_text())
         injected = next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
         assert f"log_dir = \"{fixture_log}\"" in "".join(injected["source"])
@@ -80,7 +82,7 @@ def test_executed_notebooks_ran_on_the_given_log_without_errors(written, fixture
 def test_html_is_self_contained_and_offline(written):
     out, _ = written
     for page, n_charts in (("spend_review.html", 9), ("latency.html", 5), ("quality.html", 5), ("what_if.html", 2),
-                           ("routing_research.html", 2), ("index.html", 0)):
+                           ("readiness.html", 2), ("routing_research.html", 2), ("index.html", 0)):
         html = (out / page).read_text()
         assert not re.search(r"<script[^>]*\ssrc=", html), page           # no script fetched from anywhere
         assert not re.search(r"""(?:src|href)=["']https?://""", html), page  # no CDN, no font server
@@ -103,6 +105,13 @@ def test_reports_show_findings_and_the_quality_inputs(written):
     what_if = (out / "what_if.html").read_text()
     for scenario in ("all-strong", "tiered-cached", "as logged"):
         assert scenario in what_if
+    assert 'href="readiness.html"' in quality                       # the quality report links the checklist
+    ready = (out / "readiness.html").read_text()
+    # the fixture's drill covered extraction and synthesis; its baseline measured triage's first two models
+    assert "Launch readiness" in ready and "Blast radius: each provider unavailable" in ready
+    assert "no measured score for mid-anthropic" in ready and "routekit eval baseline" in ready
+    assert "Intents that fail without a provider: none." in ready                 # the demo policy survives each
+    assert "No measured model clears the bar" in ready and "Wilson" in ready      # triage's recommendation, why
 
 
 def test_unknown_report_parameter_or_missing_log_fail_clearly(tmp_path, fixture_log):
@@ -121,7 +130,7 @@ def test_parse_value_types_like_papermill():
 
 
 def test_names_and_declared_parameters():
-    assert reports.names("all") == ["spend", "latency", "quality", "what-if", "research"]
+    assert reports.names("all") == ["spend", "latency", "quality", "what-if", "readiness", "research"]
     assert reports.names(["quality", "spend", "quality"]) == ["quality", "spend"]
     declared = reports.notebook_parameters("what-if")
     assert {"log_dir", "since", "until", "policy_path", "out_dir", "scenarios_path", "volume", "interactive"} <= set(

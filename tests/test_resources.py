@@ -18,7 +18,7 @@ SHIPPED = ["prices/litellm-1.106.2-2026-11-23.json", "policy.demo.yaml", "policy
            "prompts/triage.jsonl", "prompts/gsm8k.jsonl", "scenarios/three-approaches.yaml", "drills/primary-down.yaml",
            "drills/brownout.yaml", "outcomes/routellm-gsm8k.csv", "outcomes/routerarena.csv",
            "outcomes/routerarena/LICENSE"]
-NOTEBOOKS = ["latency", "quality", "routing_research", "spend_review", "what_if"]
+NOTEBOOKS = ["latency", "quality", "readiness", "routing_research", "spend_review", "what_if"]
 
 
 def routekit(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -32,7 +32,7 @@ def route_some(sim_env, policy_copy: Path, log_dir: Path) -> Router:
     assert router.policy.routes["triage"].store_prompts and not router.policy.routes["synthesis"].store_prompts
     router.complete("triage", PROMPT, team="support")
     router.complete("synthesis", PROMPT, team="research")
-    for model in ("claude-sonnet-4-5", "gpt-4.1"):
+    for model in ("claude-sonnet-4-6", "gpt-4.1"):
         sim_env.state.set(model, {"error_rate": 1.0, "error_status": 503})
     with pytest.raises(NoEligibleRoute):
         router.complete("synthesis", PROMPT, team="research")

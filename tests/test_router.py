@@ -32,18 +32,18 @@ def test_primary_serves(router, sim_env, log_dir):
 
 
 def test_primary_down_falls_back_with_two_attempts(router, sim_env, log_dir):
-    sim_env.state.set("claude-sonnet-4-5", {"down": True})
+    sim_env.state.set("claude-sonnet-4-6", {"down": True})
     r = router.complete("synthesis", "Summarise the week.")
     assert r.served_model == "strong-openai" and r.fallback_used and not r.degraded
     assert [a.outcome for a in r.attempts] == ["connection", "ok"]
     assert r.attempts[0].retryable is True
     [rec] = read_records(log_dir)
     assert rec["fallback_used"] is True and rec["attempt_count"] == 2
-    assert sim_env.state.stats[("anthropic", "claude-sonnet-4-5")] == 1  # no hidden SDK retries
+    assert sim_env.state.stats[("anthropic", "claude-sonnet-4-6")] == 1  # no hidden SDK retries
 
 
 def test_fallback_below_floor_fails_loudly(router, sim_env, log_dir):
-    for m in ("claude-sonnet-4-5", "gpt-4.1"):
+    for m in ("claude-sonnet-4-6", "gpt-4.1"):
         sim_env.state.set(m, {"error_rate": 1.0, "error_status": 503})
     with pytest.raises(NoEligibleRoute) as e:
         router.complete("synthesis", "Summarise the week.")
@@ -55,7 +55,7 @@ def test_fallback_below_floor_fails_loudly(router, sim_env, log_dir):
 
 
 def test_cli_below_floor_nonzero_exit(sim_env, policy_copy, tmp_path):
-    for m in ("claude-sonnet-4-5", "gpt-4.1"):
+    for m in ("claude-sonnet-4-6", "gpt-4.1"):
         sim_env.state.set(m, {"down": True})
     r = subprocess.run([sys.executable, "-m", "toolkit.cli", "route", "--policy", str(policy_copy),
                         "--log", str(tmp_path / "log"), "--intent", "synthesis", "hello"],
@@ -141,13 +141,13 @@ def test_circuit_opens_after_repeated_failures(router, sim_env):
 def test_short_retry_after_is_honoured_on_last_candidate(sim_env, policy_copy, log_dir):
     slept = []
     router = Router(policy_copy, log=log_dir, sleep=slept.append)
-    sim_env.state.set("gemini-2.5-pro", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 0.5})
-    for m in ("claude-sonnet-4-5", "gpt-4.1"):
+    sim_env.state.set("gemini-3.1-pro-preview", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 0.5})
+    for m in ("claude-sonnet-4-6", "gpt-4.1"):
         sim_env.state.set(m, {"down": True})
     with pytest.raises(NoEligibleRoute):
         router.complete("code", "x")
     assert slept == [0.5]
-    assert sim_env.state.stats[("gemini", "gemini-2.5-pro")] == 2
+    assert sim_env.state.stats[("gemini", "gemini-3.1-pro-preview")] == 2
 
 
 def test_unknown_intent(router):
@@ -156,7 +156,7 @@ def test_unknown_intent(router):
 
 
 def test_async_complete_matches_sync(router, sim_env):
-    sim_env.state.set("claude-sonnet-4-5", {"down": True})
+    sim_env.state.set("claude-sonnet-4-6", {"down": True})
 
     async def many():
         return await asyncio.gather(*(router.acomplete("synthesis", f"q{i}") for i in range(5)))

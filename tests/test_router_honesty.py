@@ -39,13 +39,13 @@ def test_a_provider_serving_another_model_is_flagged(sim_env, policy_copy, log_d
 def test_a_restarted_stream_marks_the_discarded_text_on_stdout(sim_env, tmp_path):
     p = policy_with(tmp_path, {"work": {"primary": "strong-anthropic", "fallbacks": ["strong-openai"],
                                         "stream_restart": True}})
-    sim_env.state.set("claude-sonnet-4-5", {"fault": "cut_stream"})
+    sim_env.state.set("claude-sonnet-4-6", {"fault": "cut_stream"})
     r = subprocess.run([sys.executable, "-m", "toolkit.cli", "route", "--policy", str(p), "--log",
                         str(tmp_path / "log"), "--intent", "work", "--stream", "Summarise the week."],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "[claude-sonnet-4-5]"                 # what was shown before the cut, on its own line
+    assert lines[0] == "[claude-sonnet-4-6]"                 # what was shown before the cut, on its own line
     assert lines[1].startswith("[discarded above: the answer starts over")
     assert lines[2] == "[gpt-4.1] Summarise the week."
-    assert "[claude-sonnet-4-5][gpt-4.1]" not in r.stdout
+    assert "[claude-sonnet-4-6][gpt-4.1]" not in r.stdout

@@ -25,7 +25,7 @@ def test_stream_serves_and_records_like_complete(router, sim_env, log_dir):
     deltas = list(stream)
     assert len(deltas) > 3 and all(isinstance(d, str) for d in deltas)
     r = stream.result
-    assert "".join(deltas) == r.text == "[claude-sonnet-4-5] " + PROMPT
+    assert "".join(deltas) == r.text == "[claude-sonnet-4-6] " + PROMPT
     assert r.served_model == "strong-anthropic" and not r.restarted and r.cost_usd > 0
     called = router.complete("synthesis", PROMPT, team="research")
     streamed_rec, called_rec = read_records(log_dir)
@@ -37,30 +37,30 @@ def test_stream_serves_and_records_like_complete(router, sim_env, log_dir):
 
 
 def test_cut_after_first_token_is_a_clear_error_not_a_silent_switch(router, sim_env, log_dir):
-    sim_env.state.set("claude-sonnet-4-5", {"fault": "cut_stream", "fault_after": 2})
+    sim_env.state.set("claude-sonnet-4-6", {"fault": "cut_stream", "fault_after": 2})
     stream = router.stream("synthesis", PROMPT)
     got = []
     with pytest.raises(StreamInterrupted) as e:
         for d in stream:
             got.append(d)
-    assert got == ["[claude-sonnet-4-5]", " Summarise"] and e.value.partial == "".join(got)
+    assert got == ["[claude-sonnet-4-6]", " Summarise"] and e.value.partial == "".join(got)
     assert "not switched to another model" in str(e.value) and "strong-anthropic" in str(e.value)
     [rec] = read_records(log_dir)
     assert rec["outcome"] == "failed" and rec["error_kind"] == "stream_cut" and rec["served_alias"] is None
     [a] = rec["attempts"]
     assert a["outcome"] == "stream_cut" and a["error_class"] == "APIConnectionError"
     assert a["message"].startswith("connection after 29 characters")
-    assert dict(sim_env.state.stats) == {("anthropic", "claude-sonnet-4-5"): 1}   # the fallback was never asked
+    assert dict(sim_env.state.stats) == {("anthropic", "claude-sonnet-4-6"): 1}   # the fallback was never asked
 
 
 def test_stalled_stream_after_first_token_is_a_clear_error(sim_env, tmp_path, log_dir):
     p = policy_with(tmp_path, {"work": {"primary": "strong-google", "fallbacks": ["strong-openai"]}})
     text = p.read_text().replace("timeout_s: 20", "timeout_s: 0.5")
     p.write_text(text)
-    sim_env.state.set("gemini-2.5-pro", {"fault": "stall_stream"})
+    sim_env.state.set("gemini-3.1-pro-preview", {"fault": "stall_stream"})
     with pytest.raises(StreamInterrupted) as e:
         list(Router(p, log=log_dir).stream("work", PROMPT))
-    assert e.value.cause.kind == "timeout" and e.value.partial == "[gemini-2.5-pro]"
+    assert e.value.cause.kind == "timeout" and e.value.partial == "[gemini-3.1-pro-preview]"
     assert read_records(log_dir)[0]["attempts"][0]["outcome"] == "stream_cut"
 
 
@@ -69,7 +69,7 @@ def test_stalled_stream_after_first_token_is_a_clear_error(sim_env, tmp_path, lo
                                             ({"empty": True}, "empty")],
                          ids=["cut-before-first-token", "503", "empty"])
 def test_failure_before_first_token_falls_back(router, sim_env, log_dir, fault, outcome):
-    sim_env.state.set("claude-sonnet-4-5", fault)
+    sim_env.state.set("claude-sonnet-4-6", fault)
     stream = router.stream("synthesis", PROMPT)
     deltas = list(stream)
     assert all(isinstance(d, str) for d in deltas)            # no restart event: nothing had been shown
@@ -83,12 +83,12 @@ def test_failure_before_first_token_falls_back(router, sim_env, log_dir, fault, 
 def test_restart_only_where_the_route_opts_in_and_flagged(sim_env, tmp_path, log_dir):
     p = policy_with(tmp_path, {"work": {"primary": "strong-anthropic", "fallbacks": ["strong-openai"],
                                         "stream_restart": True}})
-    sim_env.state.set("claude-sonnet-4-5", {"fault": "cut_stream"})
+    sim_env.state.set("claude-sonnet-4-6", {"fault": "cut_stream"})
     stream = Router(p, log=log_dir).stream("work", PROMPT)
     events = list(stream)
     restart = [i for i, e in enumerate(events) if isinstance(e, StreamRestart)]
-    assert restart == [1] and events[0] == "[claude-sonnet-4-5]"
-    assert events[1] == StreamRestart("strong-anthropic", "connection", len("[claude-sonnet-4-5]"))
+    assert restart == [1] and events[0] == "[claude-sonnet-4-6]"
+    assert events[1] == StreamRestart("strong-anthropic", "connection", len("[claude-sonnet-4-6]"))
     assert "".join(events[2:]) == stream.result.text == "[gpt-4.1] " + PROMPT
     assert stream.result.restarted and "RESTARTED" in stream.result.explain()
     [rec] = read_records(log_dir)
@@ -103,7 +103,7 @@ def test_async_stream_falls_back_and_refuses_silent_switch(router, sim_env, log_
     sim_env.state.set("gpt-4.1", {"down": True})
     deltas, result = asyncio.run(collect("code"))
     assert result.served_model == "strong-anthropic" and "".join(deltas) == result.text
-    sim_env.state.set("claude-sonnet-4-5", {"fault": "cut_stream"})
+    sim_env.state.set("claude-sonnet-4-6", {"fault": "cut_stream"})
     with pytest.raises(StreamInterrupted):
         asyncio.run(collect("synthesis"))
     assert [r["outcome"] for r in read_records(log_dir)] == ["served", "failed"]
@@ -121,7 +121,7 @@ def test_a_stream_the_caller_abandons_is_recorded_and_its_budget_settled(sim_env
 
     router = Router(policy_copy, log=log_dir, budgets=Budget())
     with router.stream("synthesis", PROMPT) as stream:
-        assert next(stream) == "[claude-sonnet-4-5]"
+        assert next(stream) == "[claude-sonnet-4-6]"
     [rec] = read_records(log_dir)
     assert rec["outcome"] == "failed" and rec["error_kind"] == "abandoned"
     assert [a["outcome"] for a in rec["attempts"]] == ["abandoned"]
@@ -139,7 +139,7 @@ def test_stream_never_escalates_after_showing_a_failed_verification(sim_env, tmp
 
 
 def test_every_candidate_failing_before_a_token_is_no_eligible_route(router, sim_env):
-    for m in ("claude-sonnet-4-5", "gpt-4.1"):
+    for m in ("claude-sonnet-4-6", "gpt-4.1"):
         sim_env.state.set(m, {"down": True})
     with pytest.raises(NoEligibleRoute, match="below_floor"):
         list(router.stream("synthesis", PROMPT))
@@ -153,8 +153,8 @@ def cli(policy, log, *args):
 def test_cli_route_stream(sim_env, policy_copy, tmp_path):
     r = cli(policy_copy, tmp_path / "log", "--intent", "review", "--stream", "check this diff")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("[gemini-2.5-pro] check this diff\n") and "strong-google" in r.stdout
-    sim_env.state.set("gemini-2.5-pro", {"fault": "cut_stream"})
+    assert r.stdout.startswith("[gemini-3.1-pro-preview] check this diff\n") and "strong-google" in r.stdout
+    sim_env.state.set("gemini-3.1-pro-preview", {"fault": "cut_stream"})
     r = cli(policy_copy, tmp_path / "log", "--intent", "review", "--stream", "check this diff")
-    assert r.returncode == 1 and r.stdout == "[gemini-2.5-pro]\n"
-    assert "broke after 16 characters" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and r.stdout == "[gemini-3.1-pro-preview]\n"
+    assert "broke after 24 characters" in r.stderr and "Traceback" not in r.stderr

@@ -499,6 +499,53 @@ def serves(frame: pl.DataFrame, title: str, empty: str, span: tuple[Any, Any] | 
                              alt.Tooltip("requests:Q", format=COUNT)]))
 
 
+# --- readiness (toolkit/playbook) -----------------------------------------------------------------------------------
+
+EFFECTS = ("unaffected", "fallback", "degraded", "fails")
+EFFECT_COLORS = (GOOD, "#9ecae9", "#f58518", BAD)
+
+
+def _grid(frame: pl.DataFrame, x: str, value: str, domain: tuple[str, ...], colors: tuple[str, ...], title: str,
+          subtitle: str, tips: list[alt.Tooltip]) -> alt.LayerChart:
+    """Intent x ``x`` cells coloured by a category, the category written in each cell."""
+    base = alt.Chart(frame, title=_title(title, subtitle)).encode(
+        alt.X(f"{x}:N", title=x.replace("_", " "), axis=alt.Axis(labelAngle=0, orient="top")),
+        alt.Y("intent:N", title="intent", sort=None), tooltip=tips,
+    ).properties(width=alt.Step(104), height=alt.Step(26))
+    return alt.layer(
+        base.mark_rect(stroke="white", strokeWidth=2).encode(
+            alt.Color(f"{value}:N", title=value, scale=alt.Scale(domain=list(domain), range=list(colors)))),
+        base.mark_text(fontSize=11).encode(text=f"{value}:N"))
+
+
+def blast_radius(frame: pl.DataFrame) -> alt.LayerChart | alt.Chart:
+    """What happens to each intent when each provider is unavailable (``playbook.Board.blast_grid``: columns
+    provider, intent, effect, served_by, requests_per_day...)."""
+    title = "Blast radius: each provider unavailable"
+    if frame.is_empty():
+        return no_data(title, "No hosted provider in the policy.")
+    tips = [alt.Tooltip("intent:N"), alt.Tooltip("provider:N", title="without"), alt.Tooltip("effect:N"),
+            alt.Tooltip("served_by:N", title="served by")]
+    if "requests_per_day" in frame.columns and frame["requests_per_day"].is_not_null().any():
+        tips += [alt.Tooltip("requests_per_day:Q", title="requests/day moved", format=",.1f"),
+                 alt.Tooltip("monthly_cost_before_usd:Q", title="$/month before", format="$,.2f"),
+                 alt.Tooltip("monthly_cost_after_usd:Q", title="$/month after", format="$,.2f")]
+    return _grid(frame, "provider", "effect", EFFECTS, EFFECT_COLORS, title,
+                 "unaffected: first candidate still serves; fallback: another at the floor; degraded: below it "
+                 "(allowed); fails: nothing left", tips)
+
+
+def readiness(frame: pl.DataFrame) -> alt.LayerChart | alt.Chart:
+    """The launch checklist, intent x check (``playbook.Readiness.frame``: columns check, intent, ok, detail)."""
+    title = "Launch readiness"
+    if frame.is_empty():
+        return no_data(title, "No route in the policy.")
+    frame = frame.with_columns(status=pl.when(pl.col("ok")).then(pl.lit("ok")).otherwise(pl.lit("FAIL")))
+    tips = [alt.Tooltip("intent:N"), alt.Tooltip("check:N"), alt.Tooltip("status:N"), alt.Tooltip("detail:N")]
+    return _grid(frame, "check", "status", ("ok", "FAIL"), (GOOD, BAD), title,
+                 "every check per intent; hover a cell for what was found", tips)
+
+
 # --- what-if ----------------------------------------------------------------------------------------------------
 
 def scenario_comparison(frame: pl.DataFrame, by: str = "intent") -> alt.LayerChart | alt.Chart:

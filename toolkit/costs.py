@@ -32,6 +32,10 @@ monthly line (``per_hour`` × 24 × 30) and amortise it over that month's reques
 
 A model with neither a snapshot entry nor an override is *unpriced*: ``Cost.usd``
 is ``None`` and ``Cost.unpriced`` is true — never a silent $0.
+
+The snapshot also says when models retire (``deprecation_date``, ~900 entries):
+:meth:`PriceBook.deprecation` reads it for a policy model (``routekit policy check``
+warns, ``routekit readiness`` and ``routekit blast-radius --deprecated-by`` use it).
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, replace
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -128,6 +133,14 @@ class Rates:
             usd += (u.output_tokens - reasoning) * r.output + reasoning * r.reasoning
         return usd, u.cache_read_tokens * (r.input - rread)
 
+    def bulk_cost(self, total: Usage, requests: int) -> float:
+        """What ``requests`` requests whose usages sum to ``total`` cost, each billed at the tier of the mean
+        request (a rollup keeps sums, not each request's size: tiers apply per request, never to the sum)."""
+        if requests <= 0:
+            return 0.0
+        flat = replace(self.effective(total.input_tokens / requests), tiers=(), batch=None)
+        return flat.cost(total)[0]
+
     def scaled(self, factor: float) -> "Rates":
         """Every rate times ``factor`` (a price change in a what-if scenario)."""
         f = lambda v: None if v is None else v * factor  # noqa: E731
@@ -213,6 +226,23 @@ class PriceBook:
             key = self.key_for(model)
             self._rates[model] = None if key is None else Rates.from_entry(self.entries[key], key)
         return self._rates[model]
+
+    def deprecation(self, spec: Any) -> tuple[date, str] | None:
+        """When the snapshot says a policy model is retired, and the entry that says so: ``deprecation_date`` of
+        its entry as written (``price_key`` first), then of the name without its provider prefix (the same model
+        may be listed once per provider, the date on one of them only).  None: no date known, or a tool."""
+        if spec.is_tool:
+            return None
+        for name in dict.fromkeys(n for n in (spec.price_key, spec.model) if n):
+            for key in (name, name.split("/", 1)[-1]):
+                e = self.entries.get(key)
+                when = e.get("deprecation_date") if isinstance(e, dict) else None
+                if isinstance(when, str):
+                    try:
+                        return date.fromisoformat(when[:10]), key
+                    except ValueError:
+                        continue
+        return None
 
     def rates_for(self, spec: Any) -> Rates | None:
         """Rates for a policy ModelSpec: its override first, then the snapshot; tools are free."""

@@ -7,7 +7,9 @@
    below the quality floor, a rate-limited vendor, the kill switch, an agent loop whose Anthropic model goes
    down between its turns — printing where each request went and why;
 3. measures quality: a shadow trial on triage, a baseline over the shipped prompt sets, a fallback drill;
-4. runs every dashboard notebook through papermill into ``reports/`` (HTML + index.html).
+4. runs the playbook on them: blast radius, a recommendation, the key inventory and the launch checklist (the
+   kill switch was rehearsed in step 2, the drill in step 3);
+5. runs every dashboard notebook through papermill into ``reports/`` (HTML + index.html).
 """
 from __future__ import annotations
 
@@ -119,8 +121,8 @@ def run(policy_path: str | None = None, out: str = "demo", echo=print, *,
         for intent in PROMPTS:
             ask(intent, sensitivity="private" if intent.startswith("private") else None)
 
-        echo("== the synthesis primary (claude-sonnet-4-5) is down: served by its fallback ==")
-        sim.state.set("claude-sonnet-4-5", {"down": True})
+        echo("== the synthesis primary (claude-sonnet-4-6) is down: served by its fallback ==")
+        sim.state.set("claude-sonnet-4-6", {"down": True})
         ask("synthesis")
 
         echo("== both tier-3 synthesis models down: the tier-2 fallback is below the floor, so it fails loudly ==")
@@ -133,8 +135,8 @@ def run(policy_path: str | None = None, out: str = "demo", echo=print, *,
         ask("extraction")
         sim.state.reset()
 
-        echo("== gemini-2.5-pro rate-limited: review is served by Llama through OpenRouter ==")
-        sim.state.set("gemini-2.5-pro", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
+        echo("== gemini-3.1-pro-preview rate-limited: review is served by Llama through OpenRouter ==")
+        sim.state.set("gemini-3.1-pro-preview", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
         ask("review")
         echo("== Azure's gpt-4.1-mini rate-limited: extraction is served by Claude on Bedrock ==")
         sim.state.set("gpt-4.1-mini", {"error_rate": 1.0, "error_status": 429, "retry_after_s": 30})
@@ -144,18 +146,20 @@ def run(policy_path: str | None = None, out: str = "demo", echo=print, *,
         echo("== kill switch: on-call disables triage's primary; the next request avoids it ==")
         router.overrides.disable("fast-openai", "demo: vendor incident", 3600, by="on-call")
         ask("triage")
-        router.overrides.enable("fast-openai")
+        router.overrides.enable("fast-openai", by="on-call", reason="demo: incident over")
 
         summary["agent_turns"] = agent_loop(router, sim, echo)
 
         summary["sim_requests"] = sum(sim.state.stats.values())
         summary["drill_ok"] = measure_quality(policy_path, log_dir, quality_dir, sim, echo)
+    summary["ready_checks"] = run_playbook(policy_path, log_dir, quality_dir, out_dir / "overrides.json", echo)
     echo(f"demo summary: {summary}; route log in {log_dir}")
     if reports_dir is not None:
         from .reports import run_all
 
         echo(f"== dashboards: papermill runs every notebook over {log_dir} into {reports_dir}/ ==")
-        written = run_all(log_dir, reports_dir, {"policy_path": policy_path, "quality_dir": str(quality_dir)})
+        written = run_all(log_dir, reports_dir, {"policy_path": policy_path, "quality_dir": str(quality_dir),
+                                                 "overrides_path": str(out_dir / "overrides.json")})
         echo(f"open {written[-1]}")
     return summary
 
@@ -237,3 +241,27 @@ def measure_quality(policy_path: str, log_dir: Path, quality_dir: Path, sim, ech
     totals = drill.summary["totals"]
     echo(f"  silent downgrades: {totals['silent_downgrades']}; drill {'passed' if drill.ok else 'FAILED'}")
     return drill.ok
+
+
+def run_playbook(policy_path: str, log_dir: Path, quality_dir: Path, overrides: Path, echo=print) -> str:
+    """The playbook commands on the demo's policy, log, measurements and kill-switch history (what the readiness
+    dashboard shows); returns "passed/all" readiness checks."""
+    from .costs import PriceBook
+    from .playbook import blast_radius, key_inventory, readiness, recommend, removal
+    from .playbook.measurements import read_scores
+    from .playbook.traffic import load_traffic
+    from .policy import load_policy
+
+    policy, prices = load_policy(policy_path), PriceBook.load()
+    traffic = load_traffic(log_dir)
+    where = f"--policy {policy_path} --log {log_dir}"
+    echo(f"== the playbook: routekit blast-radius {where} --provider anthropic ==")
+    echo(blast_radius(policy, removal(policy, provider="anthropic"), traffic=traffic, prices=prices).render())
+    echo(f"== routekit recommend --intent triage --quality {quality_dir} --policy {policy_path} ==")
+    echo(recommend(read_scores([quality_dir]), "triage", policy=policy, source=str(quality_dir)).render())
+    echo(f"== routekit keys {where} ==")
+    echo(key_inventory(policy, traffic=traffic).render())
+    echo(f"== routekit readiness {where} --quality {quality_dir} --overrides {overrides} ==")
+    ready = readiness(policy, quality=[quality_dir], traffic=traffic, overrides=overrides, prices=prices)
+    echo(ready.render())
+    return f"{sum(c.ok for c in ready.checks)}/{len(ready.checks)}"

@@ -36,7 +36,8 @@ boundary_violation     the request had to stay on local models — the policy sa
 =====================  ===================================================================================
 
 The exit status of ``routekit drill`` is 1 when any silent downgrade or boundary violation happened.
-Outputs in ``OUT/``: ``drill_report.json`` (scenario, steps applied, totals, per intent, violations),
+Outputs in ``OUT/``: ``drill_report.json`` (scenario, policy, ``started_at`` / ``finished_at`` in UTC, steps
+applied, totals, per intent, violations: what ``routekit readiness`` reads to tell which intents were drilled when),
 ``drill_requests.parquet`` (one row per request) and ``drill_intents.parquet`` (one row per intent) —
 what the quality notebook reads.
 """
@@ -232,14 +233,22 @@ def run_drill(policy_path: str | os.PathLike, scenario_path: str | os.PathLike, 
                                        f"{', '.join(sorted(policy.routes))})" for i, src in unknown.items()))
         sim = SimControl(sim_url)
         sim.reset()
+        started = _now()
         try:
             rows, applied, sim_seen = _run(policy, scenario, interleave(prompts, scenario.repeat), sim, log, progress)
         finally:
             sim.reset()   # leave the simulator as the drill found it (its scenario)
     report = _report(policy, scenario, rows, applied, sim_seen)
+    report.summary.update(started_at=started, finished_at=_now())
     if out_dir is not None:
         report.out_dir = write_report(report, out_dir)
     return report
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @contextmanager

@@ -8,11 +8,12 @@ open circuit, budget); anything that reasons about a policy without routing — 
 gone, what a policy change does — applies the same functions, not a copy of the rules.
 
 Each returns ``(reason, detail)`` — the reason codes of a record's ``skipped`` list — or None when the
-candidate passes.
+candidate passes.  :func:`candidate_queue` puts them together the way the Router orders a request's candidates
+(below-floor ones last, and only where the route may degrade).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from .capabilities import Capabilities
 from .policy import ModelSpec, Policy, RouteSpec
@@ -59,3 +60,35 @@ def below_floor(policy: Policy, alias: str, route: RouteSpec) -> str | None:
     if measured is not None and measured.score < baseline.min_score:
         return f"measured score {measured.score:.3f} < min_score {baseline.min_score} (n={measured.n})"
     return None
+
+
+def context_window(spec: ModelSpec, prices: Any) -> int | None:
+    """A model's context window: the policy's ``context_window``, else the price snapshot's ``max_input_tokens``."""
+    rates = None if spec.is_tool else prices.lookup(spec.price_key or spec.model)
+    return spec.context_window or (rates.max_input_tokens if rates else None)
+
+
+def candidate_queue(policy: Policy, route: RouteSpec, chain: list[str],
+                    rejection: Callable[[str], tuple[str, str] | None]) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The candidates of ``chain`` in the order they are tried, and those skipped as (alias, reason, detail).
+
+    ``rejection(alias)`` gives why a candidate may not serve (the rules above, plus whatever the caller knows:
+    the Router's kill switch and circuits).  A candidate below the quality floor comes after every one that meets
+    it, and only where the route says ``on_exhausted: degrade``; otherwise it is skipped as ``below_floor``.
+    """
+    queue: list[str] = []
+    below: list[str] = []
+    skipped: list[tuple[str, str, str]] = []
+    for alias in chain:
+        reason = rejection(alias)
+        if reason is not None:
+            skipped.append((alias, *reason))
+        elif below_floor(policy, alias, route):
+            below.append(alias)
+        else:
+            queue.append(alias)
+    if route.on_exhausted == "degrade":
+        queue += below
+    else:
+        skipped += [(a, "below_floor", below_floor(policy, a, route)) for a in below]
+    return queue, skipped

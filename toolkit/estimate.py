@@ -24,7 +24,7 @@ Python API (the what-if notebook calls these; every figure names its price-table
     rows = estimate_scenarios(spec.scenarios, prices, policy=spec.policy)
     loads = fit_from_log("routelog")                  # {intent: IntentLoad} measured from the records
 
-Model names are litellm model strings (``gpt-4o-mini``, ``gemini/gemini-2.5-pro``) or, when a
+Model names are litellm model strings (``gpt-4o-mini``, ``gemini/gemini-3.1-pro-preview``) or, when a
 ``policy`` is given, its aliases (``fast-openai``), which also bring the policy's price overrides.
 
 How the numbers are made

@@ -12,6 +12,10 @@ the last good state this process saw, and ``damage`` says what is wrong (the
 Router puts it in each record's ``warnings``; ``routekit status`` shows it).
 ``disable``/``enable`` repair it: the damaged file is kept beside it as
 ``<name>.damaged-<time>`` and a valid one is written in its place.
+
+Every disable and enable is also appended, with who, why and when, to a history beside the file
+(toolkit/switch_history.py): the record that the kill switch was rehearsed.  A history that cannot be
+written or read never stops the switch.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from .switch_history import SwitchEvent, append_event, history_path
 
 log = logging.getLogger("routekit.overrides")
 
@@ -108,6 +114,8 @@ class Overrides:
         self._lock = threading.Lock()
         self.damage: str | None = None   # what is wrong with the file, while it is wrong
         self.repaired: Path | None = None  # where the last write kept a damaged file it replaced
+        self.history = history_path(self.path)       # who disabled / enabled what, when, why
+        self.history_problem: str | None = None       # why the last event could not be kept there
 
     def refresh(self) -> None:
         """Re-read the file if it changed since the last look."""
@@ -145,12 +153,24 @@ class Overrides:
         o = Override(target=target, reason=reason, by=by or _whoami(), since=now,
                      until=None if for_s is None else now + for_s)
         self._update(lambda items: {**items, target: o})
+        self._keep(SwitchEvent("disable", target, o.by, now, reason, o.until))
         return o
 
-    def enable(self, target: str) -> bool:
+    def enable(self, target: str, by: str | None = None, reason: str = "") -> bool:
         found = []
         self._update(lambda items: (found.append(target in items), {k: v for k, v in items.items() if k != target})[1])
+        if found and found[0]:
+            self._keep(SwitchEvent("enable", target, by or _whoami(), time.time(), reason))
         return bool(found and found[0])
+
+    def _keep(self, event: SwitchEvent) -> None:
+        """Add to the history; a history that cannot take it is reported, never in the switch's way."""
+        try:
+            append_event(self.history, event)
+            self.history_problem = None
+        except OSError as e:
+            self.history_problem = f"the kill-switch history {self.history} could not record this ({e.strerror})"
+            log.warning("%s", self.history_problem)
 
     def _update(self, change) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

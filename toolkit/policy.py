@@ -3,7 +3,7 @@
 A policy is a YAML file with two required sections::
 
     models:        # alias -> how to reach it
-      strong-a: {model: anthropic/claude-sonnet-4-5, tier: 3, boundary: vendor, region: us,
+      strong-a: {model: anthropic/claude-sonnet-4-6, tier: 3, boundary: vendor, region: us,
                  api_key_env: ANTHROPIC_API_KEY}
       local:    {model: openai/gemma-3-270m, api_base: "http://127.0.0.1:8089/v1", tier: 0,
                  boundary: local, price: {input_per_mtok: 0, output_per_mtok: 0}}
@@ -43,6 +43,12 @@ policy shares one budget whatever its log directory or working directory::
     state: {dir: /var/lib/routekit}                # elsewhere (relative to the policy file)
     state: {backend: redis, url_env: ROUTEKIT_REDIS_URL, on_unavailable: fail_closed}
 
+``keys:`` is the inventory of API keys, by environment-variable NAME only (``routekit keys`` checks it: every key
+owned, used, not shared across vendors, rotated recently, set)::
+
+    keys:
+      OPENAI_API_KEY: {owner: platform-team, purpose: production OpenAI account, rotated: 2026-10-01}
+
 ``load_policy`` returns a frozen :class:`Policy` or raises :class:`PolicyError`
 listing every problem with its file, line and key.
 """
@@ -54,6 +60,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -315,6 +322,14 @@ class StateSpec(_Strict):
         return self
 
 
+class KeySpec(_Strict):
+    """One entry of ``keys:``: who owns an API key and when it was last rotated (never its value)."""
+
+    owner: str | None = None
+    purpose: str | None = None
+    rotated: date | None = None       # YYYY-MM-DD
+
+
 class _PolicyFile(_Strict):
     version: int = 1
     models: dict[str, ModelSpec]
@@ -325,7 +340,15 @@ class _PolicyFile(_Strict):
     baselines: dict[str, Baseline] = Field(default_factory=dict)
     state: StateSpec = StateSpec()
     local_hosts: tuple[str, ...] = ()   # host names a `boundary: local` endpoint may use besides local addresses
+    keys: dict[str, KeySpec] = Field(default_factory=dict)   # API keys by environment-variable NAME: owner, rotation
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _key_names(self) -> "_PolicyFile":
+        bad = sorted(k for k in self.keys if not ENV_VAR_NAME.match(k))
+        if bad:
+            raise ValueError(f"keys: {bad} must be NAMES of environment variables (the values never go in the file)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -340,6 +363,7 @@ class Policy:
     baselines: dict[str, Baseline] = field(default_factory=dict)
     state: StateSpec = StateSpec()
     local_hosts: tuple[str, ...] = ()
+    keys: dict[str, KeySpec] = field(default_factory=dict)
     lines: dict[tuple, int] = field(default_factory=dict, compare=False, repr=False)  # key path -> line in the file
 
     def problem(self, path: tuple, message: str) -> Problem:
@@ -556,6 +580,7 @@ def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Polic
         baselines=parsed.baselines,
         state=parsed.state,
         local_hosts=parsed.local_hosts,
+        keys=parsed.keys,
         lines=lines,
     )
     problems += [Problem(name, at(path), key(path), msg) for path, msg in static_checks(policy, check_prices)]
@@ -567,7 +592,7 @@ def load_policy(path: str | os.PathLike, *, check_prices: bool = False) -> Polic
 
 def secret_env_names(policy: Policy) -> set[str]:
     """Every environment variable the policy names as holding a secret (keys, webhook URLs, the state URL)."""
-    names = {m.api_key_env for m in policy.models.values() if m.api_key_env}
+    names = {m.api_key_env for m in policy.models.values() if m.api_key_env} | set(policy.keys)
     names |= {b.alert_webhook_env for b in policy.budgets if b.alert_webhook_env}
     if policy.state.url_env:
         names.add(policy.state.url_env)

@@ -27,11 +27,12 @@ REPORTS: dict[str, tuple[str, str]] = {
     "latency": ("latency", "Latency and reliability"),
     "quality": ("quality", "Quality"),
     "what-if": ("what_if", "What if: cost projections"),
+    "readiness": ("readiness", "Launch readiness"),
     "research": ("routing_research", "Routing research: cost-quality frontier"),
 }
 # parameters that name files: made absolute against the caller's working directory (notebooks run in notebooks/)
 PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir", "tables_dir", "gsm8k_outcomes",
-               "arena_outcomes"}
+               "arena_outcomes", "overrides_path"}
 # what the runner sets unless told otherwise (tables_dir: the report folder, so each full table's CSV sits beside
 # its page)
 RUNNER_DEFAULTS = {"interactive": False}

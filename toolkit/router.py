@@ -42,7 +42,8 @@ from .chat import chat_options, check_messages, earlier_tool_call_ids, needs
 from .circuit import CircuitBreaker
 from .conversations import UNKNOWN, ConversationMemory
 from .costs import PriceBook, Rates
-from .eligibility import below_floor, capability_rejection, rule_rejection, window_rejection
+from .eligibility import (below_floor, candidate_queue, capability_rejection, context_window, rule_rejection,
+                          window_rejection)
 from .errors import (BudgetDenied, LedgerUnavailable, NoEligibleRoute, RequestError,  # noqa: F401  (re-exported)
                      RoutingError, StreamInterrupted, TransportError, UnknownIntent)
 from .overrides import Overrides
@@ -303,20 +304,9 @@ class Router:
             skipped.extend(Skip(a, "route_disabled", route_off.describe()) for a in chain)
             raise fail(f"route {route_off.describe()}")
 
-        queue: list[str] = []
-        below: list[str] = []
-        for alias in chain:
-            reason = self.screen(policy.models[alias], route, boundary, prompt, needed)
-            if reason is not None:
-                skipped.append(Skip(alias, *reason))
-            elif below_floor(policy, alias, route):
-                below.append(alias)
-            else:
-                queue.append(alias)
-        if route.on_exhausted == "degrade":
-            queue += below
-        else:
-            skipped += [Skip(a, "below_floor", below_floor(policy, a, route)) for a in below]
+        queue, screened = candidate_queue(policy, route, chain,
+                                          lambda a: self.screen(policy.models[a], route, boundary, prompt, needed))
+        skipped += [Skip(*s) for s in screened]
 
         nowhere = self._nowhere_to_write() if queue else None
         if nowhere:
@@ -462,8 +452,7 @@ class Router:
 
     def _window(self, spec: ModelSpec) -> int | None:
         if spec.alias not in self._windows:
-            rates = None if spec.is_tool else self.prices.lookup(spec.price_key or spec.model)
-            self._windows[spec.alias] = spec.context_window or (rates.max_input_tokens if rates else None)
+            self._windows[spec.alias] = context_window(spec, self.prices)
         return self._windows[spec.alias]
 
 

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Starts the simulator and the local model; writes a synthetic 90-day history "
                                    "into the demo's route log, routes a request per intent and shows fallbacks, "
                                    "floors and the kill switch; runs a shadow trial, a baseline and a fallback "
-                                   "drill; then runs every dashboard notebook through papermill into --reports.")
+                                   "drill; runs the playbook on them (blast radius, a recommendation, the key "
+                                   "inventory, the launch checklist); then runs every dashboard notebook through "
+                                   "papermill into --reports.")
     add_policy_arg(p, "policy the demo routes with; its models must be the simulator's and the local model's")
     p.add_argument("--out", default="demo", help="output directory: route log, quality tables (default demo)")
     p.add_argument("--reports", default="reports", help="dashboard HTML and index.html (default reports)")

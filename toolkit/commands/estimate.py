@@ -13,12 +13,12 @@ ORDER = 40
 EXAMPLES = """examples:
   # one request, tokens given or counted offline (the output says when a count is approximate)
   routekit estimate --model gpt-4o-mini --input-tokens 500 --output-tokens 200
-  routekit estimate --model anthropic/claude-sonnet-4-5 --prompt "Summarise this contract ..." --output-tokens 400
+  routekit estimate --model anthropic/claude-sonnet-4-6 --prompt "Summarise this contract ..." --output-tokens 400
   routekit estimate --model gpt-4.1 --messages conversation.json --output-tokens 300
 
   # a month of traffic (30 days): 10k requests/day, tokens as mean or mean:p10:p90 (the low-high band)
   routekit estimate --model gpt-4o-mini --requests-per-day 10000 --input-tokens 500 --output-tokens 200 --json
-  routekit estimate --model gpt-4o-mini --model claude-haiku-4-5 --model gemini/gemini-2.5-flash-lite \\
+  routekit estimate --model gpt-4o-mini --model claude-haiku-4-5 --model gemini/gemini-3.5-flash-lite \\
       --requests-per-day 10000 --input-tokens 500:150:1400 --output-tokens 200:50:600 --cache-hit-rate 0.3
 
   # policy aliases and their price overrides; growth over a quarter
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "scenarios (--scenarios FILE) side by side. Exit 2 on bad input.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", default=[], metavar="MODEL",
-                   help="litellm model string (gpt-4o-mini, gemini/gemini-2.5-pro) or, with --policy, an alias; "
+                   help="litellm model string (gpt-4o-mini, gemini/gemini-3.1-pro-preview) or, with --policy, an alias; "
                         "repeat to compare side by side")
     p.add_argument("--policy", default=os.environ.get("ROUTEKIT_POLICY"), type=find,
                    help="policy YAML: lets --model name aliases and applies its price overrides "

@@ -1,4 +1,4 @@
-"""routekit report spend|latency|quality|what-if|research|all --log DIR --out DIR [-p key value ...]"""
+"""routekit report spend|latency|quality|what-if|readiness|research|all --log DIR --out DIR [-p key value ...]"""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   routekit report quality --log routelog -p quality_dir evals
   routekit report what-if --log routelog -p scenarios_path data/scenarios/three-approaches.yaml -p volume 2
   routekit report spend --log routelog -p out_dir reports/charts   # PNG copies of the charts for slides
+  routekit report readiness --log routelog -p policy_path data/policy.yaml -p quality_dir evals
 
 parameters (-p key value; see each notebook's parameters cell):
   all       since until policy_path out_dir (a directory for PNG copies of the charts) tables_dir (default: --out)
@@ -26,6 +27,7 @@ parameters (-p key value; see each notebook's parameters cell):
   quality   quality_dir
   what-if   scenarios_path by (intent|model) month focus volume tokens price
   research  gsm8k_outcomes arena_outcomes cascade_thresholds verifier_error router_column seed (reads no log)
+  readiness quality_dir overrides_path max_age_days deprecation_warning_days
 Values are typed as on papermill's command line (None, true/false, numbers, else text); paths are relative to
 the current directory.  Each report is an executed notebook (.ipynb) and a self-contained .html that opens
 offline from disk; index.html links them with each one's period and headline numbers. A table cut short in a page
@@ -35,9 +37,10 @@ is written whole beside it as CSV.
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="run the dashboard notebooks (papermill) into HTML reports",
-                       description="Run the spend, latency, quality, what-if and routing-research notebooks headless "
-                                   "through papermill over a route log (they read its rollups, building new days "
-                                   "first) and write executed notebooks, offline HTML pages and an index.html.",
+                       description="Run the spend, latency, quality, what-if, readiness and routing-research "
+                                   "notebooks headless through papermill over a route log (they read its rollups, "
+                                   "building new days first) and write executed notebooks, offline HTML pages and an "
+                                   "index.html.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("which", nargs="+", metavar="REPORT", choices=[*REPORTS, "all"],
                    help=f"{', '.join(REPORTS)}, or all")
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"routekit report: {e}", file=sys.stderr)
         return 1
     for r in done:
-        print(f"{r.name:<8} {r.html}  ({r.seconds:.1f} s + {r.export_seconds:.1f} s HTML)")
-    print(f"index    {done[0].html.parent / 'index.html'}")
+        print(f"{r.name:<9} {r.html}  ({r.seconds:.1f} s + {r.export_seconds:.1f} s HTML)")
+    print(f"index     {done[0].html.parent / 'index.html'}")
     print(f"wall time {time.perf_counter() - t0:.1f} s")
     return 0

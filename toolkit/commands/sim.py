@@ -13,9 +13,9 @@ ORDER = 80
 SERVE_EXAMPLES = """examples:
   routekit sim serve --port 8088
   routekit sim serve --behaviours sim.yaml           # default: {latency_ms: 20}  models: {gpt-4.1: {down: true}}
-  curl -X POST localhost:8088/_sim/models/claude-sonnet-4-5 \
+  curl -X POST localhost:8088/_sim/models/claude-sonnet-4-6 \
        -d '{"error_rate": 1, "error_status": 429, "retry_after_s": 5}'
-  curl -X POST localhost:8088/_sim/models/gemini-2.5-pro -d '{"fault": "cut_stream"}'
+  curl -X POST localhost:8088/_sim/models/gemini-3.1-pro-preview -d '{"fault": "cut_stream"}'
   curl localhost:8088/_sim/stats
 """
 

@@ -29,8 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_arg(d)
     d.set_defaults(func=disable)
 
-    e = sub.add_parser("enable", help="put a disabled model or route back in service")
+    e = sub.add_parser("enable", help="put a disabled model or route back in service",
+                       description="Enable a disabled model alias or route. Disables and enables are kept with who, "
+                                   "why and when in a history beside the overrides file (routekit readiness reads "
+                                   "it to see that the kill switch was rehearsed).")
     e.add_argument("target", help="model alias or route name")
+    e.add_argument("--reason", default="", help="why (kept in the history)")
+    e.add_argument("--by", help="who (default: $ROUTEKIT_USER or the login name)")
     add_policy_arg(e)
     e.set_defaults(func=enable)
 
@@ -94,7 +99,7 @@ def disable(args: argparse.Namespace) -> int:
 def enable(args: argparse.Namespace) -> int:
     t = _Target(args.policy)
     t.warn_broken()
-    found = t.overrides.enable(args.target)
+    found = t.overrides.enable(args.target, by=args.by, reason=args.reason)
     _say_repaired(t)
     if found:
         print(f"{args.target}: enabled")
@@ -104,6 +109,8 @@ def enable(args: argparse.Namespace) -> int:
 
 
 def _say_repaired(t: _Target) -> None:
+    if t.overrides.history_problem:
+        print(f"routekit: {t.overrides.history_problem}", file=sys.stderr)
     if t.overrides.repaired is not None:
         print(f"routekit: {t.overrides.path} was damaged; rewritten (the damaged copy is kept as "
               f"{t.overrides.repaired})", file=sys.stderr)

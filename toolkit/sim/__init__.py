@@ -43,9 +43,9 @@ Behaviour file (YAML)::
 
     default: {latency_ms: 20}
     models:
-      claude-sonnet-4-5: {down: true}
+      claude-sonnet-4-6: {down: true}
       gpt-4o-mini: {error_rate: 0.2, error_status: 429, retry_after_s: 1}
-      gemini-2.5-pro: {cached_tokens: 40, reasoning_tokens: 12, skill: 0.9}
+      gemini-3.1-pro-preview: {cached_tokens: 40, reasoning_tokens: 12, skill: 0.9}
     answers:                  # an answer key: models with a skill answer a share of these prompts right
       "How do I add a second admin to our workspace?": how-to
 
@@ -53,7 +53,7 @@ Behaviour file (YAML)::
 routekit's transport (``routekit sim matrix``, docs/errors.md).
 
 Model names are what the client puts on the wire: litellm strips its provider
-prefix, so ``anthropic/claude-sonnet-4-5`` arrives as ``claude-sonnet-4-5``
+prefix, so ``anthropic/claude-sonnet-4-6`` arrives as ``claude-sonnet-4-6``
 (Azure: the deployment name; Bedrock: the model id, percent-decoded).
 
 =================== =====================================================================================
