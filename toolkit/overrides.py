@@ -12,6 +12,11 @@ the last good state this process saw, and ``damage`` says what is wrong (the
 Router puts it in each record's ``warnings``; ``routekit status`` shows it).
 ``disable``/``enable`` repair it: the damaged file is kept beside it as
 ``<name>.damaged-<time>`` and a valid one is written in its place.
+
+Audit history: every disable and enable is appended to ``<name>.history.jsonl`` beside the
+file (:class:`OverrideHistory`: one JSON :class:`AuditEntry` a line — when, what, who, why,
+until, and which state took it), never rewritten.  With the Redis state backend
+(toolkit/state) the same entries go to a Redis list instead.
 """
 from __future__ import annotations
 
@@ -47,6 +52,85 @@ class Override:
         return f"disabled by {self.by} at {_iso(self.since)} {until}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change to the kill switch, as the audit history keeps it."""
+
+    at: float            # unix seconds
+    action: str          # "disable" | "enable"
+    target: str
+    by: str
+    reason: str | None = None
+    until: float | None = None   # a disable's expiry (None: until enabled)
+    where: str | None = None     # which state took it: "embedded", "redis", "degraded-local (…)"
+
+    def describe(self) -> str:
+        until = "" if self.action != "disable" else (" until enabled" if self.until is None
+                                                     else " until " + _iso(self.until))
+        why = f": {self.reason}" if self.reason else ""
+        return f"{_iso(self.at)} {self.action} {self.target} by {self.by}{until}{why}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "AuditEntry":
+        d = json.loads(text)
+        if not isinstance(d, dict) or not {"at", "action", "target", "by"} <= set(d):
+            raise ValueError("not an audit entry")
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+
+
+class OverrideHistory:
+    """The audit history of a kill switch: an append-only JSON-lines file (``history_path``).  ``append``
+    writes one line under a lock and flushes it to disk; ``read`` skips lines it cannot read (counted in
+    ``damaged``), so a torn line never hides the rest."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.damaged = 0
+
+    def append(self, entry: AuditEntry) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        append_line(self.path, entry.to_json())
+
+    def read(self, limit: int | None = None) -> list[AuditEntry]:
+        """The entries, oldest first (the last ``limit`` of them when given)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        out, self.damaged = [], 0
+        for line in raw.splitlines():
+            if not line.strip():
+                continue
+            try:
+                out.append(AuditEntry.from_json(line))
+            except (ValueError, TypeError):
+                self.damaged += 1
+        return out[-limit:] if limit else out
+
+
+def append_line(path: Path, text: str, mode: int = 0o644) -> None:
+    """Append one line under an exclusive lock and flush it to disk; after a line torn by a crash, on a line of
+    its own (so the torn one stays the only casualty)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, (("\n" if torn else "") + text + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def history_path(overrides_path: str | os.PathLike) -> Path:
+    """Where the audit history of an overrides file is kept: ``overrides.json`` -> ``overrides.history.jsonl``."""
+    p = Path(overrides_path)
+    return p.with_name(p.name.removesuffix(".json") + ".history.jsonl")
+
+
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -62,7 +146,7 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
-def _entry(d: Any) -> Override:
+def parse_entry(d: Any) -> Override:
     """One disable from the file, or ValueError saying what is wrong with it."""
     if not isinstance(d, dict):
         raise ValueError(f"an entry is a JSON {type(d).__name__}, not an object")
@@ -92,7 +176,7 @@ def read_overrides(path: Path) -> tuple[dict[str, Override], str | None]:
     bad: list[str] = []
     for d in data.get("disabled", []):
         try:
-            o = _entry(d)
+            o = parse_entry(d)
         except ValueError as e:
             bad.append(str(e))
             continue
@@ -101,8 +185,10 @@ def read_overrides(path: Path) -> tuple[dict[str, Override], str | None]:
 
 
 class Overrides:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, where: str = "embedded"):
         self.path = Path(path)
+        self.history = OverrideHistory(history_path(self.path))
+        self.where = where               # what the audit history says took each change
         self._items: dict[str, Override] = {}
         self._stamp: tuple | None = None
         self._lock = threading.Lock()
@@ -142,15 +228,24 @@ class Overrides:
 
     def disable(self, target: str, reason: str, for_s: float | None = None, by: str | None = None) -> Override:
         now = time.time()
-        o = Override(target=target, reason=reason, by=by or _whoami(), since=now,
+        o = Override(target=target, reason=reason, by=by or whoami(), since=now,
                      until=None if for_s is None else now + for_s)
         self._update(lambda items: {**items, target: o})
+        self.history.append(AuditEntry(now, "disable", target, o.by, reason, o.until, self.where))
         return o
 
-    def enable(self, target: str) -> bool:
+    def enable(self, target: str, by: str | None = None, reason: str | None = None) -> bool:
         found = []
         self._update(lambda items: (found.append(target in items), {k: v for k, v in items.items() if k != target})[1])
+        if found and found[0]:
+            self.history.append(AuditEntry(time.time(), "enable", target, by or whoami(), reason, None, self.where))
         return bool(found and found[0])
+
+    def clear(self) -> list[str]:
+        """Remove every entry (no audit line: for a state that has copied them elsewhere); return the targets."""
+        gone: list[str] = []
+        self._update(lambda items: (gone.extend(items), {})[1])
+        return gone
 
     def _update(self, change) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +266,7 @@ class Overrides:
         self._stamp = None
 
 
-def _whoami() -> str:
+def whoami() -> str:
     try:
         return os.environ.get("ROUTEKIT_USER") or getpass.getuser()
     except Exception:  # noqa: BLE001 — no passwd entry in some containers

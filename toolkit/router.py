@@ -34,12 +34,12 @@ from .costs import PriceBook, Rates
 from .eligibility import below_floor, rule_rejection, window_rejection
 from .errors import (BudgetDenied, LedgerUnavailable, NoEligibleRoute, RoutingError,  # noqa: F401  (re-exported)
                      StreamInterrupted, TransportError, UnknownIntent)
-from .overrides import Overrides
 from .policy import ModelSpec, Policy, RouteSpec, load_policy
 from .result import ABANDONED, WARNING_SEPARATOR, Attempt, Request, Result, Skip, explain_steps
 from .routelog import RouteLogWriter
 from .routelog.record import build_record, priced_attempt
 from .shadow import ShadowTrials, Sink
+from .state import StateBackend, open_state
 from .streams import (CALL, SLEEP, Decision, RoutedAsyncStream, RoutedStream, StreamRestart,  # noqa: F401
                       drive_astream, drive_async, drive_stream, drive_sync)
 from .verify import verify
@@ -105,7 +105,7 @@ class Router:
     def __init__(self, policy: Policy | str | Path, *, transport: Any = None,
                  log: RouteLogWriter | str | Path | None = RouteLogWriter, prices: PriceBook | None = None,
                  budgets: BudgetHook | None = None, circuit: CircuitBreaker | None = None, sleep=time.sleep,
-                 shadow_sink: Sink | None = None, seed: int | None = None):
+                 shadow_sink: Sink | None = None, seed: int | None = None, state: StateBackend | None = None):
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         if any(r.router is not None for r in self.policy.routes.values()):
             from .research.learned import policy_problems   # a trained router's model file must be usable
@@ -125,15 +125,15 @@ class Router:
             log = RouteLogWriter(Path(log))
         self.log: RouteLogWriter | None = log
         self.prices = prices or PriceBook.load()
+        # The kill switch, circuits and ledger: files on this host, or shared through Redis (the policy's `state:`).
+        self.state = state or open_state(self.policy)
         if budgets is None and self.policy.budgets:
-            # A policy's budgets are enforced by default, on the policy's own ledger (its `state:`).
+            # A policy's budgets are enforced by default, on the policy's own ledger.
             from .budgets import BudgetLedger
-            budgets = BudgetLedger.from_policy(self.policy, prices=self.prices)
+            budgets = BudgetLedger.from_policy(self.policy, prices=self.prices, store=self.state.ledger_store())
         self.budgets = budgets
-        c = self.policy.circuit
-        self.circuit = circuit or CircuitBreaker(c.failures, c.cooldown_s, c.max_cooldown_s,
-                                                 state_path=self.policy.circuits_path)
-        self.overrides = Overrides(self.policy.overrides_path)
+        self.circuit = circuit or self.state.circuit
+        self.overrides = self.state.overrides
         self.shadows = ShadowTrials(self, shadow_sink, seed)
         self._sleep = sleep
         self._windows: dict[str, int | None] = {}
@@ -232,9 +232,12 @@ class Router:
         skipped: list[Skip] = []
         self.overrides.refresh()   # one look at the kill switch per request
         route_off = self.overrides.get(req.intent)
-        warnings: list[str] = [self.overrides.damage] if self.overrides.damage else []
+        warnings: list[str] = []
 
         def finish(reply: Any, served: str | None, verification: str, error: Exception | None) -> dict[str, Any]:
+            damage = self.overrides.damage   # read at the end: shared state may have become unreachable meanwhile
+            if damage:
+                warnings.insert(0, damage)
             if reply is not None:
                 warnings.extend(reply.notes)
             record = build_record(
@@ -242,7 +245,8 @@ class Router:
                 prompt_tokens=prompt.final(reply), served=policy.models[served] if served else None, reply=reply,
                 verification=verification, error=error, latency_ms=(time.perf_counter() - t0) * 1000,
                 degraded=bool(served and below_floor(policy, served, route)), warnings=warnings,
-                policy_version=policy.version, price_version=self.prices.version, rates=self.rates)
+                policy_version=policy.version, price_version=self.prices.version, rates=self.rates,
+                state=self.state.mode)
             self.keep(record)
             return record
 

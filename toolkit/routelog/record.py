@@ -146,12 +146,13 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
                  attempts: Sequence[Attempt], skipped: Sequence[Skip], prompt_tokens: int,
                  served: ModelSpec | None, reply: Any, verification: str, error: Exception | None,
                  latency_ms: float, degraded: bool, warnings: Sequence[str], policy_version: str,
-                 price_version: str, rates: Callable[[str], Rates | None], shadow_of: str | None = None
-                 ) -> dict[str, Any]:
+                 price_version: str, rates: Callable[[str], Rates | None], shadow_of: str | None = None,
+                 state: str | None = None) -> dict[str, Any]:
     """The route record of one request (or shadow call: ``shadow_of``), every field of the schema, in order.
 
     ``first`` is the route's first candidate; ``served`` the one that answered with ``reply`` (a transport
-    Reply), else None; ``rates(alias)`` prices cached reads for the savings figure.  Token and cost totals are
+    Reply), else None; ``rates(alias)`` prices cached reads for the savings figure; ``state`` the mode of the
+    routing state the decision read (toolkit/state: embedded, redis, degraded-local).  Token and cost totals are
     the sums over ``attempts``.  Values outside their domain are brought inside it and named in ``warnings``:
     the provider was paid, so the record must be writable.
     """
@@ -219,6 +220,7 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
         "router_name": req.learned.name if req.learned else None,
         "router_version": req.learned.version if req.learned else None,
         "router_score": req.learned.score if req.learned else None,
+        "state": state,
         "extra": None,
     }
     clamped = clamp_to_domain(record)

@@ -60,6 +60,9 @@ warnings                       str       what went wrong around the answer, " | 
 router_name                    str       the trained router that picked the first candidate (route ``router:``)
 router_version                 str       its model file's version (sha256, 12 hex digits)
 router_score                   float     the score it gave: predicted strong-minus-weak gain, or score - cost term
+state                          str       the routing state the decision read (toolkit/state): embedded, redis,
+                                         or degraded-local (Redis unreachable: local state); null when routekit
+                                         did not route the request
 extra                          str       JSON object of fields an importer did not map (kept, not dropped)
 =============================  ========  ==========================================================
 
@@ -105,6 +108,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("prompt", "str"), ("output", "str"), ("output_hash", "str"), ("shadow_of", "str"), ("source", "str"),
     ("model_mismatch", "bool"), ("warnings", "str"),
     ("router_name", "str"), ("router_version", "str"), ("router_score", "float"),
+    ("state", "str"),
     ("extra", "str"),
 )
 FIELD_NAMES = tuple(name for name, _ in FIELDS)
