@@ -22,7 +22,6 @@ The result and its parts are in toolkit/result.py, the record is built beside it
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import replace
@@ -35,7 +34,7 @@ from .eligibility import below_floor, rule_rejection, window_rejection
 from .errors import (BudgetDenied, LedgerUnavailable, NoEligibleRoute, RoutingError,  # noqa: F401  (re-exported)
                      StreamInterrupted, TransportError, UnknownIntent)
 from .policy import ModelSpec, Policy, RouteSpec, load_policy
-from .result import ABANDONED, WARNING_SEPARATOR, Attempt, Request, Result, Skip, explain_steps
+from .result import ABANDONED, Attempt, Request, Result, Skip, explain_steps
 from .routelog import RouteLogWriter
 from .routelog.record import build_record, priced_attempt
 from .shadow import ShadowTrials, Sink
@@ -193,23 +192,10 @@ class Router:
 
     def keep(self, record: dict[str, Any]) -> None:
         """Append a record to the route log; if the log refuses it, spool it (``routekit log recover``)."""
-        if self.log is None:
-            return
-        try:
-            self.log.write(record)
-            return
-        except (OSError, ValueError) as e:
-            why = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
-        from . import spool
+        if self.log is not None:
+            from . import spool
 
-        record["warnings"] = WARNING_SEPARATOR.join(
-            x for x in (record["warnings"], f"spooled: the route log {self.log.root} could not take this record "
-                                            f"({why}); routekit log recover replays it") if x)
-        try:
-            spool.write(record)
-        except (OSError, ValueError) as e:
-            log.error("routekit: a route record could not be written (log: %s; spool: %s); here it is: %s", why, e,
-                      json.dumps(record, default=str))
+            spool.keep(self.log, record)
 
     # --- the decision ------------------------------------------------------------------------
 

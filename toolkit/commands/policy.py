@@ -31,12 +31,17 @@ def check(args: argparse.Namespace) -> int:
             if found:
                 raise PolicyError(found)
     except PolicyError as e:
-        print(f"{args.file}: {len(e.problems)} problem(s)", file=sys.stderr)
-        for problem in e.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print_problems(args.file, e)
         return 1
     print(summary(policy))
     return 0
+
+
+def print_problems(file: str, e) -> None:
+    """A bad policy as ``policy check`` reports it (other commands that refuse a policy say it the same way)."""
+    print(f"{file}: {len(e.problems)} problem(s)", file=sys.stderr)
+    for problem in e.problems:
+        print(f"  {problem}", file=sys.stderr)
 
 
 def summary(policy) -> str:

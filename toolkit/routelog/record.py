@@ -147,12 +147,15 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
                  served: ModelSpec | None, reply: Any, verification: str, error: Exception | None,
                  latency_ms: float, degraded: bool, warnings: Sequence[str], policy_version: str,
                  price_version: str, rates: Callable[[str], Rates | None], shadow_of: str | None = None,
-                 state: str | None = None) -> dict[str, Any]:
+                 state: str | None = None, source: str = "router", extra: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
     """The route record of one request (or shadow call: ``shadow_of``), every field of the schema, in order.
 
     ``first`` is the route's first candidate; ``served`` the one that answered with ``reply`` (a transport
     Reply), else None; ``rates(alias)`` prices cached reads for the savings figure; ``state`` the mode of the
-    routing state the decision read (toolkit/state: embedded, redis, degraded-local).  Token and cost totals are
+    routing state the decision read (toolkit/state: embedded, redis, degraded-local); ``source`` who routed it
+    (``router``, or ``litellm_proxy`` for a request the proxy routed: toolkit/proxy/callback.py); ``extra``
+    facts of the source with no field of their own.  Token and cost totals are
     the sums over ``attempts``.  Values outside their domain are brought inside it and named in ``warnings``:
     the provider was paid, so the record must be writable.
     """
@@ -214,14 +217,14 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
         "output": reply.text if (store and reply) else None,
         "output_hash": hashlib.sha256(reply.text.encode()).hexdigest() if reply else None,
         "shadow_of": shadow_of,
-        "source": "router",
+        "source": source,
         "model_mismatch": mismatch,
         "warnings": None,
         "router_name": req.learned.name if req.learned else None,
         "router_version": req.learned.version if req.learned else None,
         "router_score": req.learned.score if req.learned else None,
         "state": state,
-        "extra": None,
+        "extra": json.dumps(extra, sort_keys=True, default=str) if extra else None,
     }
     clamped = clamp_to_domain(record)
     if clamped:
