@@ -12,12 +12,14 @@ ORDER = 70
 
 EXAMPLES = """examples:
   routekit export litellm-proxy --policy data/policy.example.yaml -o proxy.yaml
-  litellm --config proxy.yaml --port 4000        # (pip install 'routekit[proxy]')
-  curl localhost:4000/v1/chat/completions -d '{"model": "triage", "messages": [...]}'
+  LITELLM_MASTER_KEY=sk-... .venv-proxy/bin/litellm --config proxy.yaml --port 4000   # (make proxy-env)
+  curl localhost:4000/v1/chat/completions -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
+       -d '{"model": "triage", "messages": [...]}'
 
 One model group per intent (clients send model: "triage"), each fallback candidate a group INTENT@ALIAS, the
 route chains as the proxy's fallbacks, SDK retries off, cooldown from the policy's circuit settings, Redis when
-the policy's state names one, keys as os.environ/NAME. The routekit callback in the config writes one route
+the policy's state names one, keys as os.environ/NAME (the master key too). The proxy runs from its own
+virtualenv (litellm[proxy] pins polars < 2; routekit needs 2): `make proxy-env`. The routekit callback in the config writes one route
 record per proxied request to ROUTEKIT_LOG_DIR (or --log), so `routekit stats` and the dashboards show proxy
 traffic. Rules the proxy cannot hold are printed and written at the top of the file. A chain that would let a
 local intent reach a vendor is refused (exit 1), as `routekit policy check` says it.

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..costs import PriceBook
 from ..eligibility import below_floor
-from ..errors import TransportError
+from ..errors import BadInput, TransportError
 from ..policy import Policy, load_policy
 from ..result import Attempt, Request, Skip
 from ..routelog import RouteLogWriter
@@ -65,7 +65,7 @@ class Bookkeeper:
         if self._policy is None:
             path = os.environ.get("ROUTEKIT_POLICY")
             if not path:
-                raise RuntimeError("ROUTEKIT_POLICY is not set (routekit export litellm-proxy sets it in the config)")
+                raise BadInput("ROUTEKIT_POLICY is not set (routekit export litellm-proxy sets it in the config)")
             self._policy = load_policy(path)
         return self._policy
 
