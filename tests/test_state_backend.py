@@ -257,3 +257,15 @@ def test_status_and_disable_still_work_with_redis_down(tmp_path, redis_server, m
     assert main(["status", "--policy", str(policy), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["mode"] == "redis" and [d["target"] for d in status["disabled"]] == ["mid-anthropic"]
+
+
+def test_a_history_that_cannot_be_written_never_stops_a_disable(tmp_path, caplog):
+    from toolkit.overrides import Overrides, history_path
+
+    o = Overrides(tmp_path / "overrides.json")
+    history_path(o.path).mkdir()          # not a file: every append fails
+    caplog.set_level(logging.WARNING, "routekit.overrides")
+    o.disable("fast-openai", "incident", by="oncall")
+    o.refresh()
+    assert o.get("fast-openai") is not None
+    assert any("audit history" in r.getMessage() for r in caplog.records)

@@ -91,8 +91,13 @@ class OverrideHistory:
         self.damaged = 0
 
     def append(self, entry: AuditEntry) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        append_line(self.path, entry.to_json())
+        """Add one entry; a history that cannot be written is logged, never fatal (the change itself is made)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            append_line(self.path, entry.to_json())
+        except OSError as e:
+            log.warning("routekit: the audit history %s could not be written (%s): %s", self.path,
+                        e.strerror or e, entry.describe())
 
     def read(self, limit: int | None = None) -> list[AuditEntry]:
         """The entries, oldest first (the last ``limit`` of them when given)."""

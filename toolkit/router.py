@@ -37,6 +37,7 @@ from .policy import ModelSpec, Policy, RouteSpec, load_policy
 from .result import ABANDONED, Attempt, Request, Result, Skip, explain_steps
 from .routelog import RouteLogWriter
 from .routelog.record import build_record, priced_attempt
+from . import spool
 from .shadow import ShadowTrials, Sink
 from .state import StateBackend, open_state
 from .streams import (CALL, SLEEP, Decision, RoutedAsyncStream, RoutedStream, StreamRestart,  # noqa: F401
@@ -193,8 +194,6 @@ class Router:
     def keep(self, record: dict[str, Any]) -> None:
         """Append a record to the route log; if the log refuses it, spool it (``routekit log recover``)."""
         if self.log is not None:
-            from . import spool
-
             spool.keep(self.log, record)
 
     # --- the decision ------------------------------------------------------------------------
@@ -377,8 +376,6 @@ class Router:
         problem = self.log.writable()
         if problem is None:
             return None
-        from . import spool
-
         spool_problem = spool.writable()
         return None if spool_problem is None else f"the route log is not writable ({problem}) and neither is " \
                                                   f"the spool ({spool_problem})"
