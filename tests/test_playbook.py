@@ -409,16 +409,16 @@ def test_disable_and_enable_are_kept_with_who_why_when_and_damage_never_breaks_t
     events, damage = read_history(history_path(o.path))
     assert damage is None and [(e.action, e.target, e.by, e.reason) for e in events] == [
         ("disable", "fast-openai", "on-call", "rehearsal"), ("enable", "fast-openai", "lead", "done")]
-    assert o.history == tmp_path / "p.overrides.history.jsonl"
+    assert o.history.path == tmp_path / "p.overrides.history.jsonl"
     # a torn line and garbage: skipped and named, the readable events still read, new ones still appended
-    with open(o.history, "ab") as f:
+    with open(o.history.path, "ab") as f:
         f.write(b'{"action": "disable", "tar\n\x00\xff not json\n[1, 2]')
     o.disable("triage", "second rehearsal", for_s=60, by="on-call")
-    events, damage = read_history(o.history)
+    events, damage = read_history(o.history.path)
     assert [e.target for e in events] == ["fast-openai", "fast-openai", "triage"] and "3 unreadable line(s)" in damage
     # a history that cannot be written: the switch still switches, and says what it could not keep
     broken = Overrides(tmp_path / "q.overrides.json")
-    broken.history.mkdir()
+    broken.history.path.mkdir()
     broken.disable("mid-openai", "incident", by="on-call")
     assert broken.active().keys() == {"mid-openai"} and "could not record" in broken.history_problem
 

@@ -15,7 +15,9 @@ own is kept in ``extra`` (JSON).  Two exceptions, by design: raw prompts and ans
 are hashed into ``prompt_hash`` / ``output_hash`` and replaced in ``extra`` by a marker, because the
 route log never stores raw prompts; and every string is scrubbed of secret shapes by the writer.
 A row that cannot be read is reported (``file:line`` and column) and the others are imported.
-Importing the same export twice adds its records twice: import each export once, or use ``since``.
+A record whose ``request_id`` is already in the log is skipped and counted (``duplicates``): importing an
+export twice, or a LiteLLM proxy's spend log beside the records its routekit callback wrote
+(toolkit/proxy/callback.py uses the proxy's own request ids), never counts a request twice.
 
 LiteLLM_SpendLogs -> record
 ---------------------------
@@ -75,6 +77,7 @@ class ImportReport:
     records: int = 0
     skipped: int = 0                                          # not model calls (e.g. HTTP spans)
     bad: int = 0                                              # unreadable rows or lines
+    duplicates: int = 0                                       # request ids already in the log: skipped
     examples: list[str] = field(default_factory=list)         # "file:line: reason"
 
     def problem(self, where: str, reason: str) -> None:
@@ -86,21 +89,54 @@ class ImportReport:
         s = f"{self.source}: {self.records} records imported"
         if self.skipped:
             s += f", {self.skipped} skipped (not model calls)"
+        if self.duplicates:
+            s += f", {self.duplicates} already in the log (same request id: not imported again)"
         if self.bad:
             s += f", {self.bad} unreadable (first: {'; '.join(self.examples[:3])})"
         return s
 
 
 def _write(records: Iterable[dict], log_dir: str | os.PathLike, report: ImportReport) -> ImportReport:
+    seen = _LoggedIds(Path(log_dir))
     with RouteLogWriter(Path(log_dir)) as writer:
         batch: list[dict] = []
         for rec in records:
+            if seen.has(rec):
+                report.duplicates += 1
+                continue
             batch.append(rec)
             if len(batch) >= BATCH:
                 report.records += writer.write_records(batch)
                 batch = []
         report.records += writer.write_records(batch)
     return report
+
+
+class _LoggedIds:
+    """Request ids already in the log, read one day at a time as records of that day come (and every id seen in
+    this import: an export holding one request twice imports it once)."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir, self.days, self.ids = log_dir, set(), set()
+
+    def has(self, record: dict) -> bool:
+        from .routelog import scan_log
+        from .routelog.record import normalise_timestamp
+
+        try:
+            day = normalise_timestamp(record["timestamp"])[:10]
+        except (KeyError, TypeError, ValueError):
+            day = None    # the writer reports it
+        if day is not None and day not in self.days:
+            self.days.add(day)
+            if (self.log_dir / f"date={day}").is_dir():
+                frame = scan_log(self.log_dir, start=day, end=day).frame.select("request_id").collect()
+                self.ids.update(frame["request_id"])
+        rid = record.get("request_id")
+        if rid in self.ids:
+            return True
+        self.ids.add(rid)
+        return False
 
 
 def _sha(value: Any) -> str:

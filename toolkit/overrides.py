@@ -13,9 +13,10 @@ Router puts it in each record's ``warnings``; ``routekit status`` shows it).
 ``disable``/``enable`` repair it: the damaged file is kept beside it as
 ``<name>.damaged-<time>`` and a valid one is written in its place.
 
-Every disable and enable is also appended, with who, why and when, to a history beside the file
-(toolkit/switch_history.py): the record that the kill switch was rehearsed.  A history that cannot be
-written or read never stops the switch.
+Audit history: every disable and enable is appended to ``<name>.history.jsonl`` beside the
+file (:class:`OverrideHistory`: one JSON :class:`AuditEntry` a line — when, what, who, why,
+until, and which state took it), never rewritten.  With the Redis state backend
+(toolkit/state) the same entries go to a Redis list instead.
 """
 from __future__ import annotations
 
@@ -31,8 +32,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-from .switch_history import SwitchEvent, append_event, history_path
 
 log = logging.getLogger("routekit.overrides")
 
@@ -53,6 +52,110 @@ class Override:
         return f"disabled by {self.by} at {_iso(self.since)} {until}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change to the kill switch, as the audit history keeps it."""
+
+    at: float            # unix seconds
+    action: str          # "disable" | "enable"
+    target: str
+    by: str
+    reason: str | None = None
+    until: float | None = None   # a disable's expiry (None: until enabled)
+    where: str | None = None     # which state took it: "embedded", "redis", "degraded-local (…)"
+
+    def describe(self) -> str:
+        until = "" if self.action != "disable" else (" until enabled" if self.until is None
+                                                     else " until " + _iso(self.until))
+        why = f": {self.reason}" if self.reason else ""
+        return f"{_iso(self.at)} {self.action} {self.target} by {self.by}{until}{why}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "AuditEntry":
+        d = json.loads(text)
+        if not isinstance(d, dict) or d.get("action") not in ("disable", "enable"):
+            raise ValueError("not a disable or enable entry")
+        number = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+        if not (isinstance(d.get("target"), str) and isinstance(d.get("by"), str) and number(d.get("at"))
+                and all(d.get(k) is None or isinstance(d[k], str) for k in ("reason", "where"))
+                and (d.get("until") is None or number(d["until"]))):
+            raise ValueError("a field has the wrong type")
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+
+
+class OverrideHistory:
+    """The audit history of a kill switch: an append-only JSON-lines file (``history_path``).  ``append``
+    writes one line under a lock and flushes it to disk; ``read`` skips lines it cannot read (counted in
+    ``damaged``), so a torn line never hides the rest."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.damaged: list[str] = []        # the lines the last read skipped ("line N: why")
+        self.problem: str | None = None     # why the last append could not be kept
+
+    def append(self, entry: AuditEntry) -> None:
+        """Add one entry; a history that cannot be written is logged and kept in ``problem``, never fatal (the
+        change itself is made)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            append_line(self.path, entry.to_json())
+            self.problem = None
+        except OSError as e:
+            self.problem = (f"the kill-switch audit history {self.path} could not record this "
+                            f"({e.strerror or e}): {entry.describe()}")
+            log.warning("routekit: %s", self.problem)
+
+    def read(self, limit: int | None = None) -> list[AuditEntry]:
+        """The entries, oldest first (the last ``limit`` of them when given)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            self.damaged = [f"not readable ({e.strerror})"]
+            return []
+        out, self.damaged = [], []
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(AuditEntry.from_json(line))
+            except (ValueError, TypeError) as e:   # JSON and UTF-8 errors are ValueErrors too
+                self.damaged.append(f"line {n}: {str(e)[:60]}")
+        out.sort(key=lambda e: e.at)
+        return out[-limit:] if limit else out
+
+    @property
+    def damage(self) -> str | None:
+        """What the last read skipped, in a line (None: nothing)."""
+        if not self.damaged:
+            return None
+        return f"{self.path}: {len(self.damaged)} unreadable line(s) skipped ({'; '.join(self.damaged[:3])})"
+
+
+def append_line(path: Path, text: str, mode: int = 0o644) -> None:
+    """Append one line under an exclusive lock and flush it to disk; after a line torn by a crash, on a line of
+    its own (so the torn one stays the only casualty)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, (("\n" if torn else "") + text + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def history_path(overrides_path: str | os.PathLike) -> Path:
+    """Where the audit history of an overrides file is kept: ``overrides.json`` -> ``overrides.history.jsonl``."""
+    p = Path(overrides_path)
+    return p.with_name(p.name.removesuffix(".json") + ".history.jsonl")
+
+
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -68,7 +171,7 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
-def _entry(d: Any) -> Override:
+def parse_entry(d: Any) -> Override:
     """One disable from the file, or ValueError saying what is wrong with it."""
     if not isinstance(d, dict):
         raise ValueError(f"an entry is a JSON {type(d).__name__}, not an object")
@@ -98,7 +201,7 @@ def read_overrides(path: Path) -> tuple[dict[str, Override], str | None]:
     bad: list[str] = []
     for d in data.get("disabled", []):
         try:
-            o = _entry(d)
+            o = parse_entry(d)
         except ValueError as e:
             bad.append(str(e))
             continue
@@ -107,15 +210,20 @@ def read_overrides(path: Path) -> tuple[dict[str, Override], str | None]:
 
 
 class Overrides:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, where: str = "embedded"):
         self.path = Path(path)
+        self.history = OverrideHistory(history_path(self.path))
+        self.where = where               # what the audit history says took each change
         self._items: dict[str, Override] = {}
         self._stamp: tuple | None = None
         self._lock = threading.Lock()
         self.damage: str | None = None   # what is wrong with the file, while it is wrong
         self.repaired: Path | None = None  # where the last write kept a damaged file it replaced
-        self.history = history_path(self.path)       # who disabled / enabled what, when, why
-        self.history_problem: str | None = None       # why the last event could not be kept there
+
+    @property
+    def history_problem(self) -> str | None:
+        """Why the last disable or enable could not be kept in the audit history (None: it was)."""
+        return self.history.problem
 
     def refresh(self) -> None:
         """Re-read the file if it changed since the last look."""
@@ -150,27 +258,24 @@ class Overrides:
 
     def disable(self, target: str, reason: str, for_s: float | None = None, by: str | None = None) -> Override:
         now = time.time()
-        o = Override(target=target, reason=reason, by=by or _whoami(), since=now,
+        o = Override(target=target, reason=reason, by=by or whoami(), since=now,
                      until=None if for_s is None else now + for_s)
         self._update(lambda items: {**items, target: o})
-        self._keep(SwitchEvent("disable", target, o.by, now, reason, o.until))
+        self.history.append(AuditEntry(now, "disable", target, o.by, reason, o.until, self.where))
         return o
 
-    def enable(self, target: str, by: str | None = None, reason: str = "") -> bool:
+    def enable(self, target: str, by: str | None = None, reason: str | None = None) -> bool:
         found = []
         self._update(lambda items: (found.append(target in items), {k: v for k, v in items.items() if k != target})[1])
         if found and found[0]:
-            self._keep(SwitchEvent("enable", target, by or _whoami(), time.time(), reason))
+            self.history.append(AuditEntry(time.time(), "enable", target, by or whoami(), reason, None, self.where))
         return bool(found and found[0])
 
-    def _keep(self, event: SwitchEvent) -> None:
-        """Add to the history; a history that cannot take it is reported, never in the switch's way."""
-        try:
-            append_event(self.history, event)
-            self.history_problem = None
-        except OSError as e:
-            self.history_problem = f"the kill-switch history {self.history} could not record this ({e.strerror})"
-            log.warning("%s", self.history_problem)
+    def clear(self) -> list[str]:
+        """Remove every entry (no audit line: for a state that has copied them elsewhere); return the targets."""
+        gone: list[str] = []
+        self._update(lambda items: (gone.extend(items), {})[1])
+        return gone
 
     def _update(self, change) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +296,7 @@ class Overrides:
         self._stamp = None
 
 
-def _whoami() -> str:
+def whoami() -> str:
     try:
         return os.environ.get("ROUTEKIT_USER") or getpass.getuser()
     except Exception:  # noqa: BLE001 — no passwd entry in some containers

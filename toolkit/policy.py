@@ -42,6 +42,11 @@ policy shares one budget whatever its log directory or working directory::
     state: {backend: embedded}                     # default: files beside the policy
     state: {dir: /var/lib/routekit}                # elsewhere (relative to the policy file)
     state: {backend: redis, url_env: ROUTEKIT_REDIS_URL, on_unavailable: fail_closed}
+    state: {backend: redis, url_env: ROUTEKIT_REDIS_URL, refresh_s: 0.2}   # how often Routers re-read it
+
+With ``backend: redis`` the kill switch (and its audit history), circuit state and the budget ledger are
+shared by every Router naming the same Redis (toolkit/state); when it cannot be reached, Routers go on with
+local state and every record says ``state: degraded-local``.
 
 ``keys:`` is the inventory of API keys, by environment-variable NAME only (``routekit keys`` checks it: every key
 owned, used, not shared across vendors, rotated recently, set)::
@@ -312,6 +317,10 @@ class StateSpec(_Strict):
     url_env: str | None = None        # redis: NAME of the environment variable holding the URL
     on_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"   # ledger unreachable before a call
     lock_timeout_s: float = Field(default=5.0, gt=0)   # a busy ledger this long counts as unavailable
+    # redis: how often each Router re-reads the shared kill switch and circuits (a disable is obeyed everywhere
+    # within about this long), and how long a state read may take before Redis counts as unreachable
+    refresh_s: float = Field(default=0.2, gt=0, le=10)
+    connect_timeout_s: float = Field(default=1.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _redis_url(self) -> "StateSpec":
@@ -417,6 +426,7 @@ class StateFiles:
     overrides: Path
     circuits: Path
     ledger: Path
+    outbox: Path      # with the Redis backend: writes made while Redis was unreachable, replayed when it answers
 
     @classmethod
     def of(cls, policy_path: str | os.PathLike, state_dir: str | None = None) -> "StateFiles":
@@ -425,7 +435,8 @@ class StateFiles:
         overrides = Path(env) if env else base.with_name(base.name + ".overrides.json")
         circuits = overrides.with_name(overrides.name.removesuffix(".json").removesuffix(".overrides")
                                        + ".circuits.json")
-        return cls(overrides, circuits, base.with_name(base.name + ".budgets.sqlite"))
+        return cls(overrides, circuits, base.with_name(base.name + ".budgets.sqlite"),
+                   base.with_name(base.name + ".redis-outbox.jsonl"))
 
 
 def state_base(policy_path: str | os.PathLike, state_dir: str | None = None) -> Path:

@@ -30,7 +30,6 @@ The result and its parts are in toolkit/result.py, the record is built beside it
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import replace
@@ -46,12 +45,13 @@ from .eligibility import (below_floor, candidate_queue, capability_rejection, co
                           window_rejection)
 from .errors import (BudgetDenied, LedgerUnavailable, NoEligibleRoute, RequestError,  # noqa: F401  (re-exported)
                      RoutingError, StreamInterrupted, TransportError, UnknownIntent)
-from .overrides import Overrides
 from .policy import ModelSpec, Policy, RouteSpec, load_policy
-from .result import ABANDONED, WARNING_SEPARATOR, Attempt, Request, Result, Skip, explain_steps
+from .result import ABANDONED, Attempt, Request, Result, Skip, explain_steps
 from .routelog import RouteLogWriter
 from .routelog.record import build_record, priced_attempt
+from . import spool
 from .shadow import ShadowTrials, Sink
+from .state import StateBackend, open_state
 from .streams import (CALL, SLEEP, Decision, RoutedAsyncStream, RoutedStream, StreamRestart,  # noqa: F401
                       drive_astream, drive_async, drive_stream, drive_sync)
 from .verify import verify_answer
@@ -120,7 +120,7 @@ class Router:
     def __init__(self, policy: Policy | str | Path, *, transport: Any = None,
                  log: RouteLogWriter | str | Path | None = RouteLogWriter, prices: PriceBook | None = None,
                  budgets: BudgetHook | None = None, circuit: CircuitBreaker | None = None, sleep=time.sleep,
-                 shadow_sink: Sink | None = None, seed: int | None = None):
+                 shadow_sink: Sink | None = None, seed: int | None = None, state: StateBackend | None = None):
         self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
         if any(r.router is not None for r in self.policy.routes.values()):
             from .research.learned import policy_problems   # a trained router's model file must be usable
@@ -140,15 +140,15 @@ class Router:
             log = RouteLogWriter(Path(log))
         self.log: RouteLogWriter | None = log
         self.prices = prices or PriceBook.load()
+        # The kill switch, circuits and ledger: files on this host, or shared through Redis (the policy's `state:`).
+        self.state = state or open_state(self.policy)
         if budgets is None and self.policy.budgets:
-            # A policy's budgets are enforced by default, on the policy's own ledger (its `state:`).
+            # A policy's budgets are enforced by default, on the policy's own ledger.
             from .budgets import BudgetLedger
-            budgets = BudgetLedger.from_policy(self.policy, prices=self.prices)
+            budgets = BudgetLedger.from_policy(self.policy, prices=self.prices, store=self.state.ledger_store())
         self.budgets = budgets
-        c = self.policy.circuit
-        self.circuit = circuit or CircuitBreaker(c.failures, c.cooldown_s, c.max_cooldown_s,
-                                                 state_path=self.policy.circuits_path)
-        self.overrides = Overrides(self.policy.overrides_path)
+        self.circuit = circuit or self.state.circuit
+        self.overrides = self.state.overrides
         self.shadows = ShadowTrials(self, shadow_sink, seed)
         self.conversations = ConversationMemory()
         self._sleep = sleep
@@ -227,23 +227,8 @@ class Router:
 
     def keep(self, record: dict[str, Any]) -> None:
         """Append a record to the route log; if the log refuses it, spool it (``routekit log recover``)."""
-        if self.log is None:
-            return
-        try:
-            self.log.write(record)
-            return
-        except (OSError, ValueError) as e:
-            why = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
-        from . import spool
-
-        record["warnings"] = WARNING_SEPARATOR.join(
-            x for x in (record["warnings"], f"spooled: the route log {self.log.root} could not take this record "
-                                            f"({why}); routekit log recover replays it") if x)
-        try:
-            spool.write(record)
-        except (OSError, ValueError) as e:
-            log.error("routekit: a route record could not be written (log: %s; spool: %s); here it is: %s", why, e,
-                      json.dumps(record, default=str))
+        if self.log is not None:
+            spool.keep(self.log, record)
 
     # --- the decision ------------------------------------------------------------------------
 
@@ -274,9 +259,12 @@ class Router:
         skipped: list[Skip] = []
         self.overrides.refresh()   # one look at the kill switch per request
         route_off = self.overrides.get(req.intent)
-        warnings: list[str] = [self.overrides.damage] if self.overrides.damage else []
+        warnings: list[str] = []
 
         def finish(reply: Any, served: str | None, verification: str, error: Exception | None) -> dict[str, Any]:
+            damage = self.overrides.damage   # read at the end: shared state may have become unreachable meanwhile
+            if damage:
+                warnings.insert(0, damage)
             switched = False
             if reply is not None:
                 warnings.extend(reply.notes)
@@ -287,7 +275,7 @@ class Router:
                 verification=verification, error=error, latency_ms=(time.perf_counter() - t0) * 1000,
                 degraded=bool(served and below_floor(policy, served, route)), warnings=warnings,
                 policy_version=policy.version, price_version=self.prices.version, rates=self.rates,
-                earlier=earlier, switched=switched)
+                earlier=earlier, switched=switched, state=self.state.mode)
             self.keep(record)
             return record
 
@@ -444,8 +432,6 @@ class Router:
         problem = self.log.writable()
         if problem is None:
             return None
-        from . import spool
-
         spool_problem = spool.writable()
         return None if spool_problem is None else f"the route log is not writable ({problem}) and neither is " \
                                                   f"the spool ({spool_problem})"

@@ -86,7 +86,7 @@ class ShadowTrials:
             latency_ms=(time.perf_counter() - t0) * 1000,
             degraded=bool(served and below_floor(router.policy, spec.alias, route)), warnings=(),
             policy_version=router.policy.version, price_version=router.prices.version, rates=router.rates,
-            shadow_of=req.request_id)
+            shadow_of=req.request_id, state=router.state.mode)
         router.keep(record)
         if self.sink is not None and reply is not None:
             self.sink(production, Result.from_record(record, reply.text, (attempt,), (), reply.tool_calls))

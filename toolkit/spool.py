@@ -15,12 +15,16 @@ again), and only then is the sealed file deleted.  Lines that are not records st
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .result import WARNING_SEPARATOR
 from .routelog import RouteLogWriter, scan_log, seal
+
+_log = logging.getLogger("routekit.router")
 
 
 def spool_dir() -> Path:
@@ -49,6 +53,24 @@ def writable() -> str | None:
 
 def write(record: dict[str, Any]) -> None:
     _writer().write(record)
+
+
+def keep(log: RouteLogWriter, record: dict[str, Any]) -> None:
+    """Append a record to ``log``; if the log refuses it, spool it with a warning saying so (a paid answer's
+    record is never lost: the Router and the proxy callback both keep records this way)."""
+    try:
+        log.write(record)
+        return
+    except (OSError, ValueError) as e:
+        why = f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}"
+    record["warnings"] = WARNING_SEPARATOR.join(
+        x for x in (record["warnings"], f"spooled: the route log {log.root} could not take this record "
+                                        f"({why}); routekit log recover replays it") if x)
+    try:
+        write(record)
+    except (OSError, ValueError) as e:
+        _log.error("routekit: a route record could not be written (log: %s; spool: %s); here it is: %s", why, e,
+                   json.dumps(record, default=str))
 
 
 @dataclass

@@ -461,7 +461,7 @@ def _simulate_day(world: _World, d: int, n: int, weights: np.ndarray, seed: int)
         prompt=pl.lit(None, pl.String), output=pl.lit(None, pl.String), shadow_of=pl.lit(None, pl.String),
         source=pl.lit("synth"), model_mismatch=pl.lit(False), warnings=pl.lit(None, pl.String),
         router_name=pl.lit(None, pl.String), router_version=pl.lit(None, pl.String),
-        router_score=pl.lit(None, pl.Float64), extra=pl.lit(None, pl.String),
+        router_score=pl.lit(None, pl.Float64), state=pl.lit(None, pl.String), extra=pl.lit(None, pl.String),
         # synthetic traffic is plain chat: no tools, no response format, no conversation
         **{name: pl.lit(None, pl.String) for name in ("conversation_id", "tools_offered", "tools_called",
                                                        "response_format", "earlier_tool_calls_alias",

@@ -567,6 +567,12 @@ def _checked_usage(u: Any, provider: str, latency_ms: float, partial: str = "") 
     return usage, notes
 
 
+def reply_of(resp: Any, spec: ModelSpec, provider: str, latency_ms: float) -> Reply:
+    """A litellm response read as the transport reads its own (text, usage, the served name, notes); raises
+    TransportError for an answer routekit would refuse (no choices, no text, negative usage, filtered)."""
+    return _reply(resp, spec, provider, latency_ms)
+
+
 def usage_of(resp: Any) -> Usage:
     """Usage of a litellm response, in routekit's terms."""
     return _usage(getattr(resp, "usage", None))[0]

@@ -39,7 +39,8 @@ def status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from ..budgets import BudgetLedger, ledger_target, open_store
+    from ..budgets import BudgetLedger, open_store
+    from ..state import open_state
     from ..policy import PolicyError, load_policy
 
     try:
@@ -49,7 +50,7 @@ def status(args: argparse.Namespace) -> int:
         return 2
     from ..errors import LedgerUnavailable
 
-    store = open_store(args.ledger or ledger_target(policy))
+    store = open_store(args.ledger) if args.ledger else open_state(policy).ledger_store()
     target = store.name       # a path, or "redis at host:port": never a URL's password
     note = None
     if isinstance(getattr(store, "path", None), Path) and not store.path.exists():

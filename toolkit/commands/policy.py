@@ -73,9 +73,7 @@ def check(args: argparse.Namespace) -> int:
             if lacking:
                 raise PolicyError([policy.problem(path, message) for path, message in lacking])
     except PolicyError as e:
-        print(f"{args.file}: {len(e.problems)} problem(s)", file=sys.stderr)
-        for problem in e.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print_problems(args.file, e)
         return 1
     print(summary(policy))
     if not args.no_prices:
@@ -107,6 +105,13 @@ def diff(args: argparse.Namespace) -> int:
               + "; ".join(f"{r.intent}: {r.detail}" for r in relaxed), file=sys.stderr)
         return 1
     return 0
+
+
+def print_problems(file: str, e) -> None:
+    """A bad policy as ``policy check`` reports it (other commands that refuse a policy say it the same way)."""
+    print(f"{file}: {len(e.problems)} problem(s)", file=sys.stderr)
+    for problem in e.problems:
+        print(f"  {problem}", file=sys.stderr)
 
 
 def summary(policy) -> str:

@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "GET /_sim/stats counts requests per protocol and model.",
                       epilog=SERVE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--port", type=int, default=8088)
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; a test's own network namespace may use 0.0.0.0)")
     s.add_argument("--behaviours", "--scenario", dest="behaviours", metavar="FILE", type=find,
                    help="behaviour file (YAML): 'default', per-model 'models', an 'answers' key "
                         "(--scenario: the old spelling, still accepted)")
@@ -72,8 +74,8 @@ def serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"bad behaviour file: {e}", file=sys.stderr)
         return 2
-    print(f"routekit simulator on http://127.0.0.1:{args.port}", flush=True)
-    serve(args.port, behaviours, args.seed)
+    print(f"routekit simulator on http://{args.host}:{args.port}", flush=True)
+    serve(args.port, behaviours, args.seed, host=args.host)
     return 0
 
 

@@ -2,7 +2,9 @@
 
 They must work during an incident, when something else is already broken: a damaged overrides or circuit file
 is reported and repaired, and a policy that no longer loads still has its overrides file found (its place
-depends only on the policy's path), so the on-call person can still disable a route.
+depends only on the policy's path), so the on-call person can still disable a route.  They act on the policy's
+state backend (toolkit/state): its files, or Redis (``state: {backend: redis}``) — and when Redis cannot be
+reached, on this host's files, copied into Redis when it answers again.
 """
 from __future__ import annotations
 
@@ -43,35 +45,46 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="One page for the on-call person: whether the policy loads, what is disabled "
                                    "(who, why, until), which circuits running routers have open (and which process "
                                    "holds each), each budget's use this period, records spooled because the route "
-                                   "log could not take them, and any damaged state file. Works with a broken policy.")
+                                   "log could not take them, the last changes of the audit history, where the state "
+                                   "lives (files, or Redis and whether it answers) and any damaged state file. Works "
+                                   "with a broken policy.")
     add_policy_arg(s)
+    s.add_argument("--history", type=int, default=5, metavar="N",
+                   help="show the last N changes of the audit history (default 5; 0: none)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=status)
 
 
 class _Target:
-    """The policy (if it loads), its overrides and circuit files (whether it loads or not)."""
+    """The policy (if it loads) and its state backend (the embedded files when it does not load)."""
 
     def __init__(self, policy_path: str):
-        from ..overrides import Overrides
         from ..policy import PolicyError, StateFiles, load_policy
+        from ..state import EmbeddedState, open_state
 
         self.policy, self.problems = None, []
         try:
             self.policy = load_policy(policy_path)
-            files = self.policy.state_files
+            self.state = open_state(self.policy)
         except PolicyError as e:
             self.problems = [str(p) for p in e.problems]
-            files = StateFiles.of(policy_path)   # a broken file cannot say state.dir: the default places
+            # a broken file cannot say state.dir or its backend: the default places
+            self.state = EmbeddedState(StateFiles.of(policy_path))
         self.path = policy_path
-        self.overrides = Overrides(files.overrides)
-        self.circuits_path = files.circuits
+        self.overrides = getattr(self.state, "local", self.state).overrides   # this host's overrides file
 
     def warn_broken(self) -> None:
         if self.problems:
             print(f"routekit: the policy {self.path} does not load ({len(self.problems)} problem(s), first: "
                   f"{self.problems[0]}); the kill switch still works on its overrides file "
                   f"{self.overrides.path}", file=sys.stderr)
+
+    def warn_local(self) -> None:
+        """Say so when a change could only be written on this host (Redis unreachable)."""
+        if getattr(self.state, "mode", "") == "degraded-local":
+            print(f"routekit: {self.state.where} cannot be reached: written on this host only "
+                  f"({self.overrides.path}); this host's Routers obey a disable at once, and the change is copied "
+                  f"into Redis when it answers (an enable takes effect then)", file=sys.stderr)
 
 
 def disable(args: argparse.Namespace) -> int:
@@ -90,7 +103,8 @@ def disable(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2
-    o = t.overrides.disable(args.target, args.reason, seconds, by=args.by)
+    o = t.state.disable(args.target, args.reason, seconds, by=args.by)
+    t.warn_local()
     _say_repaired(t)
     print(f"{args.target}: {o.describe()}")
     return 0
@@ -99,7 +113,8 @@ def disable(args: argparse.Namespace) -> int:
 def enable(args: argparse.Namespace) -> int:
     t = _Target(args.policy)
     t.warn_broken()
-    found = t.overrides.enable(args.target, by=args.by, reason=args.reason)
+    found = t.state.enable(args.target, by=args.by, reason=args.reason)
+    t.warn_local()
     _say_repaired(t)
     if found:
         print(f"{args.target}: enabled")
@@ -117,29 +132,31 @@ def _say_repaired(t: _Target) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    from ..circuit import holder_alive, read_published
-
     t = _Target(args.policy)
     t.warn_broken()
-    active = t.overrides.active()
-    damage = [d for d in (t.overrides.damage, *_circuit_damage(t)) if d]
+    active = t.state.active()
+    view = t.state.circuits()
+    history = t.state.history(args.history) if args.history > 0 else []
+    damage = list(dict.fromkeys(d for d in (t.state.overrides.damage, view.damage) if d))
     now = time.time()
-    circuits, _ = read_published(t.circuits_path)
-    live = {k: c for k, c in circuits.items() if holder_alive(c)}
+    live = view.entries
     open_now = {k: c for k, c in live.items() if c.get("open_until") and c["open_until"] > now}
     routes = t.policy.routes if t.policy else {}
+    where = t.overrides.path if t.state.kind == "embedded" else t.state.where
     budgets, budget_problem = _budgets(t)
     spooled = _spooled()
     if args.json:
-        print(json.dumps({"policy": str(t.path), "policy_problems": t.problems,
-                          "overrides_file": str(t.overrides.path), "damaged": damage,
-                          "disabled": [asdict(o) for o in active.values()],
+        print(json.dumps({"policy": str(t.path), "policy_problems": t.problems, "state": t.state.kind,
+                          "mode": t.state.mode, "overrides_file": str(t.overrides.path), "state_where": where,
+                          "damaged": damage, "disabled": [asdict(o) for o in active.values()],
                           "circuits": live, "open_circuits": sorted(open_now),
+                          "history": [asdict(h) for h in history],
                           "budgets": [{**asdict(b), "used": b.used} for b in budgets],
-                          "budget_ledger_problem": budget_problem, "spooled_records": spooled}, indent=2))
+                          "budget_ledger_problem": budget_problem, "spooled_records": spooled}, indent=2,
+                         default=str))
         return 0
     version = f"version {t.policy.version}" if t.policy else "DOES NOT LOAD"
-    print(f"policy {t.path} ({version}); overrides in {t.overrides.path}")
+    print(f"policy {t.path} ({version}); overrides in {where} (state: {t.state.mode})")
     for d in damage:
         print(f"  DAMAGED: {d}")
     if not active:
@@ -156,9 +173,12 @@ def status(args: argparse.Namespace) -> int:
             state = "closed" if c.get("open_until") is None else "half-open (cooldown over, next request probes)"
         print(f"  circuit {alias}: {state}; opened {c['openings']}x (held by pid {c['pid']} on "
               f"{c.get('host', '?')})")
-    gone = len(circuits) - len(live)
-    if gone:
-        print(f"  ({gone} circuit(s) of exited processes not shown)")
+    if view.gone:
+        print(f"  ({view.gone} circuit(s) of exited processes not shown)")
+    if history:
+        print("recent changes:")
+        for h in history:
+            print(f"  {h.describe()}" + (f"  [{h.where}]" if h.where and h.where != "embedded" else ""))
     for b in budgets:
         print(f"  budget {b.budget}: {b.used:.0%} of ${b.limit_usd:,.2f} ({b.period} {b.period_key}; "
               f"${b.reserved_usd:,.4f} in flight; at the limit: {b.on_limit})")
@@ -177,7 +197,7 @@ def _budgets(t: _Target) -> tuple[list, str | None]:
     from ..errors import LedgerUnavailable
 
     try:
-        ledger = BudgetLedger.from_policy(t.policy, alerts=())
+        ledger = BudgetLedger.from_policy(t.policy, alerts=(), store=t.state.ledger_store())
         try:
             return ledger.status(), None
         finally:
@@ -190,9 +210,3 @@ def _spooled() -> int:
     from ..spool import spool_dir
 
     return sum(1 for f in spool_dir().rglob("*.jsonl") for line in f.read_bytes().splitlines() if line.strip())
-
-
-def _circuit_damage(t: _Target) -> list[str | None]:
-    from ..circuit import read_published
-
-    return [read_published(t.circuits_path)[1]]

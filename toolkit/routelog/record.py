@@ -151,11 +151,15 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
                  served: ModelSpec | None, reply: Any, verification: str, error: Exception | None,
                  latency_ms: float, degraded: bool, warnings: Sequence[str], policy_version: str,
                  price_version: str, rates: Callable[[str], Rates | None], shadow_of: str | None = None,
-                 earlier: Sequence[tuple[str, str]] = (), switched: bool = False) -> dict[str, Any]:
+                 earlier: Sequence[tuple[str, str]] = (), switched: bool = False, state: str | None = None,
+                 source: str = "router", extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The route record of one request (or shadow call: ``shadow_of``), every field of the schema, in order.
 
     ``first`` is the route's first candidate; ``served`` the one that answered with ``reply`` (a transport
-    Reply), else None; ``rates(alias)`` prices cached reads for the savings figure.  Token and cost totals are
+    Reply), else None; ``rates(alias)`` prices cached reads for the savings figure; ``state`` the mode of
+    the routing state the decision read (toolkit/state: embedded, redis, degraded-local); ``source`` who routed it
+    (``router``, or ``litellm_proxy`` for a request the proxy routed: toolkit/proxy/callback.py); ``extra`` facts of
+    the source with no field of their own.  Token and cost totals are
     the sums over ``attempts``.  ``earlier``: (alias, provider) of each tool call the conversation already holds;
     ``switched``: this turn left the model that made them (or the one the conversation was pinned to).  Values
     outside their domain are brought inside it and named in ``warnings``: the provider was paid, so the record
@@ -222,7 +226,7 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
         "output": output,
         "output_hash": hashlib.sha256(answer.encode()).hexdigest() if reply else None,
         "shadow_of": shadow_of,
-        "source": "router",
+        "source": source,
         "model_mismatch": mismatch,
         "warnings": None,
         "router_name": req.learned.name if req.learned else None,
@@ -236,7 +240,8 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
         "earlier_tool_calls_alias": ",".join(a for a, _ in earlier) or None,
         "earlier_tool_calls_provider": ",".join(p for _, p in earlier) or None,
         "conversation_switched": switched,
-        "extra": None,
+        "state": state,
+        "extra": json.dumps(extra, sort_keys=True, default=str) if extra else None,
     }
     clamped = clamp_to_domain(record)
     if clamped:

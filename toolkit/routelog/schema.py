@@ -71,6 +71,9 @@ earlier_tool_calls_alias       str       aliases that produced the conversation'
 earlier_tool_calls_provider    str       their providers, likewise
 conversation_switched          bool      this turn was answered by another model than the one that produced the
                                          earlier tool calls, or than the one the conversation was pinned to
+state                          str       the routing state the decision read (toolkit/state): embedded, redis,
+                                         or degraded-local (Redis unreachable: local state); null when routekit
+                                         did not route the request
 extra                          str       JSON object of fields an importer did not map (kept, not dropped)
 =============================  ========  ==========================================================
 
@@ -123,6 +126,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("conversation_id", "str"), ("tools_offered", "str"), ("tools_called", "str"), ("response_format", "str"),
     ("finish_reason", "str"), ("earlier_tool_calls_alias", "str"), ("earlier_tool_calls_provider", "str"),
     ("conversation_switched", "bool"),
+    ("state", "str"),
     ("extra", "str"),
 )
 FIELD_NAMES = tuple(name for name, _ in FIELDS)

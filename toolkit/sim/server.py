@@ -135,13 +135,13 @@ class SimServer:
         self.stop()
 
 
-def serve(port: int, scenario: dict[str, Any] | None = None, seed: int = 0) -> None:
+def serve(port: int, scenario: dict[str, Any] | None = None, seed: int = 0, host: str = "127.0.0.1") -> None:
     """Serve in the foreground until interrupted (``routekit sim serve``)."""
 
     async def main() -> None:
         runner = _runner(SimState(scenario, seed))
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        await web.TCPSite(runner, host, port, backlog=1024).start()
         try:
             await asyncio.Event().wait()
         finally:
