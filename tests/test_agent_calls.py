@@ -158,7 +158,7 @@ def test_a_model_declared_without_tools_is_skipped_for_tools_and_serves_without(
     router = Router(path, log=log_dir)
     r = router.complete("triage", ASK, tools=[WEATHER])   # triage: fast-openai, fast-google, mid-anthropic
     sim_env.state.set("gpt-4o-mini", {"down": True})
-    sim_env.state.set("gemini-2.5-flash-lite", {"down": True})
+    sim_env.state.set("gemini-3.5-flash-lite", {"down": True})
     with pytest.raises(Exception, match="capability"):
         router.complete("triage", ASK, tools=[WEATHER])
     rec = read_records(log_dir)[-1]

@@ -56,7 +56,7 @@ def test_litellm_async_and_errors(routed, sim_env):
         lit.completion(model="routekit/poetry", messages=ASK)
     with pytest.raises(lit.BadRequestError, match="temperature must be"):
         lit.completion(model="routekit/triage", messages=ASK, temperature=9)
-    for model in ("gpt-4o-mini", "gemini-2.5-flash-lite", "claude-haiku-4-5"):
+    for model in ("gpt-4o-mini", "gemini-3.5-flash-lite", "claude-haiku-4-5"):
         sim_env.state.set(model, {"down": True})
     with pytest.raises(lit.ServiceUnavailableError, match="no eligible candidate"):
         lit.completion(model="routekit/triage", messages=ASK)

@@ -18,17 +18,17 @@ from .conftest import read_records
 
 # (intent, simulator changes per model, disabled aliases)
 PATTERNS = {
-    "primary down": ("synthesis", {"claude-sonnet-4-5": {"down": True}}, ()),
+    "primary down": ("synthesis", {"claude-sonnet-4-6": {"down": True}}, ()),
     "429 then 500 then served": ("triage", {"gpt-4o-mini": {"error_rate": 1.0, "error_status": 429,
                                                             "retry_after_s": 60},
-                                            "gemini-2.5-flash-lite": {"error_rate": 1.0, "error_status": 500}}, ()),
-    "below the floor: fails loudly": ("synthesis", {"claude-sonnet-4-5": {"down": True},
+                                            "gemini-3.5-flash-lite": {"error_rate": 1.0, "error_status": 500}}, ()),
+    "below the floor: fails loudly": ("synthesis", {"claude-sonnet-4-6": {"down": True},
                                                     "gpt-4.1": {"error_rate": 1.0, "error_status": 503}}, ()),
     "degraded where allowed": ("extraction", {"gpt-4.1-mini": {"error_rate": 1.0, "error_status": 429},
                                               "anthropic.claude-3-5-haiku-20241022-v1:0": {"error_rate": 1.0,
                                                                                          "error_status": 500}}, ()),
     "kill switch": ("code", {}, ("strong-openai",)),
-    "non-retryable stops": ("review", {"gemini-2.5-pro": {"error_rate": 1.0, "error_status": 401}}, ()),
+    "non-retryable stops": ("review", {"gemini-3.1-pro-preview": {"error_rate": 1.0, "error_status": 401}}, ()),
 }
 DRIVERS = ("complete", "acomplete", "stream", "astream")
 # what may differ between the ways of calling: the call itself, not the decision

@@ -160,7 +160,7 @@ def test_requests_by_intent_are_served_and_recorded(proxy, fresh_sim):
 
 
 def test_a_fallback_serves_when_the_primary_is_down(proxy, fresh_sim):
-    fresh_sim.state.set("claude-sonnet-4-5", {"error_rate": 1.0, "error_status": 500})
+    fresh_sim.state.set("claude-sonnet-4-6", {"error_rate": 1.0, "error_status": 500})
     status, headers, body = ask(proxy, "synthesis", "proxy: primary down")
     assert status == 200 and body["model"] == "openai/gpt-4.1"
     assert headers["x-routekit-fallback-used"] == "true" and headers["x-routekit-attempts"] == "2"

@@ -85,7 +85,7 @@ def test_a_torn_history_line_hides_nothing_else(tmp_path):
     with open(h.path, "a") as f:
         f.write('{"at": 2, "action": "dis')           # a crash mid-append
     h.append(AuditEntry(3.0, "enable", "a", "me"))
-    assert [e.at for e in h.read()] == [1.0, 3.0] and h.damaged == 1
+    assert [e.at for e in h.read()] == [1.0, 3.0] and len(h.damaged) == 1 and "1 unreadable line(s)" in h.damage
     assert [e.at for e in h.read(limit=1)] == [3.0]
 
 
