@@ -119,9 +119,13 @@ def built_wheel(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("wheel")
     src = out / "src"
-    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "demo", "reports",
-        "routelog"))
+    anywhere = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis")
+    at_top = {".venv", ".venv-proxy", "demo", "reports", "routelog"}   # what make demo/test write (not toolkit/routelog)
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return set(anywhere(folder, names)) | (at_top & set(names) if Path(folder) == ROOT else set())
+
+    shutil.copytree(ROOT, src, symlinks=True, ignore=ignore)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)], check=True,
                    capture_output=True, timeout=600)
     return next(out.glob("routekit-*.whl"))

@@ -27,7 +27,7 @@ def open_page(browser: Chromium, path: Path) -> None:
 
 
 @pytest.mark.parametrize("page, n_charts", [("spend_review.html", 9), ("latency.html", 5), ("quality.html", 5),
-                                             ("what_if.html", 2), ("readiness.html", 2), ("routing_research.html", 2)])
+                                             ("what_if.html", 2), ("readiness.html", 2), ("routing_research.html", 4)])
 def test_report_renders_its_charts_with_no_console_errors(browser, written, page, n_charts, tmp_path):
     out, _ = written
     open_page(browser, out / page)

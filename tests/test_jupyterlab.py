@@ -83,7 +83,7 @@ def test_what_if_sliders_are_live_widgets_that_redraw_the_chart(lab, browser, tm
     assert local_only(browser.requested(), lab) == []
 
 
-@pytest.mark.parametrize("notebook, n_charts", [("routing_research", 2), ("spend_review", 9)])
+@pytest.mark.parametrize("notebook, n_charts", [("routing_research", 4), ("spend_review", 9)])
 def test_notebooks_draw_offline_with_money_not_math(lab, browser, tmp_path, notebook, n_charts):
     nb = Notebook(browser, lab, f"notebooks/{notebook}.ipynb")
     assert not nb.dirty

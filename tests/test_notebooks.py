@@ -137,4 +137,4 @@ def test_quality_notebook_shows_agent_call_failures_per_model(sim_env, policy_co
                                 "quality_dir": str(tmp_path / "none")}, progress_bar=False, cwd=str(tmp_path))
     [cell] = [c for c in nbformat.read(out, as_version=4).cells if c.get("id") == "agent-calls"]
     shown = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
-    assert "tool_call_failure_rate" in shown and "mid-anthropic" in shown and "0.5" in shown
+    assert "tool call failure rate" in shown and "mid-anthropic" in shown and "50.0%" in shown
