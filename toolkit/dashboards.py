@@ -1,7 +1,8 @@
 """From rollups to chart-ready frames: every number a dashboard shows, computed in polars.
 
-Input is the rollup table of ``toolkit.rollups`` (contract v2: one additive row per hour x team x intent x
-route x model x provider x outcome x latency bin), as a LazyFrame or DataFrame; never raw records.  Output is
+Input is the rollup table of ``toolkit.rollups`` (contract v3: one additive row per hour x team x intent x
+route x model x provider x outcome, its latency histogram in the row), as a LazyFrame or DataFrame; never raw
+records.  Output is
 small DataFrames that ``toolkit.charts`` draws and the notebooks show as tables.
 
 Conventions:
@@ -21,7 +22,7 @@ from typing import Any, Iterable
 
 import polars as pl
 
-from .rollups import summarize
+from .rollups import HIST, KEYS, merge, summarize
 
 DIMENSIONS = {"team": "team", "intent": "intent", "route": "route_id", "model": "served_model",
               "requested_model": "requested_model", "provider": "provider", "alias": "served_alias"}
@@ -74,33 +75,26 @@ def period_of(rollups: Frame, since: date | str | None = None, until: date | str
 
 
 # --- reading less: two in-memory reductions of the rollups ---------------------------------------------------------
-# A 10M-record rollup has ~3M rows, nearly all of them latency-histogram bins. Every money and rate number sums the
-# bins away, and every latency number needs the bins but not team, intent or provider: two reductions, made once
-# per notebook, turn ~30 scans of 3M rows into scans of ~100k (tests/test_dashboards.py checks they give the same
-# numbers as the full table).
+# Every money and rate number needs no histogram, and every latency number needs the histograms but not team,
+# intent or provider: two reductions, made once per notebook, keep each scan small (tests/test_dashboards.py checks
+# they give the same numbers as the full table).
 
-KEYS = ("date", "hour", "team", "intent", "route_id", "requested_model", "served_model", "served_alias", "provider",
-        "outcome", "error_kind", "fallback_used", "degraded", "is_shadow", "latency_bin")
 HISTOGRAM_KEYS = ("date", "route_id", "requested_model", "served_model", "served_alias", "outcome", "fallback_used",
-                  "degraded", "is_shadow", "latency_bin")
-
-
-def _reduce(rollups: Frame, keys: Iterable[str]) -> pl.DataFrame:
-    lf = rollups.lazy()
-    keys = list(keys)
-    return lf.group_by(keys).agg(pl.col(c).sum() for c in lf.collect_schema() if c not in KEYS).collect()
+                  "degraded", "is_shadow")
 
 
 def counts(rollups: Frame) -> pl.DataFrame:
-    """The rollups with the latency histogram summed away (every other key kept, hour included): enough for every
-    money, rate, serve and incident number; a latency function given it fails for want of ``latency_bin``."""
-    return _reduce(rollups, (k for k in KEYS if k != "latency_bin"))
+    """The rollups without their latency histograms (every key kept, hour included): enough for every money,
+    rate, serve and incident number; a latency function given it fails for want of ``latency_hist``."""
+    lf = rollups.lazy()
+    keys = [k for k in KEYS if k in lf.collect_schema()]
+    return lf.group_by(keys).agg(pl.col(c).sum() for c in lf.collect_schema() if c not in (*keys, HIST)).collect()
 
 
 def histograms(rollups: Frame, hourly: bool = False) -> pl.DataFrame:
     """The latency histograms per day (or hour) x route x model x outcome x flags: enough for ``latency``,
     ``slowest``, ``shadow_vs_production`` and latency findings, by model or route."""
-    return _reduce(rollups, (*HISTOGRAM_KEYS, "hour") if hourly else HISTOGRAM_KEYS)
+    return merge(rollups, (*HISTOGRAM_KEYS, "hour") if hourly else HISTOGRAM_KEYS).collect()
 
 
 @dataclass(frozen=True)
