@@ -336,6 +336,12 @@ def test_load_reduces_a_real_log_for_a_period(tmp_path):
     assert data.now.collect()["requests"].sum() == full.filter(pl.col("date") >= date(2026, 3, 8))["requests"].sum()
     with pytest.raises(ValueError, match="latency=True"):
         data.now_latency
+    # latency from the day-grain table: the same numbers as from the hours
+    daily = d.load(log, since="2026-03-08", latency=True)
+    from_hours = d.histograms(load_rollups(log, build=False))
+    assert daily.histograms.height < full.height and daily.histograms["date"].max() == date(2026, 3, 10)
+    for fn in (lambda f: d.latency(f, "route", "week"), lambda f: d.slowest(f, "model"), d.shadow_vs_production):
+        assert fn(daily.now_latency).equals(fn(d.within(from_hours, daily.period)))
     hourly = d.load(log, since="2026-03-10", latency=True, hourly=True)
     assert hourly.histograms["date"].unique().to_list() == [date(2026, 3, 10)]
     assert d.latency(hourly.now_latency, "route", "hour")["period"].dt.date().unique().to_list() == [date(2026, 3, 10)]

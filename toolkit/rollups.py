@@ -58,17 +58,17 @@ routelog's domain are left out (v1 summed them).
 
 Read side (polars): ``load_rollups(log, since=None, until=None, build=True, grain="hour") -> pl.LazyFrame``
 (builds stale days first), ``merge(frame, by)`` (rows and histograms merged per group), ``summarize(frame, by) ->
-pl.DataFrame`` (requests, served, failed, error_rate,
-fallback_rate, degraded_rate, p50_ms, p95_ms, p99_ms, cost_usd, cost_per_success_usd, input_tokens,
-output_tokens, failed_cost_usd, cache_savings_usd, plus blocked and mean_ms) and ``percentiles(frame,
-by)``.  Percentiles are read from summed histograms, never averaged: percentiles do not combine,
-histograms do.  Rates are shares of all requests; cost per success is all spend (failed attempts
-included) over served requests.
+pl.DataFrame`` (requests, served, failed, error_rate, fallback_rate, degraded_rate, p50_ms, p95_ms,
+p99_ms, cost_usd, cost_per_success_usd, input_tokens, output_tokens, failed_cost_usd, cache_savings_usd,
+plus blocked and mean_ms) and ``percentiles(frame, by)``.  Percentiles are read from summed histograms,
+never averaged: percentiles do not combine, histograms do.  Rates are shares of all requests; cost per
+success is all spend (failed attempts included) over served requests.
 
 Exactness
 ---------
 Money is summed as integer nano-dollars and latency as integer microseconds, then divided once, so
-every sum is exact and identical on every engine and in any order.  A latency bin adds 1e-9 before
+every sum is exact and identical on every engine and in any order; ``merge`` and ``summarize`` sum them
+back in those units (``total``), so the hour and day grain give the same sums.  A latency bin adds 1e-9 before
 the floor so exact powers of ten land in their own bin on every engine (engines compute log10
 differently in the last bit).  Percentiles interpolate inside the bin (log-linear by rank), which
 puts p50/p95/p99 within 1% of exact.
@@ -77,8 +77,9 @@ Build
 -----
 Incremental: a manifest (``_rollups/v3/_manifest.json``) keeps the size and mtime of every source
 file per day, and what was skipped in it (below); a build reads only days whose files changed (or
-whose rollup is missing) and removes the rollup of days whose source is gone.  Idempotent: the same
-sources give the same rows.  Safe to interrupt: each day's file is written beside its place and
+whose rollup is missing) and removes the rollup of days whose source is gone: a closed day is rolled
+up once, today again each time its file grows, alone.  Idempotent: the same
+sources give the same rows.  Safe to interrupt: each of a day's files is written beside its place and
 renamed over it (one object PUT on object stores), and the manifest is updated only after the files
 it vouches for, so an interrupted build leaves every day either old or new, and the next build
 redoes what the manifest does not vouch for (and deletes the leftovers).  One builder at a time per
@@ -107,8 +108,9 @@ break narwhals on Spark and DuckDB), reduces the nested attempt/skip lists to tw
 file's partition day from its path, and pins the session time zone to UTC (DuckDB and Spark truncate
 to days and hours in it).
 
-- ``polars`` (default): embedded; a few days per query, so memory stays bounded
-  (~430 MB at peak on the 10M-record bench).
+Every engine reads a few days per query (``BYTES_PER_QUERY``), so memory stays flat with the log's length.
+
+- ``polars`` (default): embedded.
 - ``duckdb``: an in-memory connection, or pass ``session=`` your own (e.g. with S3 secrets).
 - ``spark``: PySpark (``pip install 'routekit[spark]'``, Java 17), ``spark_master`` any master URL
   (default ``local[*]``) or ``session=`` an existing SparkSession.
@@ -630,11 +632,11 @@ def replaced_message(old: str) -> str:
             f"(the histogram now in each row); {old} can be deleted")
 
 
-# Source bytes per engine query.  polars takes a few days at a time (~16 MiB of Parquet is ~250k
-# records, ~420 MB at peak; its queries start in milliseconds), DuckDB and Spark every stale day in
-# one query (they spill to disk, and a Spark job costs seconds to start); their result is then read
-# back one day at a time.
-BYTES_PER_QUERY = {"polars": 16 << 20, "duckdb": None, "spark": None}
+# Source bytes per engine query, so that memory stays flat with the log's length: polars takes a few
+# days at a time (~16 MiB of Parquet is ~200k records, ~375 MB at peak on the bench's log; its queries
+# start in milliseconds), DuckDB as many (~600 MB at peak; 930 MB for 32 MiB), Spark more (a Spark job
+# costs seconds to start).  A batch's binned rows are then folded in polars at once.
+BYTES_PER_QUERY = {"polars": 16 << 20, "duckdb": 16 << 20, "spark": 128 << 20}
 
 
 def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_master: str | None = None,
@@ -726,14 +728,10 @@ def _roll_batch(where: Log, engine: str, session: Any, batch: list[str], sources
                 binned = _compute(rollup(flat, screen=outside), where, f"{staging}/out")
             tables = finish(binned)
             out: dict[str, dict[str, Any]] = {day: {} for day in batch}
-            # A polars batch is small and in memory: fold it at once.  A DuckDB or Spark batch may hold every stale
-            # day, read back from Parquet: one day at a time.
-            for days in [batch] if engine == "polars" else [[day] for day in batch]:
-                wanted = pl.col("_part").is_in([date.fromisoformat(d) for d in days])
-                for grain, df in zip(tables, pl.collect_all([t.filter(wanted) for t in tables.values()])):
-                    parts = df.partition_by("_part", as_dict=True, include_key=False)
-                    for day in days:
-                        out[day][grain] = parts.get((date.fromisoformat(day),), df.clear().drop("_part"))
+            for grain, df in zip(tables, pl.collect_all(list(tables.values()))):
+                parts = df.partition_by("_part", as_dict=True, include_key=False)
+                for day in batch:
+                    out[day][grain] = parts.get((date.fromisoformat(day),), df.clear().drop("_part"))
             return out
         finally:
             if where.fs.exists(f"{staging}/out"):
@@ -790,9 +788,8 @@ def _compute(frame: Any, where: Log, staging: str) -> Any:
 
     if frame.implementation.is_polars():
         return frame.to_native().collect().lazy()
-    # DuckDB and Spark write it with their own Parquet writers (no Arrow bridge needed), sorted by
-    # day so that reading one day back skips the other days' row groups.
-    frame.sort("_part").sink_parquet(where.url(staging))
+    # DuckDB and Spark write it with their own Parquet writers (no Arrow bridge needed).
+    frame.sink_parquet(where.url(staging))
     parts = [staging] if where.fs.isfile(staging) else sorted(where.fs.glob(f"{staging}/*.parquet"))
     return pl.scan_parquet([where.url(p) for p in parts], storage_options=where.storage_options or None)
 
@@ -936,15 +933,17 @@ def merge(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
     return out.drop("_all") if not by else out
 
 
-def total(measure: str) -> Any:
-    """The sum of a measure over rollup rows, exact: money and ms go back to their integer units (a stored value is
-    a whole number of them), are summed, and divided once, so that any grain and any order give the same sum."""
+def total(measure: str, where: Any = None) -> Any:
+    """The sum of a measure over rollup rows (of those meeting ``where``), exact: money and ms go back to their
+    integer units (a stored value is a whole number of them), are summed, and divided once, so that any grain and
+    any order give the same sum."""
     import polars as pl
 
+    col = pl.col(measure) if where is None else pl.col(measure).filter(where)
     if measure not in SCALED:
-        return pl.col(measure).sum()
+        return col.sum()
     unit = SCALED[measure][1]
-    return (pl.col(measure) * unit).round().cast(pl.Int64).sum().cast(pl.Float64).truediv(unit).alias(measure)
+    return (col * unit).round().cast(pl.Int64).sum().cast(pl.Float64).truediv(unit).alias(measure)
 
 
 def _bins(frame: Any, keys: list[str]) -> Any:
