@@ -1,9 +1,9 @@
 """From rollups to chart-ready frames: every number a dashboard shows, computed in polars.
 
 Input is the rollup table of ``toolkit.rollups`` (contract v3: one additive row per hour x team x intent x
-route x model x provider x outcome, its latency histogram in the row), as a LazyFrame or DataFrame; never raw
-records.  Output is
-small DataFrames that ``toolkit.charts`` draws and the notebooks show as tables.
+route x model x provider x outcome, its latency histogram in the row; or the day grain), as a LazyFrame or
+DataFrame; never raw records.  Output is small DataFrames that ``toolkit.charts`` draws and the notebooks show as
+tables.
 
 Conventions:
 - ``by`` names a dimension: team, intent, route, model (the model that served), requested_model, provider, alias;
