@@ -1,4 +1,4 @@
-"""Dashboard aggregates on a small hand-built rollup (contract v2), checked against numbers worked out by hand.
+"""Dashboard aggregates on a small hand-built rollup (contract v3), checked against numbers worked out by hand.
 
 ``make_rollup`` / ``SMALL`` are shared with test_charts and test_findings.
 """
@@ -34,7 +34,10 @@ def at(latency_bin: int, frac: float) -> float:
 
 
 def make_rollup(rows: list[dict]) -> pl.DataFrame:
-    """A rollup-shaped frame from short dicts: missing measures are 0, missing flags False, hour from date."""
+    """A rollup (contract v3) from short dicts, one latency bin each (rows differing only in their bin become one
+    row with both bins in its histogram): missing measures are 0, missing flags False, hour from date."""
+    from toolkit import rollups
+
     full = []
     for r in rows:
         r = dict(r)
@@ -47,7 +50,8 @@ def make_rollup(rows: list[dict]) -> pl.DataFrame:
             if k not in r:
                 r[k] = {pl.Boolean: False, pl.Int64: 0, pl.Float64: 0.0}.get(t)
         full.append(r)
-    return pl.DataFrame(full, schema=ROLLUP_SCHEMA)
+    binned = pl.DataFrame(full, schema=ROLLUP_SCHEMA)
+    return rollups.fold(binned, rollups.KEYS).select(list(rollups.rollup_schema())).collect()
 
 
 SMALL_ROWS = [
@@ -302,7 +306,7 @@ def test_spend_top_groups_lumps_the_rest(small):
 
 def test_reductions_give_the_same_numbers_as_the_full_rollup(small, small_policy):
     counts, hist = d.counts(small), d.histograms(small)
-    assert "latency_bin" not in counts.columns and {"team", "hour"} <= set(counts.columns)
+    assert "latency_hist" not in counts.columns and {"team", "hour"} <= set(counts.columns)
     assert counts.height == 8 and hist.height == 8  # every SMALL row differs in more than its bin
     for fn in (lambda f: d.spend(f, "team"), lambda f: d.rates(f), lambda f: d.waste(f), d.totals,
                lambda f: d.lower_tier_fallbacks(f, small_policy), d.degraded_serves,
@@ -312,10 +316,11 @@ def test_reductions_give_the_same_numbers_as_the_full_rollup(small, small_policy
         assert fn(hist).equals(fn(small))
     with pytest.raises(pl.exceptions.ColumnNotFoundError):
         d.latency(counts, "route")
-    # rows that differ only in their bin merge; the bins stay apart in the histogram
-    two = make_rollup([dict(SMALL_ROWS[0], latency_bin=200), dict(SMALL_ROWS[0], latency_bin=201)])
-    assert d.counts(two).height == 1 and d.counts(two)["requests"].to_list() == [16]
-    assert d.histograms(two).height == 2
+    # rows that differ only in their bin are one row; the bins stay apart in its histogram, and add up when merged
+    two = make_rollup([dict(SMALL_ROWS[0], latency_bin=200), dict(SMALL_ROWS[0], latency_bin=201),
+                       dict(SMALL_ROWS[0], latency_bin=201, h=11)])
+    assert two.height == 2 and d.counts(two)["requests"].sum() == 24
+    assert d.histograms(two)["latency_hist"].to_list() == [[{"bin": 200, "n": 8}, {"bin": 201, "n": 16}]]
 
 
 def test_load_reduces_a_real_log_for_a_period(tmp_path):
@@ -331,6 +336,12 @@ def test_load_reduces_a_real_log_for_a_period(tmp_path):
     assert data.now.collect()["requests"].sum() == full.filter(pl.col("date") >= date(2026, 3, 8))["requests"].sum()
     with pytest.raises(ValueError, match="latency=True"):
         data.now_latency
+    # latency from the day-grain table: the same numbers as from the hours
+    daily = d.load(log, since="2026-03-08", latency=True)
+    from_hours = d.histograms(load_rollups(log, build=False))
+    assert daily.histograms.height < full.height and daily.histograms["date"].max() == date(2026, 3, 10)
+    for fn in (lambda f: d.latency(f, "route", "week"), lambda f: d.slowest(f, "model"), d.shadow_vs_production):
+        assert fn(daily.now_latency).equals(fn(d.within(from_hours, daily.period)))
     hourly = d.load(log, since="2026-03-10", latency=True, hourly=True)
     assert hourly.histograms["date"].unique().to_list() == [date(2026, 3, 10)]
     assert d.latency(hourly.now_latency, "route", "hour")["period"].dt.date().unique().to_list() == [date(2026, 3, 10)]

@@ -136,9 +136,10 @@ def expected_totals(records: list[dict]) -> dict[str, float]:
     }
 
 
-def table(log: Path | str) -> pl.DataFrame:
+def table(log: Path | str, grain: str = "hour") -> pl.DataFrame:
     """The stored rollup, in a canonical row order."""
-    return rollups.load_rollups(log, build=False).collect().sort(list(rollups.KEYS), nulls_last=True)
+    keys = list(rollups.KEYS if grain == "hour" else rollups.DAY_KEYS)
+    return rollups.load_rollups(log, build=False, grain=grain).collect().sort(keys, nulls_last=True)
 
 
 @pytest.fixture(scope="module")
@@ -173,14 +174,23 @@ def test_rollup_sums_equal_the_raw_records(small_log, tmp_path):
     assert rollup_counts("date") == key_counts(lambda r: r["timestamp"].date())
     assert rollup_counts("hour") == key_counts(lambda r: r["timestamp"].replace(minute=0, second=0, microsecond=0))
     assert rollup_counts("team", "outcome") == key_counts(lambda r: (r["team"], r["outcome"]))
-    assert rollup_counts("latency_bin") == key_counts(
+    bins = df.select(pl.col("latency_hist").explode().struct.unnest()).group_by("bin").agg(pl.col("n").sum())
+    assert Counter(dict(bins.iter_rows())) == key_counts(
         lambda r: math.floor(math.log10(max(r["latency_ms"], 0.01)) * 100))
+    # one row per hour and keys, the histogram inside it (v2 had a row per latency bin too)
+    groups = {(r["timestamp"].replace(minute=0, second=0, microsecond=0), r["team"], r["intent"], r["route_id"],
+               r["gen_ai.request.model"], r["gen_ai.response.model"], r["served_alias"], r["gen_ai.provider.name"],
+               r["outcome"], r["error_kind"], r["fallback_used"], r["degraded"], r["shadow_of"] is not None)
+              for r in records}
+    assert df.height == len(groups) and df.select(rollups.KEYS).is_unique().all()
+    assert (df["latency_hist"].list.eval(pl.element().struct.field("n").sum()).list.first() == df["requests"]).all()
     assert rollup_counts("is_shadow") == key_counts(lambda r: r["shadow_of"] is not None)
     assert rollup_counts("served_model", "provider") == key_counts(
         lambda r: (r["gen_ai.response.model"], r["gen_ai.provider.name"]))
     # one file per day, hive-partitioned, with the date inside too
-    files = sorted(p.relative_to(log).as_posix() for p in log.glob("_rollups/v2/date=*/*.parquet"))
-    assert files == [f"_rollups/v2/date={DAY0 + timedelta(days=i)}/part-0.parquet" for i in range(3)]
+    files = sorted(p.relative_to(log).as_posix() for p in log.glob("_rollups/v3/date=*/*.parquet"))
+    assert files == [f"_rollups/v3/date={DAY0 + timedelta(days=i)}/{name}" for i in range(3)
+                     for name in ("day.parquet", "part-0.parquet")]
 
 
 def test_duckdb_and_polars_agree_exactly(small_log, tmp_path):
@@ -191,6 +201,89 @@ def test_duckdb_and_polars_agree_exactly(small_log, tmp_path):
     rollups.build_rollups(a, "polars")
     rollups.build_rollups(b, "duckdb")
     assert table(a).equals(table(b))
+
+
+def test_day_grain_is_the_hour_grain_merged_and_engines_agree_on_it(small_log, tmp_path, monkeypatch):
+    src, records = small_log
+    a, b = tmp_path / "a", tmp_path / "b"
+    _copy(src, a, rollups_too=False)
+    _copy(src, b, rollups_too=False)
+    rollups.build_rollups(a, "polars")
+    monkeypatch.setitem(rollups.BYTES_PER_QUERY, "duckdb", 1)  # one day per DuckDB query: the same tables
+    assert rollups.build_rollups(b, "duckdb").records_read == len(records)
+    day = table(a, "day")
+    assert day.schema == pl.Schema(rollups.rollup_schema("day")) and "hour" not in day.columns
+    merged = rollups.merge(table(a), rollups.DAY_KEYS).select(day.columns).collect()
+    assert day.equals(merged.sort(list(rollups.DAY_KEYS), nulls_last=True))
+    assert day.height < table(a).height and day["requests"].sum() == len(records)
+    assert table(b, "day").equals(day)
+    by_model = lambda f: rollups.summarize(f, ["requested_model"])  # noqa: E731
+    assert by_model(day).equals(by_model(table(a)))
+
+
+def test_rollups_built_in_two_halves_and_merged_equal_the_rollup_built_at_once(tmp_path):
+    """Half of each day's records in one log (rolled up by DuckDB), half in another (polars): merging the two
+    rollups gives the rollup of all records, every count, sum and histogram bin; percentiles within 1% of exact."""
+    rng = random.Random(11)
+    records = [r for i in range(2) for r in synth_records(rng, DAY0 + timedelta(days=i), 900)]
+    halves = records[::2], records[1::2]
+    for name, recs in (("whole", records), ("a", halves[0]), ("b", halves[1])):
+        with RouteLogWriter(tmp_path / name) as w:
+            w.write_records(recs)
+    rollups.build_rollups(tmp_path / "whole")
+    rollups.build_rollups(tmp_path / "a", "duckdb")
+    rollups.build_rollups(tmp_path / "b", "polars")
+    whole = table(tmp_path / "whole")
+    parts = pl.concat([table(tmp_path / "a"), table(tmp_path / "b")])
+    assert parts.height > whole.height  # some (hour, keys) rows are in both halves
+    merged = rollups.merge(parts, rollups.KEYS).select(whole.columns).collect()
+    assert merged.sort(list(rollups.KEYS), nulls_last=True).equals(whole)
+
+    exact = (pl.DataFrame({"requested_model": [r["gen_ai.request.model"] for r in records],
+                           "latency_ms": [r["latency_ms"] for r in records]})
+             .group_by("requested_model")
+             .agg(*(pl.col("latency_ms").quantile(q, "linear").alias(f"x{q * 100:g}") for q in (0.5, 0.95, 0.99))))
+    got = rollups.summarize(merged, ["requested_model"]).join(exact, on="requested_model")
+    assert got.height == len(MODELS)
+    for q in ("50", "95", "99"):
+        assert ((got[f"p{q}_ms"] / got[f"x{q}"] - 1).abs() < 0.01).all(), q
+
+
+def test_an_older_rollup_format_is_rebuilt_on_first_read_with_a_message(small_log, tmp_path, caplog, capsys):
+    """A log rolled up by routekit before contract v3 has ``_rollups/v2`` (one row per latency bin): it is not read;
+    the first read builds v3 and says so, once."""
+    from toolkit.cli import main
+
+    src, records = small_log
+    log = tmp_path / "routelog"
+    _copy(src, log, rollups_too=False)
+    rollups.build_rollups(log)
+    want = table(log)
+    # the v2 layout: the same numbers, one row per latency bin, under _rollups/v2 with a version-2 manifest
+    v2 = log / "_rollups/v2"
+    manifest = json.loads((log / "_rollups/v3/_manifest.json").read_text())
+    for day in manifest["days"]:
+        binned = (pl.read_parquet(log / f"_rollups/v3/date={day}/part-0.parquet").explode("latency_hist")
+                  .with_columns(latency_bin=pl.col("latency_hist").struct.field("bin"),
+                                requests=pl.col("latency_hist").struct.field("n")).drop("latency_hist"))
+        (v2 / f"date={day}").mkdir(parents=True)
+        binned.write_parquet(v2 / f"date={day}/part-0.parquet")
+    (v2 / "_manifest.json").write_text(json.dumps({"version": 2, "days": manifest["days"]}))
+    import shutil
+
+    shutil.rmtree(log / "_rollups/v3")
+
+    with caplog.at_level("WARNING", logger="routekit.rollups"):
+        frame = rollups.load_rollups(log).collect()
+    assert frame.sort(list(rollups.KEYS), nulls_last=True).equals(want)
+    assert frame["requests"].sum() == len(records)
+    [message] = [r.getMessage() for r in caplog.records if r.name == "routekit.rollups"]
+    assert "older format" in message and "_rollups/v2" in message and "_rollups/v3" in message
+    # once: the next build reads the v3 manifest and has nothing to say
+    assert rollups.build_rollups(log).replaced == ""
+    shutil.rmtree(log / "_rollups/v3")
+    assert main(["rollup", "--log", str(log)]) == 0
+    assert "older format (" in capsys.readouterr().out
 
 
 def test_duckdb_and_polars_agree_on_a_log_of_parquet_only(tmp_path):
@@ -249,7 +342,7 @@ def test_incremental_build_reads_only_changed_days(tmp_path):
     shutil.rmtree(log / f"date={days[0]}")
     r = rollups.build_rollups(log)
     assert r.days_built == [] and r.days_removed == [days[0]]
-    assert not (log / f"_rollups/v2/date={days[0]}").exists()
+    assert not (log / f"_rollups/v3/date={days[0]}").exists()
     remaining = [x for x in records + more if x["timestamp"].date() != DAY0]
     assert table(log)["requests"].sum() == len(remaining)
 
@@ -273,7 +366,7 @@ def test_interrupted_build_leaves_old_or_new_days_and_the_next_build_finishes(tm
 
     def dies_on_the_second_day(where, tmp, path):
         calls.append(path)
-        if len(calls) == 3:  # day 1's file (day 0's file and the manifest went through)
+        if len(calls) == 4:  # day 1's first file (day 0's two files and the manifest went through)
             raise KeyboardInterrupt
         real_replace(where, tmp, path)
 
@@ -293,7 +386,8 @@ def test_interrupted_build_leaves_old_or_new_days_and_the_next_build_finishes(tm
     r = rollups.build_rollups(log)
     assert r.days_built == [(DAY0 + timedelta(days=i)).isoformat() for i in (1, 2)]
     assert per_day(table(log)) == {DAY0 + timedelta(days=i): 70 for i in range(3)}
-    leftovers = [p.name for p in (log / "_rollups").rglob("*") if p.is_file() and p.name.startswith(".part")]
+    leftovers = [p.name for p in (log / "_rollups").rglob("*") if p.is_file() and p.name.startswith((".part",
+                                                                                                   ".day"))]
     assert leftovers == []
 
 
@@ -304,15 +398,15 @@ def test_killed_rollup_process_leaves_a_readable_state(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "rollup", "--log", str(log)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = systime.monotonic() + 60
-    while not list(log.glob("_rollups/v2/date=*/part-0.parquet")) and systime.monotonic() < deadline:
+    while not list(log.glob("_rollups/v3/date=*/part-0.parquet")) and systime.monotonic() < deadline:
         systime.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     # every day the manifest vouches for has its whole file; no file is half-written
     manifest = rollups._read_manifest(rollups.Log.at(log))
     for day, entry in manifest.items():
-        assert pl.read_parquet(log / f"_rollups/v2/date={day}/part-0.parquet")["requests"].sum() == entry["records"]
-    for part in log.glob("_rollups/v2/date=*/part-0.parquet"):
+        assert pl.read_parquet(log / f"_rollups/v3/date={day}/part-0.parquet")["requests"].sum() == entry["records"]
+    for part in log.glob("_rollups/v3/date=*/part-0.parquet"):
         assert pl.read_parquet(part).height > 0
     r = rollups.build_rollups(log)
     assert sorted(r.days_built + list(manifest)) == sorted(rollups.Log.at(log).sources())
@@ -328,7 +422,7 @@ def test_a_record_stored_in_another_days_partition_keeps_its_own_date(tmp_path):
     with RouteLogWriter(log) as w:
         w.write_lines(DAY0.isoformat(), [record_line(rec)])  # e.g. an importer's late write
     rollups.build_rollups(log)
-    assert (log / f"_rollups/v2/date={DAY0}/part-0.parquet").exists()
+    assert (log / f"_rollups/v3/date={DAY0}/part-0.parquet").exists()
     assert rollups.load_rollups(log, since=DAY0 + timedelta(days=1), build=False).collect()["requests"].sum() == 1
     assert rollups.load_rollups(log, until=DAY0, build=False).collect().height == 0
 
@@ -512,10 +606,11 @@ def test_an_engine_failure_that_is_not_damage_is_a_clear_error(small_log, tmp_pa
 
 
 def _rows(rows: list[dict]) -> pl.DataFrame:
-    """A hand-made rollup: given columns, zero/null elsewhere."""
-    schema = rollups.rollup_schema()
+    """A hand-made rollup from rows of one latency bin each: given columns, zero/null elsewhere."""
+    schema = {**rollups.rollup_schema(), "latency_bin": pl.Int32}
+    del schema["latency_hist"]
     full = [{c: r.get(c, 0 if schema[c] in (pl.Int64, pl.Float64) else None) for c in schema} for r in rows]
-    return pl.DataFrame(full, schema=schema)
+    return rollups.fold(pl.DataFrame(full, schema=schema), rollups.KEYS).collect()
 
 
 def test_summarize_rates_and_cost_per_success_by_hand():

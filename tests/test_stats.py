@@ -91,6 +91,17 @@ def test_stats_json_by_two_keys_with_rates(big_log, capsys):
     assert sum(g["failed"] for g in failed) == sum(r["outcome"] == "failed" for r in records)
 
 
+def test_stats_reads_the_day_grain_unless_grouped_by_hour_with_the_same_numbers(big_log, capsys):
+    log, records = big_log
+    out = stats(capsys, "--log", str(log), "--by", "model,team")
+    assert sum(g["requests"] for g in out["groups"]) == len(records)
+    hourly = rollups.summarize(rollups.load_rollups(log, build=False), ["served_model", "team"])
+    assert out["groups"] == hourly.rename({"served_model": "model"}).to_dicts()  # every count, sum and percentile
+    by_hour = stats(capsys, "--log", str(log), "--by", "hour", "--no-build")
+    assert len(by_hour["groups"]) == len({r["timestamp"].replace(minute=0, second=0, microsecond=0) for r in records})
+    assert by_hour["total"] == out["total"]
+
+
 def test_stats_bad_input(tmp_path, capsys):
     assert main(["stats", "--log", str(tmp_path / "missing")]) == 2
     assert "no route log at" in capsys.readouterr().err

@@ -1,9 +1,9 @@
 """From rollups to chart-ready frames: every number a dashboard shows, computed in polars.
 
-Input is the rollup table of ``toolkit.rollups`` (contract v2: one additive row per hour x team x intent x
-route x model x provider x outcome x latency bin), as a LazyFrame or DataFrame; never raw records — but for
-``agent_call_failures``, which needs each attempt's verdict (a rollup keeps none) and reads the route log's
-records (``toolkit.routelog.scan_log``), only the few columns it needs.  Output is
+Input is the rollup table of ``toolkit.rollups`` (contract v3: one additive row per hour x team x intent x
+route x model x provider x outcome, its latency histogram in the row; or the day grain), as a LazyFrame or
+DataFrame; never raw records — but for ``agent_call_failures``, which needs each attempt's verdict (a rollup keeps
+none) and reads the route log's records (``toolkit.routelog.scan_log``), only the few columns it needs.  Output is
 small DataFrames that ``toolkit.charts`` draws and the notebooks show as tables.
 
 Conventions:
@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import polars as pl
 
-from .rollups import summarize
+from .rollups import HIST, KEYS, merge, summarize, total
 
 DIMENSIONS = {"team": "team", "intent": "intent", "route": "route_id", "model": "served_model",
               "requested_model": "requested_model", "provider": "provider", "alias": "served_alias"}
@@ -76,33 +76,26 @@ def period_of(rollups: Frame, since: date | str | None = None, until: date | str
 
 
 # --- reading less: two in-memory reductions of the rollups ---------------------------------------------------------
-# A 10M-record rollup has ~3M rows, nearly all of them latency-histogram bins. Every money and rate number sums the
-# bins away, and every latency number needs the bins but not team, intent or provider: two reductions, made once
-# per notebook, turn ~30 scans of 3M rows into scans of ~100k (tests/test_dashboards.py checks they give the same
-# numbers as the full table).
+# Every money and rate number needs no histogram, and every latency number needs the histograms but not team,
+# intent or provider: two reductions, made once per notebook, keep each scan small (tests/test_dashboards.py checks
+# they give the same numbers as the full table).
 
-KEYS = ("date", "hour", "team", "intent", "route_id", "requested_model", "served_model", "served_alias", "provider",
-        "outcome", "error_kind", "fallback_used", "degraded", "is_shadow", "latency_bin")
 HISTOGRAM_KEYS = ("date", "route_id", "requested_model", "served_model", "served_alias", "outcome", "fallback_used",
-                  "degraded", "is_shadow", "latency_bin")
-
-
-def _reduce(rollups: Frame, keys: Iterable[str]) -> pl.DataFrame:
-    lf = rollups.lazy()
-    keys = list(keys)
-    return lf.group_by(keys).agg(pl.col(c).sum() for c in lf.collect_schema() if c not in KEYS).collect()
+                  "degraded", "is_shadow")
 
 
 def counts(rollups: Frame) -> pl.DataFrame:
-    """The rollups with the latency histogram summed away (every other key kept, hour included): enough for every
-    money, rate, serve and incident number; a latency function given it fails for want of ``latency_bin``."""
-    return _reduce(rollups, (k for k in KEYS if k != "latency_bin"))
+    """The rollups without their latency histograms (every key kept, hour included): enough for every money,
+    rate, serve and incident number; a latency function given it fails for want of ``latency_hist``."""
+    lf = rollups.lazy()
+    keys = [k for k in KEYS if k in lf.collect_schema()]
+    return lf.group_by(keys).agg(total(c) for c in lf.collect_schema() if c not in (*keys, HIST)).collect()
 
 
 def histograms(rollups: Frame, hourly: bool = False) -> pl.DataFrame:
     """The latency histograms per day (or hour) x route x model x outcome x flags: enough for ``latency``,
     ``slowest``, ``shadow_vs_production`` and latency findings, by model or route."""
-    return _reduce(rollups, (*HISTOGRAM_KEYS, "hour") if hourly else HISTOGRAM_KEYS)
+    return merge(rollups, (*HISTOGRAM_KEYS, "hour") if hourly else HISTOGRAM_KEYS).collect()
 
 
 @dataclass(frozen=True)
@@ -165,7 +158,11 @@ def find_log(log_dir: str | Path | None = None) -> tuple[str | None, tuple[str, 
 def load(log_dir: str | Path | None = None, since: date | str | None = None, until: date | str | None = None,
          latency: bool = False, hourly: bool = False) -> Data:
     """Rollups of the route log (``find_log``; built first for new or changed days), reduced for the dashboards of a
-    period.  With no log the frames are empty and ``header`` says so: every chart and table shows "none"."""
+    period.  With no log the frames are empty and ``header`` says so: every chart and table shows "none".
+
+    Latency histograms come from the day-grain table unless ``hourly`` (the hour grain, of the period only): a
+    day's histograms are far fewer rows than its hours'.  Counts keep the hour (incidents are found per hour);
+    reading them leaves the histograms on disk."""
     from .rollups import load_rollups, rollup_schema
 
     log, looked_in = find_log(log_dir)
@@ -173,8 +170,11 @@ def load(log_dir: str | Path | None = None, since: date | str | None = None, unt
     period = period_of(frame, since, until)
     history = frame.filter(pl.col("date") <= period.until)
     hist = None
-    if latency:
-        hist = histograms(within(frame, period), hourly=True) if hourly else histograms(history)
+    if latency and hourly:
+        hist = histograms(within(frame, period), hourly=True)
+    elif latency:
+        days = load_rollups(log, build=False, grain="day") if log else pl.LazyFrame(schema=rollup_schema("day"))
+        hist = histograms(days.filter(pl.col("date") <= period.until))
     return Data(period, counts(history), hist, log, looked_in)
 
 
@@ -258,8 +258,8 @@ def totals(rollups: Frame) -> pl.DataFrame:
     return lf.select(
         requests=_n(prod), served=_n(prod & (pl.col("outcome") == "served")),
         failed=_n(prod & (pl.col("outcome") == "failed")), blocked=_n(prod & (pl.col("outcome") == "blocked")),
-        cost_usd=pl.col("cost_usd").sum(), shadow_cost_usd=pl.col("cost_usd").filter(~prod).sum(),
-        failed_cost_usd=pl.col("failed_cost_usd").sum(), cache_savings_usd=pl.col("cache_savings_usd").sum(),
+        cost_usd=total("cost_usd"), shadow_cost_usd=total("cost_usd", ~prod),
+        failed_cost_usd=total("failed_cost_usd"), cache_savings_usd=total("cache_savings_usd"),
         unpriced_requests=pl.col("unpriced_requests").sum().cast(pl.Int64),
     ).with_columns(cost_per_success_usd=_rate("cost_usd", "served")).collect()
 
@@ -270,12 +270,12 @@ def spend(rollups: Frame, by: str = "team", grain: str = "day", top: int | None 
     names = _names(by, grain)
     lf = _grouped(rollups, by, grain)
     if top is not None:
-        biggest = lf.group_by(by).agg(pl.col("cost_usd").sum()).sort(["cost_usd", by], descending=[True, False])
+        biggest = lf.group_by(by).agg(total("cost_usd")).sort(["cost_usd", by], descending=[True, False])
         keep = biggest.head(top).select(by).collect()[by]
         lf = lf.with_columns(pl.when(pl.col(by).is_in(keep.implode())).then(pl.col(by)).otherwise(pl.lit(OTHER))
                              .alias(by))
     return (lf.group_by(names)
-            .agg(cost_usd=pl.col("cost_usd").sum(), requests=_n(~pl.col("is_shadow")))
+            .agg(cost_usd=total("cost_usd"), requests=_n(~pl.col("is_shadow")))
             .sort(names).collect())
 
 
@@ -286,10 +286,10 @@ def cost_drivers(rollups: Frame, period: Period, by: str = "team", n: int = 10) 
     in_now, in_prev = pl.col("date").is_between(period.since, period.until), pl.col("date").is_between(prev.since,
                                                                                                        prev.until)
     out = (lf.filter(in_now | in_prev).group_by(by)
-           .agg(cost_usd=pl.col("cost_usd").filter(in_now).sum(), previous_usd=pl.col("cost_usd").filter(in_prev).sum())
+           .agg(cost_usd=total("cost_usd", in_now), previous_usd=total("cost_usd", in_prev))
            .with_columns(change_usd=pl.col("cost_usd") - pl.col("previous_usd"))
            .with_columns(change_pct=_rate("change_usd", "previous_usd"),
-                         share=pl.col("cost_usd") / pl.col("cost_usd").sum())
+                         share=pl.col("cost_usd") / total("cost_usd"))
            .sort(["cost_usd", by], descending=[True, False]).head(n))
     return out.collect()
 
@@ -298,7 +298,7 @@ def waste(rollups: Frame, grain: str = "day") -> pl.DataFrame:
     """Money and requests lost to failed attempts, retries, fallbacks and failures, per period."""
     prod = ~pl.col("is_shadow")
     return (_grouped(rollups, None, grain).group_by("period")
-            .agg(failed_cost_usd=pl.col("failed_cost_usd").sum(),
+            .agg(failed_cost_usd=total("failed_cost_usd"),
                  failed_attempts=pl.col("failed_attempts").filter(prod).sum().cast(pl.Int64),
                  retried_requests=pl.col("retried_requests").filter(prod).sum().cast(pl.Int64),
                  fallback_requests=_n(prod & pl.col("fallback_used")),
@@ -311,7 +311,7 @@ def cost_per_success(rollups: Frame, by: str = "model", grain: str = "day") -> p
     """Everything production paid (failed attempts included) divided by the requests that were served."""
     names = _names(by, grain)
     return (production(_grouped(rollups, by, grain)).group_by(names)
-            .agg(cost_usd=pl.col("cost_usd").sum(), served=_n(pl.col("outcome") == "served"))
+            .agg(cost_usd=total("cost_usd"), served=_n(pl.col("outcome") == "served"))
             .with_columns(cost_per_success_usd=_rate("cost_usd", "served"))
             .sort(names).collect())
 
@@ -319,7 +319,7 @@ def cost_per_success(rollups: Frame, by: str = "model", grain: str = "day") -> p
 def cache_savings(rollups: Frame, grain: str = "day") -> pl.DataFrame:
     """Money saved by cached input reads, and the share of input tokens read from a cache."""
     return (_grouped(rollups, None, grain).group_by("period")
-            .agg(cache_savings_usd=pl.col("cache_savings_usd").sum(), cost_usd=pl.col("cost_usd").sum(),
+            .agg(cache_savings_usd=total("cache_savings_usd"), cost_usd=total("cost_usd"),
                  cache_read_tokens=pl.col("cache_read_tokens").sum(), input_tokens=pl.col("input_tokens").sum())
             .with_columns(cache_read_share=_rate("cache_read_tokens", "input_tokens"))
             .sort("period").collect())
@@ -343,7 +343,7 @@ def budget_status(rollups: Frame, budgets: Iterable[Any]) -> tuple[pl.DataFrame,
         for dim, value in (b.get("scope") or {}).items():
             lf = lf.filter(pl.col(scope_columns[dim]) == value)
         start = pl.col("date") if period == "daily" else pl.col("date").dt.truncate("1mo")
-        s = (lf.group_by("date").agg(day_usd=pl.col("cost_usd").sum()).with_columns(period_start=start)
+        s = (lf.group_by("date").agg(day_usd=total("cost_usd")).with_columns(period_start=start)
              .sort("date")
              .with_columns(spent_usd=pl.col("day_usd").cum_sum().over("period_start"))
              .select(pl.lit(name).alias("budget"), "period_start", "date", "spent_usd",
@@ -747,10 +747,10 @@ def spend_headline(data: Data, compare_days: int = 30) -> dict[str, str]:
     from .tables import money, percent
 
     window = data.period.last(compare_days)
-    now, before = (within(data.counts, p).select(pl.col("cost_usd").sum()).collect().item()
+    now, before = (within(data.counts, p).select(total("cost_usd")).collect().item()
                    for p in (window, window.previous))
     change = (now - before) / before if before else None
-    return {"spend": money(data.now.select(pl.col("cost_usd").sum()).collect().item()),
+    return {"spend": money(data.now.select(total("cost_usd")).collect().item()),
             f"change (last {window.days} days)": percent(change, sign=True)}
 
 

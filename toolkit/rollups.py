@@ -3,20 +3,25 @@
 Dashboards, findings and ``routekit stats`` read these tables, never raw records: every number a
 dashboard shows is a sum over the rollup, finished in polars (``summarize``).
 
-Rollup contract v2
+Rollup contract v3
 ==================
 Built from the route log (toolkit/routelog.py, schema v1) by ``build_rollups(log, engine="polars")``.
-Stored at ``LOG/_rollups/v2/date=YYYY-MM-DD/part-0.parquet`` (hive-partitioned by ``date``; the
-``date`` column is also inside each file), one table, fully additive: summing any measure over any
-subset of keys (incl. ``latency_bin``) gives the right total.  A log on a local disk that cannot be
-written (a read-only mount, another user's folder) keeps its rollups in a cache folder instead
-(``cache_dir``: ``$ROUTEKIT_CACHE_DIR``, else ``~/.cache/routekit``), so it can still be viewed.
+Stored at ``LOG/_rollups/v3/date=YYYY-MM-DD/`` (hive-partitioned by ``date``; the ``date`` column is also inside
+each file) as two tables of one contract, fully additive: summing any measure, or merging the histograms, over any
+subset of keys gives the right total.
+
+- ``part-0.parquet``, hour grain: one row per (hour, keys) below;
+- ``day.parquet``, day grain: the same rows merged over the hours of the day (no ``hour`` column), for periods
+  longer than a few days (``load_rollups(..., grain="day")``).
+
+A log on a local disk that cannot be written (a read-only mount, another user's folder) keeps its rollups in a
+cache folder instead (``cache_dir``: ``$ROUTEKIT_CACHE_DIR``, else ``~/.cache/routekit``), so it can still be viewed.
 
 Keys (group-by columns):
 
 =================  ==================  ===========================================================
 date               Date                UTC day of the record timestamp
-hour               Datetime[us, UTC]   timestamp truncated to the hour
+hour               Datetime[us, UTC]   timestamp truncated to the hour (hour grain only)
 team, intent,      String
 route_id
 requested_model    String              gen_ai.request.model
@@ -28,10 +33,17 @@ error_kind         String              taxonomy kind of the final failure (null 
 fallback_used      Boolean
 degraded           Boolean
 is_shadow          Boolean             shadow_of is not null
-latency_bin        Int32               floor(log10(max(latency_ms, 0.01)) * 100)  (100 bins per decade;
-                                       a bin's representative latency is 10 ** ((bin + 0.5) / 100) ms;
-                                       null when latency_ms is null)
 =================  ==================  ===========================================================
+
+The latency histogram is held in the row: ``latency_hist``, a list of ``{bin: Int32, n: Int64}`` sorted by bin,
+only the bins with requests (sparse).  ``bin`` is floor(log10(max(latency_ms, 0.01)) * 100) (100 bins per decade;
+a bin's representative latency is 10 ** ((bin + 0.5) / 100) ms); a request with no latency counts in
+``requests`` but in no bin.  Histograms merge by adding ``n`` per bin (``merge``).
+
+v3 moved the histogram into the row: v2 kept one row per latency bin (``latency_bin`` as a key), so a 10M-record
+log made ~5M rows.  A v2 (or v1) rollup is not read: the first build after the upgrade builds ``_rollups/v3``
+for every day, says so once (``BuildReport.replaced``, and a warning on the ``routekit.rollups`` logger), and the
+old folder can be deleted.
 
 A day's file holds the records of that log partition, in no particular row order.
 
@@ -41,32 +53,33 @@ Measures (sums; Int64 counts, Float64 money/ms): ``requests``, ``attempts``, ``f
 (null-safe sum; unpriced records count 0 here), ``failed_cost_usd``, ``cache_savings_usd``,
 ``unpriced_requests``, ``latency_ms_sum``, ``circuit_open_skips`` (skipped entries with reason
 circuit_open), ``verification_failures`` (verification == "fail"), ``prompt_tokens``,
-``model_mismatches`` (the provider reported serving another model than asked for).  v2 added
-``model_mismatches`` and left out records outside routelog's domain (v1 summed them); a v1 rollup
-(``_rollups/v1``) is no longer read, and the first build rebuilds every day.
+``model_mismatches`` (the provider reported serving another model than asked for).  Records outside
+routelog's domain are left out (v1 summed them).
 
-Read side (polars): ``load_rollups(log, since=None, until=None, build=True) -> pl.LazyFrame`` (builds
-stale days first), ``summarize(frame, by) -> pl.DataFrame`` (requests, served, failed, error_rate,
-fallback_rate, degraded_rate, p50_ms, p95_ms, p99_ms, cost_usd, cost_per_success_usd, input_tokens,
-output_tokens, failed_cost_usd, cache_savings_usd, plus blocked and mean_ms) and ``percentiles(frame,
-by)``.  Percentiles are read from summed histograms, never averaged: percentiles do not combine,
-histograms do.  Rates are shares of all requests; cost per success is all spend (failed attempts
-included) over served requests.
+Read side (polars): ``load_rollups(log, since=None, until=None, build=True, grain="hour") -> pl.LazyFrame``
+(builds stale days first), ``merge(frame, by)`` (rows and histograms merged per group), ``summarize(frame, by) ->
+pl.DataFrame`` (requests, served, failed, error_rate, fallback_rate, degraded_rate, p50_ms, p95_ms,
+p99_ms, cost_usd, cost_per_success_usd, input_tokens, output_tokens, failed_cost_usd, cache_savings_usd,
+plus blocked and mean_ms) and ``percentiles(frame, by)``.  Percentiles are read from summed histograms,
+never averaged: percentiles do not combine, histograms do.  Rates are shares of all requests; cost per
+success is all spend (failed attempts included) over served requests.
 
 Exactness
 ---------
 Money is summed as integer nano-dollars and latency as integer microseconds, then divided once, so
-every sum is exact and identical on every engine and in any order.  ``latency_bin`` adds 1e-9 before
+every sum is exact and identical on every engine and in any order; ``merge`` and ``summarize`` sum them
+back in those units (``total``), so the hour and day grain give the same sums.  A latency bin adds 1e-9 before
 the floor so exact powers of ten land in their own bin on every engine (engines compute log10
 differently in the last bit).  Percentiles interpolate inside the bin (log-linear by rank), which
 puts p50/p95/p99 within 1% of exact.
 
 Build
 -----
-Incremental: a manifest (``_rollups/v2/_manifest.json``) keeps the size and mtime of every source
+Incremental: a manifest (``_rollups/v3/_manifest.json``) keeps the size and mtime of every source
 file per day, and what was skipped in it (below); a build reads only days whose files changed (or
-whose rollup is missing) and removes the rollup of days whose source is gone.  Idempotent: the same
-sources give the same rows.  Safe to interrupt: each day's file is written beside its place and
+whose rollup is missing) and removes the rollup of days whose source is gone: a closed day is rolled
+up once, today again each time its file grows, alone.  Idempotent: the same
+sources give the same rows.  Safe to interrupt: each of a day's files is written beside its place and
 renamed over it (one object PUT on object stores), and the manifest is updated only after the files
 it vouches for, so an interrupted build leaves every day either old or new, and the next build
 redoes what the manifest does not vouch for (and deletes the leftovers).  One builder at a time per
@@ -87,19 +100,22 @@ and the batch runs once more; a failure that is not damage is a ``RollupError`` 
 
 Engines
 -------
-The rollup is one narwhals query (``rollup()``).  Per engine only a loading function differs: it
+The rollup is one narwhals query (``rollup()``), down to one row per (hour, keys, latency bin); ``fold()`` then
+moves the bins into their row's histogram, in polars for every engine (DuckDB and Spark hand their binned rows
+over as Parquet, so no engine needs its own list aggregation).  Per engine only a loading function differs: it
 reads the chosen Parquet files with the engine's own reader, renames the dotted OTel columns (they
 break narwhals on Spark and DuckDB), reduces the nested attempt/skip lists to two counts, takes each
 file's partition day from its path, and pins the session time zone to UTC (DuckDB and Spark truncate
 to days and hours in it).
 
-- ``polars`` (default): embedded; a few days per query, so memory stays bounded
-  (~430 MB at peak on the 10M-record bench).
+Every engine reads a few days per query (``BYTES_PER_QUERY``), so memory stays flat with the log's length.
+
+- ``polars`` (default): embedded.
 - ``duckdb``: an in-memory connection, or pass ``session=`` your own (e.g. with S3 secrets).
 - ``spark``: PySpark (``pip install 'routekit[spark]'``, Java 17), ``spark_master`` any master URL
   (default ``local[*]``) or ``session=`` an existing SparkSession.
 
-DuckDB and Spark write their result with their own Parquet writer to ``_rollups/v2/_staging/`` (no
+DuckDB and Spark write their result with their own Parquet writer to ``_rollups/v3/_staging/`` (no
 Arrow bridge needed); the driver reads it and publishes it per day, so with a non-local Spark master
 the log must be at a URL both the cluster and the driver can reach.
 
@@ -123,6 +139,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -133,10 +150,15 @@ from typing import Any, Callable, Iterator
 from .errors import RollupError
 from .routelog import Damage, inside_domain, outside_domain
 
-ROLLUP_VERSION = 2
+logger = logging.getLogger("routekit.rollups")
+
+ROLLUP_VERSION = 3
 ROLLUP_DIR = f"_rollups/v{ROLLUP_VERSION}"
 MANIFEST = "_manifest.json"
-PART = "part-0.parquet"
+PART = "part-0.parquet"        # hour grain
+DAY_PART = "day.parquet"       # day grain
+GRAINS = ("hour", "day")
+HIST = "latency_hist"
 BINS_PER_DECADE = 100
 ENGINES = ("polars", "duckdb", "spark")
 
@@ -160,7 +182,8 @@ FLAT_OF = {src: flat for flat, src in SOURCE_COLUMNS.items()}
 #   failed_attempts, circuit_open_skips (Int64) and _part (Date).
 
 KEYS = ("date", "hour", "team", "intent", "route_id", "requested_model", "served_model", "served_alias",
-        "provider", "outcome", "error_kind", "fallback_used", "degraded", "is_shadow", "latency_bin")
+        "provider", "outcome", "error_kind", "fallback_used", "degraded", "is_shadow")
+DAY_KEYS = tuple(k for k in KEYS if k != "hour")
 # Float measures, summed exactly as integers of a small unit: name -> (source column, units per 1).
 SCALED = {"cost_usd": ("cost_usd", 1e9), "failed_cost_usd": ("failed_cost_usd", 1e9),
           "cache_savings_usd": ("cache_savings_usd", 1e9), "latency_ms_sum": ("latency_ms", 1e3)}
@@ -170,22 +193,36 @@ MEASURE_ORDER = ("requests", "attempts", "failed_attempts", "retried_requests", 
                  "verification_failures", "prompt_tokens", "model_mismatches")
 
 
-def rollup_schema() -> dict[str, Any]:
-    """The polars schema of the rollup table (contract v2), in column order."""
+def rollup_schema(grain: str = "hour") -> dict[str, Any]:
+    """The polars schema of the rollup table (contract v3) of ``grain`` (hour or day), in column order."""
     import polars as pl
 
     types = {"date": pl.Date, "hour": pl.Datetime("us", "UTC"), "fallback_used": pl.Boolean,
-             "degraded": pl.Boolean, "is_shadow": pl.Boolean, "latency_bin": pl.Int32}
-    schema = {k: types.get(k, pl.String) for k in KEYS}
+             "degraded": pl.Boolean, "is_shadow": pl.Boolean}
+    schema = {k: types.get(k, pl.String) for k in _keys_of(grain)}
     schema.update({m: pl.Float64 if m in SCALED else pl.Int64 for m in MEASURE_ORDER})
+    schema[HIST] = hist_type()
     return schema
+
+
+def hist_type() -> Any:
+    """The polars type of ``latency_hist``: sparse bins, sorted."""
+    import polars as pl
+
+    return pl.List(pl.Struct({"bin": pl.Int32, "n": pl.Int64}))
+
+
+def _keys_of(grain: str) -> tuple[str, ...]:
+    if grain not in GRAINS:
+        raise ValueError(f"unknown grain {grain!r}; choose one of {', '.join(GRAINS)}")
+    return KEYS if grain == "hour" else DAY_KEYS
 
 
 # --- the rollup, written once against narwhals ---------------------------------------------------
 
 
 def rollup(flat: Any, screen: bool = True) -> Any:
-    """Flat loader frame (narwhals LazyFrame) -> rollup rows keyed by ``_part`` + KEYS.
+    """Flat loader frame (narwhals LazyFrame) -> binned rows keyed by ``_part`` + KEYS + ``latency_bin``.
 
     Records with a value outside its domain (routelog's) are left out (the build names them); ``screen=False``
     when the build knows there are none (it costs ~7% of a polars rollup).  Float measures come out as integer sums
@@ -223,19 +260,49 @@ def rollup(flat: Any, screen: bool = True) -> Any:
             **{c: c for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
                               "reasoning_tokens", "prompt_tokens")},
             **{f"{m}__units": f"_{m}" for m in SCALED}}
-    return (prepared.group_by("_part", *(k for k in KEYS if k != "date"))  # the hour gives the date
+    return (prepared.group_by("_part", *(k for k in KEYS if k != "date"), "latency_bin")  # the hour gives the date
             .agg(nw.len().alias("requests"), *(n(src).sum().alias(name) for name, src in sums.items()))
             .with_columns(nw.col("requests", *sums).cast(nw.Int64), date=nw.col("hour").dt.date()))
 
 
-def finish(staged: Any) -> Any:
-    """Integer-unit sums (polars) -> the contract's columns and types, plus ``_part``."""
+def finish(staged: Any) -> dict[str, Any]:
+    """Binned integer-unit sums (polars LazyFrame, from any engine) -> the contract's tables by grain (hour, day):
+    its rows, columns and types, plus ``_part``.  Both are folded from the integer units, so they agree exactly."""
     import polars as pl
 
-    schema = rollup_schema()
-    return staged.with_columns(
-        *(pl.col(f"{m}__units").cast(pl.Float64).truediv(unit).alias(m) for m, (_, unit) in SCALED.items())
-    ).select(pl.col("_part").cast(pl.Date), *(pl.col(c).cast(t) for c, t in schema.items()))
+    sums = [*(m for m in MEASURE_ORDER if m not in SCALED), *(f"{m}__units" for m in SCALED)]
+    binned = staged.lazy().with_columns(pl.col("_part").cast(pl.Date), pl.col("latency_bin").cast(pl.Int32))
+    by_day = binned.group_by("_part", *DAY_KEYS, "latency_bin").agg(pl.col(sums).sum())
+    out = {}
+    for grain, rows in (("hour", binned), ("day", by_day)):
+        keys = _keys_of(grain)
+        out[grain] = fold(rows, ("_part", *keys), sums).with_columns(
+            *(pl.col(f"{m}__units").cast(pl.Float64).truediv(unit).alias(m) for m, (_, unit) in SCALED.items())
+        ).select("_part", *(pl.col(c).cast(t) for c, t in rollup_schema(grain).items()))
+    return out
+
+
+def _binned_schema() -> dict[str, Any]:
+    """What ``rollup()`` gives, in polars types (an empty batch starts from it)."""
+    import polars as pl
+
+    hour = rollup_schema()
+    return {"_part": pl.Date, **{k: hour[k] for k in KEYS}, "latency_bin": pl.Int32,
+            **{m: pl.Int64 for m in MEASURE_ORDER if m not in SCALED}, **{f"{m}__units": pl.Int64 for m in SCALED}}
+
+
+def fold(binned: Any, keys: tuple[str, ...] | list[str], measures: list[str] | None = None) -> Any:
+    """Rows of one latency bin each (a ``latency_bin`` and ``requests`` column; one row per group and bin) -> one
+    row per group of ``keys``: ``measures`` summed (all of the contract's by default) and the bins in the row's
+    ``latency_hist``."""
+    import polars as pl
+
+    measures = list(MEASURE_ORDER) if measures is None else measures
+    has_bin = pl.col("latency_bin").is_not_null()
+    return binned.lazy().group_by(list(keys)).agg(
+        *(pl.col(m).sum() for m in measures),
+        pl.struct(bin=pl.col("latency_bin"), n=pl.col("requests").cast(pl.Int64))
+        .filter(has_bin).sort_by(pl.col("latency_bin").filter(has_bin)).alias(HIST))
 
 
 # --- the source files --------------------------------------------------------------------------
@@ -319,7 +386,7 @@ class Log:
 
 def cache_dir(root: str) -> str:
     """Where the rollups of a read-only local log go: ``$ROUTEKIT_CACHE_DIR`` (else ``$XDG_CACHE_HOME/routekit``,
-    else ``~/.cache/routekit``) ``/rollups/<hash of the log's path>/v1``; built there once, then kept up to date."""
+    else ``~/.cache/routekit``) ``/rollups/<hash of the log's path>/v3``; built there once, then kept up to date."""
     import hashlib
 
     base = os.environ.get("ROUTEKIT_CACHE_DIR") or os.path.join(
@@ -542,6 +609,7 @@ class BuildReport:
     seconds: float = 0.0
     session_seconds: float = 0.0   # engine start-up (Spark session), inside ``seconds``
     damage: Damage = field(default_factory=Damage)  # what the rollups leave out, all days (see ``damage()``)
+    replaced: str = ""             # an older rollup format this build replaced (its folder), once
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -555,20 +623,26 @@ class BuildReport:
                  f"{len(self.days_removed)} removed" if self.days_removed else "",
                  f"engine start {self.session_seconds:.1f} s" if self.session_seconds >= 0.5 else ""]
         tail = f"; {self.damage.summary()} (left out of the rollups, files untouched)" if self.damage.skipped else ""
-        return head + " (" + ", ".join(e for e in extra if e) + ")" + tail
+        return (replaced_message(self.replaced) + "\n" if self.replaced else "") + \
+            head + " (" + ", ".join(e for e in extra if e) + ")" + tail
 
 
-# Source bytes per engine query.  polars takes a few days at a time (~16 MiB of Parquet is ~250k
-# records, ~420 MB at peak; its queries start in milliseconds), DuckDB and Spark every stale day in
-# one query (they spill to disk, and a Spark job costs seconds to start); their result is then read
-# back one day at a time.
-BYTES_PER_QUERY = {"polars": 16 << 20, "duckdb": None, "spark": None}
+def replaced_message(old: str) -> str:
+    return (f"rollups in an older format ({old}) are not read: rebuilt every day as {ROLLUP_DIR} "
+            f"(the histogram now in each row); {old} can be deleted")
+
+
+# Source bytes per engine query, so that memory stays flat with the log's length: polars takes a few
+# days at a time (~16 MiB of Parquet is ~200k records, ~375 MB at peak on the bench's log; its queries
+# start in milliseconds), DuckDB as many (~600 MB at peak; 930 MB for 32 MiB), Spark more (a Spark job
+# costs seconds to start).  A batch's binned rows are then folded in polars at once.
+BYTES_PER_QUERY = {"polars": 16 << 20, "duckdb": 16 << 20, "spark": 128 << 20}
 
 
 def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_master: str | None = None,
                   session: Any = None, force: bool = False, storage_options: dict | None = None,
                   progress: bool = False) -> BuildReport:
-    """Bring ``LOG/_rollups/v2`` up to date with the log; returns what was read and written, and what is skipped."""
+    """Bring ``LOG/_rollups/v3`` up to date with the log; returns what was read and written, and what is skipped."""
     from tqdm import tqdm
 
     if engine not in LOADERS:
@@ -586,8 +660,13 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
         _clean_leftovers(where)
         fs.makedirs(staging, exist_ok=True)  # the engines write into it
         manifest = _read_manifest(where)
+        if not manifest:
+            report.replaced = _older_format(where)
+            if report.replaced:
+                logger.warning(replaced_message(report.replaced))
         sources = where.sources()
-        present = {p.rsplit("/", 2)[-2].removeprefix("date=") for p in fs.glob(f"{where.out}/date=*/{PART}")}
+        present = set.intersection(*({p.rsplit("/", 2)[-2].removeprefix("date=")
+                                      for p in fs.glob(f"{where.out}/date=*/{name}")} for name in (PART, DAY_PART)))
         stale = sorted(d for d, files in sources.items()
                        if force or manifest.get(d, {}).get("sources") != _signature(files)
                        or (manifest[d]["rows"] and d not in present))
@@ -601,15 +680,16 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
                       disable=None if progress else True) as bar:  # None: on a terminal only
                 for batch in _batches(stale, sources, BYTES_PER_QUERY[engine]):
                     damage = {day: Damage() for day in batch}
-                    rows = _roll_batch(where, engine, session, batch, sources, damage, staging)
+                    tables = _roll_batch(where, engine, session, batch, sources, damage, staging)
                     for day in batch:
-                        _publish(where, day, rows[day], run)
-                        manifest[day] = {"sources": _signature(sources[day]), "rows": rows[day].height,
-                                         "records": int(rows[day]["requests"].sum())}
+                        rows = tables[day]["hour"]
+                        _publish(where, day, tables[day], run)
+                        manifest[day] = {"sources": _signature(sources[day]), "rows": rows.height,
+                                         "records": int(rows["requests"].sum())}
                         if damage[day].skipped:
                             manifest[day]["damage"] = damage[day].to_dict()
                         report.records_read += manifest[day]["records"]
-                        report.rows_written += rows[day].height
+                        report.rows_written += rows.height
                         report.days_built.append(day)
                         bar.update()
                     # The manifest vouches only for days whose files are in place: written after them.
@@ -629,7 +709,8 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
 
 def _roll_batch(where: Log, engine: str, session: Any, batch: list[str], sources: dict[str, list[SourceFile]],
                 damage: dict[str, Damage], staging: str) -> dict[str, Any]:
-    """The rollup rows of each day of ``batch`` (polars DataFrames); what was skipped is named in ``damage``.
+    """The rollup tables of each day of ``batch`` (by grain, polars DataFrames); what was skipped is named in
+    ``damage``.
 
     An engine that fails on files whose footers read (damage inside a Parquet part) gets a second try without the
     parts that do not read whole; a failure with no such part is a :class:`RollupError`.
@@ -638,14 +719,20 @@ def _roll_batch(where: Log, engine: str, session: Any, batch: list[str], sources
 
     from .routelog import error_line
 
-    def run(files: list[SourceFile]) -> dict[str, Any]:
+    def run(files: list[SourceFile]) -> dict[str, dict[str, Any]]:
         try:
             if not files:
-                table = pl.LazyFrame(schema={"_part": pl.Date, **rollup_schema()})
+                binned = pl.LazyFrame(schema=_binned_schema())
             else:
                 flat = LOADERS[engine](where, files, session)
-                table = _compute(rollup(flat, screen=outside), where, f"{staging}/out")
-            return {day: table.filter(_part_is(day)).drop("_part").collect() for day in batch}
+                binned = _compute(rollup(flat, screen=outside), where, f"{staging}/out")
+            tables = finish(binned)
+            out: dict[str, dict[str, Any]] = {day: {} for day in batch}
+            for grain, df in zip(tables, pl.collect_all(list(tables.values()))):
+                parts = df.partition_by("_part", as_dict=True, include_key=False)
+                for day in batch:
+                    out[day][grain] = parts.get((date.fromisoformat(day),), df.clear().drop("_part"))
+            return out
         finally:
             if where.fs.exists(f"{staging}/out"):
                 where.fs.rm(f"{staging}/out", recursive=True)
@@ -690,28 +777,21 @@ def _batches(days: list[str], sources: dict[str, list[SourceFile]], budget: int 
 
 def _clean_leftovers(where: Log) -> None:
     """Temporary files of an interrupted build (readers never look at them; we hold the lock)."""
-    for pattern in (f"date=*/.{PART}.*", f"{MANIFEST}.*", "_staging/*"):
+    for pattern in (f"date=*/.{PART}.*", f"date=*/.{DAY_PART}.*", f"{MANIFEST}.*", "_staging/*"):
         for path in where.fs.glob(f"{where.out}/{pattern}"):
             where.fs.rm(path, recursive=True)
 
 
 def _compute(frame: Any, where: Log, staging: str) -> Any:
-    """Run the rollup on its engine; the result as a finished polars LazyFrame."""
+    """Run the rollup on its engine; the binned rows as a polars LazyFrame."""
     import polars as pl
 
     if frame.implementation.is_polars():
-        return finish(frame.to_native().collect()).lazy()
-    # DuckDB and Spark write it with their own Parquet writers (no Arrow bridge needed), sorted by
-    # day so that reading one day back skips the other days' row groups.
-    frame.sort("_part").sink_parquet(where.url(staging))
+        return frame.to_native().collect().lazy()
+    # DuckDB and Spark write it with their own Parquet writers (no Arrow bridge needed).
+    frame.sink_parquet(where.url(staging))
     parts = [staging] if where.fs.isfile(staging) else sorted(where.fs.glob(f"{staging}/*.parquet"))
-    return finish(pl.scan_parquet([where.url(p) for p in parts], storage_options=where.storage_options or None))
-
-
-def _part_is(day: str) -> Any:
-    import polars as pl
-
-    return pl.col("_part") == date.fromisoformat(day)
+    return pl.scan_parquet([where.url(p) for p in parts], storage_options=where.storage_options or None)
 
 
 def _write_manifest(where: Log, manifest: dict, run: str) -> None:
@@ -736,6 +816,13 @@ def damage(log: str | os.PathLike, storage_options: dict | None = None) -> Damag
     return _damage_of(_read_manifest(Log.at(log, storage_options)))
 
 
+def _older_format(where: Log) -> str:
+    """The folder of the newest rollup of an older contract beside ours ("" if none)."""
+    base = where.out.rsplit("/", 1)[0]
+    older = [v for v in range(1, ROLLUP_VERSION) if where.fs.exists(f"{base}/v{v}")]
+    return f"{base}/v{older[-1]}" if older else ""
+
+
 def _read_manifest(where: Log) -> dict[str, dict]:
     path = f"{where.out}/{MANIFEST}"
     if not where.fs.exists(path):
@@ -747,17 +834,19 @@ def _read_manifest(where: Log) -> dict[str, dict]:
     return data.get("days", {}) if isinstance(data, dict) and data.get("version") == ROLLUP_VERSION else {}
 
 
-def _publish(where: Log, day: str, rows: Any, run: str) -> None:
-    """Write one day's rollup beside its place, then rename it over the old one."""
+def _publish(where: Log, day: str, tables: dict[str, Any], run: str) -> None:
+    """Write one day's rollup (hour and day grain) beside their place, then rename each over the old one (a day
+    counts as present only with both)."""
     folder = f"{where.out}/date={day}"
-    if rows.is_empty():
+    if tables["hour"].is_empty():
         _remove_day(where, day)
         return
     where.fs.makedirs(folder, exist_ok=True)
-    tmp = f"{folder}/.{PART}.{run}"
-    with where.fs.open(tmp, "wb") as f:
-        rows.write_parquet(f, compression="zstd", compression_level=1)  # the fastest here, and small
-    _replace(where, tmp, f"{folder}/{PART}")
+    for name, table in ((PART, tables["hour"]), (DAY_PART, tables["day"])):
+        tmp = f"{folder}/.{name}.{run}"
+        with where.fs.open(tmp, "wb") as f:
+            table.write_parquet(f, compression="zstd", compression_level=1)  # the fastest here, and small
+        _replace(where, tmp, f"{folder}/{name}")
 
 
 def _write_json(where: Log, path: str, data: dict, run: str) -> None:
@@ -796,22 +885,25 @@ def _lock(where: Log) -> Iterator[None]:
 
 
 def load_rollups(log: str | os.PathLike, since: date | str | None = None, until: date | str | None = None,
-                 build: bool = True, storage_options: dict | None = None, progress: bool = False) -> Any:
-    """The rollup table (contract v2) as a LazyFrame, days ``since``..``until`` inclusive."""
+                 build: bool = True, storage_options: dict | None = None, progress: bool = False,
+                 grain: str = "hour") -> Any:
+    """The rollup table (contract v3) of ``grain`` (hour or day) as a LazyFrame, days ``since``..``until``
+    inclusive."""
     import polars as pl
 
+    schema = rollup_schema(grain)
     if build:
         build_rollups(log, storage_options=storage_options, progress=progress)
     where = Log.at(log, storage_options)
     since, until = _as_date(since), _as_date(until)
     files = []
-    for path in sorted(where.fs.glob(f"{where.out}/date=*/{PART}")):
+    name = PART if grain == "hour" else DAY_PART
+    for path in sorted(where.fs.glob(f"{where.out}/date=*/{name}")):
         day = date.fromisoformat(path.rsplit("/", 2)[-2].removeprefix("date="))
         # A day's file may hold a mis-partitioned record of the next/previous day: prune with slack.
         if (since is None or day.toordinal() >= since.toordinal() - 1) and \
                 (until is None or day.toordinal() <= until.toordinal() + 1):
             files.append(where.url(path))
-    schema = rollup_schema()
     if not files:
         return pl.LazyFrame(schema=schema)
     frame = pl.scan_parquet(files, hive_partitioning=False, storage_options=where.storage_options or None)
@@ -826,6 +918,43 @@ def _as_date(d: date | str | None) -> date | None:
     return date.fromisoformat(d) if isinstance(d, str) else d
 
 
+def merge(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
+    """Rollup rows merged per group of ``by`` (a LazyFrame): every measure summed, histograms added bin by bin.
+
+    The merge is exact: a rollup built in parts and merged equals the rollup built at once."""
+    import polars as pl
+
+    lf = frame.lazy().with_columns(_all=pl.lit(True))
+    keys = list(by) or ["_all"]
+    measures = [c for c in lf.collect_schema() if c in MEASURE_ORDER]
+    sums = lf.group_by(keys).agg(total(m) for m in measures)
+    hist = fold(_bins(lf, keys), keys, [])
+    out = sums.join(hist, on=keys, how="left", nulls_equal=True)
+    return out.drop("_all") if not by else out
+
+
+def total(measure: str, where: Any = None) -> Any:
+    """The sum of a measure over rollup rows (of those meeting ``where``), exact: money and ms go back to their
+    integer units (a stored value is a whole number of them), are summed, and divided once, so that any grain and
+    any order give the same sum."""
+    import polars as pl
+
+    col = pl.col(measure) if where is None else pl.col(measure).filter(where)
+    if measure not in SCALED:
+        return col.sum()
+    unit = SCALED[measure][1]
+    return (col * unit).round().cast(pl.Int64).sum().cast(pl.Float64).truediv(unit).alias(measure)
+
+
+def _bins(frame: Any, keys: list[str]) -> Any:
+    """Histograms of ``frame`` per group of ``keys`` and bin: columns keys, ``latency_bin``, ``requests``; a group
+    with no latency keeps one row with a null bin (so that it is not lost)."""
+    import polars as pl
+
+    return (frame.select(*keys, HIST).explode(HIST).unnest(HIST)
+            .group_by(*keys, pl.col("bin").alias("latency_bin")).agg(requests=pl.col("n").sum()))
+
+
 def percentiles(frame: Any, by: list[str] | tuple[str, ...] = (),
                 qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> Any:
     """Latency quantiles per group of ``by`` from summed histograms: columns ``p50_ms``, ``p95_ms``...
@@ -833,16 +962,19 @@ def percentiles(frame: Any, by: list[str] | tuple[str, ...] = (),
     Inside the bin holding the target rank the value is interpolated log-linearly, as if the
     bin's requests were spread evenly over its width.
     """
-    return _percentiles(frame.lazy(), by, qs).collect()
-
-
-def _percentiles(frame: Any, by: list[str] | tuple[str, ...], qs: tuple[float, ...]) -> Any:
     import polars as pl
 
     keys = list(by) or ["_all"]
+    out = _percentiles(_bins(frame.lazy().with_columns(_all=pl.lit(True)), keys), keys, qs).collect()
+    return out.drop("_all") if not by else out
+
+
+def _percentiles(binned: Any, keys: list[str], qs: tuple[float, ...]) -> Any:
+    """Quantiles per group of ``keys`` from rows of one bin each (``latency_bin``, ``requests``)."""
+    import polars as pl
+
     n, cum = pl.col("n"), pl.col("cum")
-    hist = (frame.with_columns(_all=pl.lit(True))
-            .filter(pl.col("latency_bin").is_not_null())
+    hist = (binned.filter(pl.col("latency_bin").is_not_null())
             .group_by(*keys, "latency_bin").agg(n=pl.col("requests").sum())
             .filter(n > 0)
             .sort(*keys, "latency_bin", nulls_last=True)
@@ -856,8 +988,7 @@ def _percentiles(frame: Any, by: list[str] | tuple[str, ...], qs: tuple[float, .
         value = pl.lit(10.0).pow((pl.col("latency_bin") + frac) / BINS_PER_DECADE)
         return pl.when((cum >= target) & (cum - n < target)).then(value).max()
 
-    out = hist.group_by(keys).agg(**{f"p{q * 100:g}_ms": quantile(q) for q in qs})
-    return out.drop("_all") if not by else out
+    return hist.group_by(keys).agg(**{f"p{q * 100:g}_ms": quantile(q) for q in qs})
 
 
 def summarize(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
@@ -867,20 +998,18 @@ def summarize(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
     keys = list(by) or ["_all"]
     measures = ("requests", "latency_ms_sum", "cost_usd", "input_tokens", "output_tokens", "failed_cost_usd",
                 "cache_savings_usd")
-    sums = (*measures, "served", "failed", "blocked", "_fallback", "_degraded")
 
     def where(cond: pl.Expr) -> pl.Expr:
         return pl.when(cond).then(pl.col("requests")).sum()  # faster than a filter inside the group
 
-    # One pass over the rollup, down to the histogram of each group; totals and percentiles from there.
-    per_bin = frame.lazy().with_columns(_all=pl.lit(True)).group_by(*keys, "latency_bin").agg(
+    lf = frame.lazy().with_columns(_all=pl.lit(True))
+    totals = lf.group_by(keys).agg(
         served=where(pl.col("outcome") == "served"), failed=where(pl.col("outcome") == "failed"),
         blocked=where(pl.col("outcome") == "blocked"), _fallback=where(pl.col("fallback_used")),
-        _degraded=where(pl.col("degraded")), **{c: pl.col(c).sum() for c in measures},
-    ).cache()
-    totals = per_bin.group_by(keys).agg(pl.col(sums).sum())
+        _degraded=where(pl.col("degraded")), **{c: total(c) for c in measures})
     share = lambda c: pl.when(pl.col("requests") > 0).then(pl.col(c) / pl.col("requests"))  # noqa: E731
-    out = (totals.join(_percentiles(per_bin, keys, (0.5, 0.95, 0.99)), on=keys, how="left", nulls_equal=True)
+    out = (totals.join(_percentiles(_bins(lf, keys), keys, (0.5, 0.95, 0.99)), on=keys, how="left",
+                       nulls_equal=True)
            .with_columns(error_rate=share("failed"), fallback_rate=share("_fallback"),
                          degraded_rate=share("_degraded"), mean_ms=share("latency_ms_sum"),
                          cost_per_success_usd=pl.when(pl.col("served") > 0)

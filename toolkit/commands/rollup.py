@@ -18,7 +18,9 @@ EXAMPLES = """examples:
 A damaged Parquet part, a line that is not a route record and a record with a value outside its
 domain (negative cost, unknown outcome...) are left out of the rollups and named here (file, line or
 request); the files stay as they are.  Only days whose log files changed since the last build are
-read (a manifest in LOG/_rollups/v2 keeps their sizes and times); --force rebuilds every day.
+read (a manifest in LOG/_rollups/v3 keeps their sizes and times); --force rebuilds every day.
+Rollups of an older format (LOG/_rollups/v2, a row per latency bin) are not read: the first build
+rebuilds every day and says so; the old folder can then be deleted.
 Object storage: s3:// needs s3fs, gs:// gcsfs, with the usual credentials in the environment; see
 `python -c "import toolkit.rollups as r; help(r)"` for each engine's settings.
 """
@@ -27,8 +29,9 @@ Object storage: s3:// needs s3fs, gs:// gcsfs, with the usual credentials in the
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollup", help="build the additive rollups dashboards and `stats` read",
                        description="Roll the route log up into additive tables (requests, attempts, "
-                                   "tokens, cost and a latency histogram per hour x team x intent x route x model "
-                                   "x provider x outcome), stored as Parquet under LOG/_rollups/v2. Incremental, "
+                                   "tokens, cost and a latency histogram in one row per hour x team x intent x route x "
+                                   "model x provider x outcome, plus the same per day), stored as Parquet under "
+                                   "LOG/_rollups/v3. Incremental, "
                                    "idempotent and safe to interrupt. Prints records read, rows written, engine "
                                    "and wall time.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
