@@ -105,8 +105,12 @@ def test_with_the_notebooks_extra_the_readme_commands_work_from_an_empty_directo
         done = run(venv, "routekit", *args)
         assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-3000:])
     assert sorted(p.name for p in (empty / "reports").glob("*.html")) == [
-        "index.html", "latency.html", "quality.html", "routing_research.html", "spend_review.html", "what_if.html"]
+        "index.html", "latency.html", "quality.html", "readiness.html", "routing_research.html", "spend_review.html",
+        "what_if.html"]
+    # the research page replays without the research extra and says what training needs
+    assert "No trained routers here" in (page := (empty / "reports" / "routing_research.html").read_text())
+    assert "routekit[research]" in page
     assert sorted(p.name for p in (empty / "nb").iterdir()) == [
-        "latency.ipynb", "policy.example.yaml", "quality.ipynb", "routing_research.ipynb", "spend_review.ipynb",
-        "what_if.ipynb"]
+        "latency.ipynb", "policy.example.yaml", "quality.ipynb", "readiness.ipynb", "routing_research.ipynb",
+        "spend_review.ipynb", "what_if.ipynb"]
     assert not list(Path(empty).glob("data"))          # everything came from the installed package
