@@ -45,10 +45,10 @@ def report_params() -> dict:
 
 @pytest.fixture(scope="session")
 def written(fixture_log, report_params, tmp_path_factory) -> tuple[Path, list[Path]]:
-    """Every report, run once for the session (the way `make demo` calls it)."""
+    """Every report, run once for the session (the way `make demo` calls it), two notebooks at a time."""
     if "reports" not in _ONCE:
         out = tmp_path_factory.mktemp("reports")
-        _ONCE["reports"] = out, reports.run_all(fixture_log, out, report_params)
+        _ONCE["reports"] = out, reports.run_all(fixture_log, out, report_params, jobs=2)
     return _ONCE["reports"]
 
 
@@ -145,14 +145,19 @@ def test_cli_help_teaches_and_errors_exit_1(tmp_path):
     failed = subprocess.run([sys.executable, "-m", "toolkit.cli", "report", "spend", "--log", str(tmp_path / "none")],
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert failed.returncode == 1 and "no such directory" in failed.stderr
+    assert "--jobs N" in helped.stdout and "the number of cores" in helped.stdout
+    zero = subprocess.run([sys.executable, "-m", "toolkit.cli", "report", "spend", "--jobs", "0"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert zero.returncode == 2 and "'0' is not a whole number of notebooks at least 1" in zero.stderr
 
 
 def test_a_failing_notebook_is_reported_and_the_others_still_publish(fixture_log, tmp_path):
-    # a scenario file that does not exist: what-if fails in its cell, spend still gets its page and the index
-    with pytest.raises(reports.ReportError, match=r"what-if: cell \d+ failed: ScenarioError: .*nope.yaml"):
+    # a scenario file that does not exist: what-if fails in its cell while spend runs beside it (jobs=2); spend
+    # still gets its page and the index
+    with pytest.raises(reports.ReportError, match=r"^what-if: cell \d+ failed: ScenarioError: .*nope.yaml.*\)$"):
         reports.run(["what-if", "spend"], fixture_log, tmp_path, {"scenarios_path": str(tmp_path / "nope.yaml"),
                                                                   "out_dir": "charts"}, progress=False,
-                    base=tmp_path)
+                    base=tmp_path, jobs=2)
     assert (tmp_path / "spend_review.html").exists() and (tmp_path / "what_if.ipynb").exists()
     # -p out_dir: PNG copies of the charts, the path taken relative to the caller's directory
     assert sorted(p.name for p in (tmp_path / "charts").glob("*.png")) == sorted(
@@ -181,6 +186,31 @@ def test_a_damaged_log_still_reports_and_the_footer_names_what_was_skipped(fixtu
     assert f"<li><code>{broken}: not a readable Parquet file" in footer
     assert f"<li><code>{sorted(log.glob('date=*'))[-1] / 'routes.jsonl'}:1: not a route record" in footer
     assert "Model mismatches" in page and "No provider reported serving a model other than the one asked for." in page
+
+
+def _index_rows(out: Path) -> dict[str, str]:
+    """Each index row's period and headline numbers (its run time and date left out), by report title."""
+    rows = re.findall(r'<tr><td><a href="[^"]*">(.*?)</a>(.*?)</td><td class="numbers">(.*?)</td>',
+                      (out / "index.html").read_text(), re.S)
+    return {title: " ".join(re.sub(r"<[^>]+>", " ", period + numbers).split()) for title, period, numbers in rows}
+
+
+def test_one_job_at_a_time_writes_what_concurrent_jobs_wrote(written, fixture_log, report_params, tmp_path):
+    """`written` ran every notebook two at a time; two of them, one at a time, give the same files and the same
+    period and headline numbers in the index (the order of the list returned is the order asked, as
+    test_run_all_writes_each_notebook_html_and_the_index_last checks for the concurrent run)."""
+    out, _ = written
+    done = reports.run(["what-if", "latency"], fixture_log, tmp_path,
+                       {"policy_path": report_params["policy_path"]}, progress=False, jobs=1)
+    assert [r.name for r in done] == ["what-if", "latency"]
+    ours = {p.name for p in tmp_path.iterdir()}
+    assert ours == {"index.html", "latency.ipynb", "latency.html", "what_if.ipynb", "what_if.html"}
+    assert {p.name for p in out.iterdir() if p.name.startswith(("latency", "what_if", "what-if"))} | {
+        "index.html"} == ours
+    alone, together = _index_rows(tmp_path), _index_rows(out)
+    assert set(alone) == {"Latency and reliability", "What if: cost projections"}
+    assert all(re.search(r"\d", alone[title]) for title in alone)   # headline numbers, not an empty cell
+    assert alone == {title: together[title] for title in alone}
 
 
 DTYPES = {"str", "f64", "i64", "i32", "u32", "bool", "datetime[μs]", "list[str]"}   # polars' dtype row

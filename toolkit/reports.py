@@ -11,6 +11,7 @@ period and headline numbers its notebook showed (``headline``).  ``run_all`` is 
 from __future__ import annotations
 
 import html
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -172,18 +173,25 @@ def to_html(notebook: Path, html_path: Path, title: str) -> Path:
 
 
 def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "reports",
-        params: dict[str, Any] | None = None, progress: bool = True, base: str | Path | None = None) -> list[Report]:
+        params: dict[str, Any] | None = None, progress: bool = True, base: str | Path | None = None,
+        jobs: int | None = None) -> list[Report]:
     """Execute and publish the reports ``which`` ("all", a name or names) over the route log ``log_dir``.
 
     ``params`` override notebook parameters by name (a parameter no chosen notebook declares is an error); paths
     in them are relative to ``base`` (the working directory).  Writes ``out_dir/<notebook>.ipynb``, ``.html`` and
     ``out_dir/index.html``; with the notebook parameter ``out_dir`` also PNG copies of the charts (for slides).
-    A notebook that fails leaves its executed .ipynb (with the traceback); the others still run; then ReportError.
+    Up to ``jobs`` notebooks run at once (default: the number of cores), each in its own kernel; the list returned
+    keeps the order asked (``names``), whatever order they finish in.  A notebook that fails leaves its executed .ipynb (with the traceback); the
+    others still run; then ReportError.
     """
-    import papermill
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     from tqdm.auto import tqdm
 
     chosen = names(which)
+    jobs = jobs or os.cpu_count() or 1
+    if jobs < 1:
+        raise ReportError(f"jobs must be at least 1, not {jobs}")
     base = Path(base or Path.cwd())
     log = (base / log_dir).resolve()
     if not log.is_dir():
@@ -197,40 +205,57 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
         known = sorted(set().union(*(set(p) for p in declared.values())))
         raise ReportError(f"unknown parameter {', '.join(stray)} for {', '.join(chosen)}; known: {', '.join(known)}")
     ensure_kernel()
-    done: list[Report] = []
-    failed: list[str] = []
-    bar = tqdm(chosen, desc="reports", unit="notebook", disable=not progress)
-    for name in bar:
-        notebook, title = REPORTS[name]
-        bar.set_postfix_str(name)
-        wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), "tables_dir": str(out), **given}
-        values = _resolve({k: v for k, v in wanted.items() if k in declared[name]}, base)
-        executed = out / f"{notebook}.ipynb"
-        t0 = time.perf_counter()
-        try:
-            papermill.execute_notebook(str(notebook_dir() / f"{notebook}.ipynb"), str(executed), parameters=values,
-                                       kernel_name=KERNEL, cwd=str(notebook_dir()), log_output=False,
-                                       # keep the kernel's own log lines (an unencrypted-TCP warning at start, a
-                                       # KeyboardInterrupt at shutdown) off the console: errors reach the notebook
-                                       extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-                                       # one write at the end: validating and writing the notebook after every
-                                       # cell cost a quarter of a chart-heavy run (papermill still writes it on a
-                                       # failure, and every 30 s)
-                                       request_save_on_cell_execute=False,
-                                       progress_bar={"desc": f"  {name}", "leave": False} if progress else False)
-        except papermill.PapermillExecutionError as e:
-            # the other reports still run; the executed notebook shows the failing cell with its traceback
-            failed.append(f"{name}: cell {e.exec_count} failed: {e.ename}: {e.evalue} (see {executed})")
-            continue
-        seconds = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        page = to_html(executed, out / f"{notebook}.html", title)
-        add_damage_footer(page, log)
-        done.append(Report(name, title, executed, page, seconds, time.perf_counter() - t1))
+    wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), "tables_dir": str(out), **given}
+    jobs = min(jobs, len(chosen))
+    finished: dict[str, Report | str] = {}
+    with tqdm(total=len(chosen), desc="reports", unit="notebook", disable=not progress) as bar, \
+            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="report") as pool:
+        # one notebook at a time shows its cells' bar; several at once only the bar over notebooks
+        cell_bars = progress and jobs == 1
+        pending = {pool.submit(_publish, name, _resolve({k: v for k, v in wanted.items() if k in declared[name]},
+                                                          base), out, log, cell_bars): name for name in chosen}
+        for future in as_completed(pending):
+            name = pending[future]
+            finished[name] = future.result()
+            bar.set_postfix_str(name)
+            bar.update(1)
+    done = [r for n in chosen if isinstance(r := finished[n], Report)]
+    failed = [r for n in chosen if isinstance(r := finished[n], str)]
     write_index(out, done, log)
     if failed:
         raise ReportError("; ".join(failed))
     return done
+
+
+def _publish(name: str, values: dict[str, Any], out: Path, log: Path, cell_bar: bool) -> Report | str:
+    """Execute one report's notebook into ``out`` and export its page: the Report, or why it failed."""
+    import papermill
+
+    notebook, title = REPORTS[name]
+    executed = out / f"{notebook}.ipynb"
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(notebook_dir() / f"{notebook}.ipynb"), str(executed), parameters=values,
+                                   kernel_name=KERNEL, log_output=False,
+                                   # the kernel's working directory, not papermill's cwd= (a process-wide chdir,
+                                   # which concurrent runs would undo under each other)
+                                   resources={"metadata": {"path": str(notebook_dir())}},
+                                   # keep the kernel's own log lines (an unencrypted-TCP warning at start, a
+                                   # KeyboardInterrupt at shutdown) off the console: errors reach the notebook
+                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                                   # one write at the end: validating and writing the notebook after every
+                                   # cell cost a quarter of a chart-heavy run (papermill still writes it on a
+                                   # failure, and every 30 s)
+                                   request_save_on_cell_execute=False,
+                                   progress_bar={"desc": f"  {name}", "leave": False} if cell_bar else False)
+    except papermill.PapermillExecutionError as e:
+        # the other reports still run; the executed notebook shows the failing cell with its traceback
+        return f"{name}: cell {e.exec_count} failed: {e.ename}: {e.evalue} (see {executed})"
+    seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    page = to_html(executed, out / f"{notebook}.html", title)
+    add_damage_footer(page, log)
+    return Report(name, title, executed, page, seconds, time.perf_counter() - t1)
 
 
 def add_damage_footer(page: Path, log: Path) -> None:
@@ -251,9 +276,10 @@ def add_damage_footer(page: Path, log: Path) -> None:
     page.write_text(text[:at] + footer + text[at:] if at >= 0 else text + footer, encoding="utf-8")
 
 
-def run_all(log_dir: str | Path, out_dir: str | Path = "reports", params: dict[str, Any] | None = None) -> list[Path]:
+def run_all(log_dir: str | Path, out_dir: str | Path = "reports", params: dict[str, Any] | None = None,
+            jobs: int | None = None) -> list[Path]:
     """Every report over ``log_dir``; returns the paths written (notebooks, HTML pages, index.html last)."""
-    reports = run("all", log_dir, out_dir, params)
+    reports = run("all", log_dir, out_dir, params, jobs=jobs)
     return [p for r in reports for p in (r.notebook, r.html)] + [Path(out_dir).resolve() / "index.html"]
 
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-
 import time
 
 from ..reports import REPORTS
@@ -13,6 +13,7 @@ ORDER = 60
 
 EXAMPLES = """examples:
   routekit report all --log routelog                       # every dashboard into reports/
+  routekit report all --log routelog --jobs 1              # one notebook at a time (less memory)
   routekit report spend --log routelog -p since 2026-11-01 -p until 2026-11-30 -p by intent
   routekit report latency --log /data/routelog --out /tmp/oncall -p grain hour -p since 2026-11-23
   routekit report quality --log routelog -p quality_dir evals
@@ -48,8 +49,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="reports", help="output directory (default reports)")
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="notebook parameter (repeatable)")
+    p.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
+                   help=f"notebooks run at once, each in its own kernel (default: the number of cores, "
+                        f"{os.cpu_count() or 1} here)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def _jobs(text: str) -> int:
+    n = int(text) if text.strip().isdigit() else 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of notebooks at least 1")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     params = {k: parse_value(v) for k, v in args.param}
     t0 = time.perf_counter()
     try:
-        done = run_reports(args.which, args.log, args.out, params, progress=not args.no_progress)
+        done = run_reports(args.which, args.log, args.out, params, progress=not args.no_progress,
+                           jobs=args.jobs)
     except ReportError as e:
         print(f"routekit report: {e}", file=sys.stderr)
         return 1
