@@ -269,3 +269,15 @@ def test_a_long_table_is_cut_with_a_note_and_its_csv(tmp_path):
     assert pl.read_csv(tmp_path / "models.csv").equals(frame)
     assert [c for c in cells if c in ("cost", "error rate", "p95", "requests")] == ["cost", "error rate", "p95",
                                                                                       "requests"]
+
+
+def test_a_dashboard_kernels_imports_leave_out_litellm_and_the_iri_grammar():
+    """What every report notebook imports: no litellm (seconds), and altair without jsonschema's IRI checker
+    (rfc3987_syntax compiles a grammar for a second on import; the Vega-Lite schema has no IRI format), which
+    stays importable afterwards for whoever needs it."""
+    code = ("import sys; from toolkit import charts, dashboards, findings, tables, reports; "
+            "print(sorted(m for m in ('litellm', 'rfc3987_syntax', 'jsonschema') if m in sys.modules)); "
+            "import rfc3987_syntax; print(rfc3987_syntax.is_valid_syntax('iri', 'https://example.com/ä'))")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split("\n")[:2] == ["['jsonschema']", "True"]

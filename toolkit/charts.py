@@ -12,12 +12,30 @@ Units are in the axis titles and formats: $ for money, ms for latency, % for rat
 from __future__ import annotations
 
 import re
+import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import polars as pl
+
+
+def _import_altair() -> Any:
+    """altair, imported without jsonschema's optional IRI checker: rfc3987_syntax compiles a Lark grammar on import
+    (a second of every report kernel's start), for the formats "iri" and "iri-reference" that the Vega-Lite schema
+    never uses.  Blocked only while altair (and so jsonschema) first imports; importing it later works as usual."""
+    block = "jsonschema._format" not in sys.modules and "rfc3987_syntax" not in sys.modules
+    if block:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # Python's "import fails" marker
+    try:
+        import altair
+    finally:
+        if block:
+            del sys.modules["rfc3987_syntax"]
+    return altair
+
+
+alt = _import_altair()
 
 PCT, MS, COUNT = ".1%", ",.0f", ",d"
 GRAIN_TITLE = {"hour": "Hour (UTC)", "day": "Day (UTC)", "week": "Week (UTC)", "month": "Month (UTC)"}
