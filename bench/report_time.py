@@ -1,20 +1,23 @@
-"""Where the time of `routekit report` goes, per notebook, on one route log.
+"""Where the time of `routekit report` goes, and what running the notebooks concurrently saves, on one route log.
 
-    .venv/bin/python bench/report_time.py [LOG] [--reports all|spend|latency|quality|what-if ...] [--out DIR]
+    .venv/bin/python bench/report_time.py [LOG] [--reports all|spend|latency|quality|what-if ...] [--jobs N]
+                                          [--out DIR]
 
 LOG defaults to the 10M-record synthetic log other benches leave at /tmp/routekit-bench-log-10m (when it is
 complete: its _synth_truth.json exists), else a 90-day, 200k-request synthetic log made in a temporary directory.
 
-For each notebook, in one run:
+In one run, after the rollups are built (timed once, apart): the reports one at a time (`--jobs 1`), then N at a
+time (default: the number of cores), each as `routekit report` runs them; the wall time of each and their ratio.
+For each notebook of each run:
 - wall: papermill's execute_notebook, as `routekit report` calls it;
 - start-up: wall minus the time of all cells (kernel launch, papermill and nbclient overhead, and carrying the
   outputs from the kernel into the notebook file); a one-cell notebook's run is printed for comparison;
 - imports: the notebook's import cell (polars, altair, vl-convert, toolkit) in the fresh kernel;
-- aggregation: the same cells executed in this process with display() a no-op and no chart rendered: what the
-  toolkit itself spends turning rollups into numbers, findings and chart specs (the rollups already built);
-- render: the rest of the cell time (vl-convert drawing SVG, outputs serialised to the kernel client);
-- html: nbconvert's export.
-The rollup build (first read of new days) is timed once, apart, before the notebooks run.
+- cells: the other cells (aggregation, charts drawn as SVG, tables);
+- html: nbconvert's export (with the damage footer).
+Run concurrently, each notebook's phases stretch (two kernels share the cores): the table says by how much.
+Last, the toolkit's own aggregation: the notebooks' cells executed in this process with display() a no-op and no
+chart rendered: what the toolkit spends turning rollups into numbers, findings and chart specs.
 """
 from __future__ import annotations
 
@@ -65,7 +68,7 @@ def aggregate_in_process(name: str, params: dict) -> float:
     IPython.display.display = lambda *a, **k: None  # the cells import display after this: they get the no-op
     os.chdir(resources.notebook_dir())                  # where papermill runs them: default paths are relative to it
     try:
-        ns: dict = {}
+        ns: dict = {"display": IPython.display.display}  # a kernel's builtin, for notebooks that do not import it
         exec(cells[at], ns)
         ns.update(params)
         exec(cells[at + 1], ns)  # imports
@@ -94,18 +97,46 @@ def empty_run_seconds(where: Path) -> float:
 
 
 def cell_seconds(notebook: Path) -> tuple[float, float]:
-    """(all code cells, the import cell) as papermill recorded them."""
+    """(all code cells, the import cell: the first after the injected parameters) as papermill recorded them."""
     nb = json.loads(notebook.read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     took = [float(c["metadata"].get("papermill", {}).get("duration") or 0.0) for c in code]
-    imports = next(t for c, t in zip(code, took) if "".join(c["source"]).startswith("from IPython.display import"))
-    return sum(took), imports
+    injected = next(i for i, c in enumerate(code) if "injected-parameters" in c["metadata"].get("tags", []))
+    return sum(took), took[injected + 1]
+
+
+def timed_run(names: list[str], log: Path, out: Path, jobs: int) -> tuple[float, list[reports.Report]]:
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    done = reports.run(names, log, out, {}, progress=False, jobs=jobs)
+    return time.perf_counter() - t0, done
+
+
+def phase_table(title: str, done: list[reports.Report]) -> dict[str, float]:
+    """Print one run's phases per notebook; return their sums."""
+    header = f"{'notebook':<9} {'wall s':>7} {'start-up':>15} {'imports':>15} {'cells':>15} {'html s':>7}"
+    print(f"\n{title}\n{header}\n{'-' * len(header)}")
+    sums = dict.fromkeys(("wall", "start-up", "imports", "cells", "html"), 0.0)
+    for r in done:
+        cells, imports = cell_seconds(r.notebook)
+        row = {"wall": r.seconds, "start-up": r.seconds - cells, "imports": imports, "cells": cells - imports,
+               "html": r.export_seconds}
+        pct = lambda s: f"{s:6.2f} ({s / r.seconds:4.0%})"  # noqa: E731
+        print(f"{r.name:<9} {r.seconds:7.2f} {pct(row['start-up']):>15} {pct(row['imports']):>15} "
+              f"{pct(row['cells']):>15} {r.export_seconds:7.2f}")
+        sums = {k: sums[k] + row[k] for k in sums}
+    print(f"{'sum':<9} {sums['wall']:7.2f} {sums['start-up']:15.2f} {sums['imports']:15.2f} {sums['cells']:15.2f} "
+          f"{sums['html']:7.2f}")
+    return sums
 
 
 def main() -> None:
+    import os
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("log", nargs="?", help="route log directory (default: see above)")
     ap.add_argument("--reports", nargs="+", default=["all"])
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="the concurrent run's jobs (default: cores)")
     ap.add_argument("--out", help="report directory (default: a temporary one)")
     args = ap.parse_args()
 
@@ -123,29 +154,26 @@ def main() -> None:
     print(f"log {log} ({origin}): {records:,} records, rollup {rows:,} rows; rollup build now {build_s:.2f} s")
 
     out = Path(args.out or tempfile.mkdtemp(prefix="report-time-out-"))
+    out.mkdir(parents=True, exist_ok=True)
     empty = empty_run_seconds(out)
     print(f"papermill on a one-cell notebook (kernel launch + papermill): {empty:.2f} s")
     names = reports.names(args.reports)
-    base = {**reports.RUNNER_DEFAULTS, "log_dir": str(log.resolve()), "out_dir": ""}
-    header = f"{'notebook':<9} {'wall s':>7} {'start-up':>15} {'imports':>15} {'aggregation':>15} {'render':>15} " \
-             f"{'html s':>7}"
-    print(header + "\n" + "-" * len(header))
-    total_wall = total_agg = 0.0
+    serial_s, serial = timed_run(names, log, out / "jobs-1", 1)
+    together_s, together = timed_run(names, log, out / f"jobs-{args.jobs}", args.jobs)
+    one = phase_table(f"--jobs 1: {serial_s:.1f} s wall", serial)
+    many = phase_table(f"--jobs {args.jobs}: {together_s:.1f} s wall", together)
+    stretch = ", ".join(f"{k} {many[k] / one[k]:.2f}x" for k in one if one[k] > 0)
+    print(f"\nreport {' '.join(args.reports)} ({len(names)} notebooks): --jobs 1 {serial_s:.1f} s, --jobs {args.jobs} "
+          f"{together_s:.1f} s wall: {together_s / serial_s:.2f}x the time ({serial_s / together_s:.2f}x faster); "
+          f"summed phases concurrent vs one at a time: {stretch}")
+
+    base = {**reports.RUNNER_DEFAULTS, "log_dir": str(log.resolve()), "out_dir": "", "tables_dir": str(out / "agg")}
+    total_agg = 0.0
     for name in names:
         declared = reports.notebook_parameters(name)
-        params = {k: v for k, v in base.items() if k in declared}
-        [r] = reports.run(name, log, out, {k: v for k, v in params.items() if k != "log_dir"}, progress=False)
-        cells, imports = cell_seconds(r.notebook)
-        agg = aggregate_in_process(name, params)
-        startup = r.seconds - cells
-        render = max(cells - imports - agg, 0.0)
-        pct = lambda s: f"{s:6.2f} ({s / r.seconds:4.0%})"  # noqa: E731
-        print(f"{name:<9} {r.seconds:7.2f} {pct(startup):>15} {pct(imports):>15} {pct(agg):>15} {pct(render):>15} "
-              f"{r.export_seconds:7.2f}")
-        total_wall += r.seconds + r.export_seconds
-        total_agg += agg
-    print(f"\nall {len(names)} notebooks: {total_wall:.1f} s wall (HTML included), of which the toolkit's own "
-          f"aggregation {total_agg:.2f} s ({total_agg / total_wall:.0%}); reports in {out}")
+        total_agg += aggregate_in_process(name, {k: v for k, v in base.items() if k in declared})
+    print(f"the toolkit's own aggregation across the notebooks (in process, nothing drawn): {total_agg:.2f} s "
+          f"({total_agg / serial_s:.0%} of the --jobs 1 wall); reports in {out}")
 
 
 if __name__ == "__main__":

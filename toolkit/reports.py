@@ -31,6 +31,9 @@ REPORTS: dict[str, tuple[str, str]] = {
     "readiness": ("readiness", "Launch readiness"),
     "research": ("routing_research", "Routing research: cost-quality frontier"),
 }
+# started before the others when notebooks run concurrently: the longest (it replays and trains over the outcome
+# data), so the dashboards fill the other cores around it instead of leaving it alone at the end
+START_FIRST = ("research",)
 # parameters that name files: made absolute against the caller's working directory (notebooks run in notebooks/)
 PATH_PARAMS = {"log_dir", "policy_path", "quality_dir", "scenarios_path", "out_dir", "tables_dir", "gsm8k_outcomes",
                "arena_outcomes", "overrides_path"}
@@ -212,8 +215,9 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
             ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="report") as pool:
         # one notebook at a time shows its cells' bar; several at once only the bar over notebooks
         cell_bars = progress and jobs == 1
+        started = sorted(chosen, key=lambda n: n not in START_FIRST)
         pending = {pool.submit(_publish, name, _resolve({k: v for k, v in wanted.items() if k in declared[name]},
-                                                          base), out, log, cell_bars): name for name in chosen}
+                                                          base), out, log, cell_bars): name for name in started}
         for future in as_completed(pending):
             name = pending[future]
             finished[name] = future.result()
