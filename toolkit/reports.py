@@ -184,15 +184,15 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     in them are relative to ``base`` (the working directory).  Writes ``out_dir/<notebook>.ipynb``, ``.html`` and
     ``out_dir/index.html``; with the notebook parameter ``out_dir`` also PNG copies of the charts (for slides).
     Up to ``jobs`` notebooks run at once (default: the number of cores), each in its own kernel; the list returned
-    keeps the order asked (``names``), whatever order they finish in.  A notebook that fails leaves its executed .ipynb (with the traceback); the
-    others still run; then ReportError.
+    keeps the order asked (``names``), whatever order they finish in.  A notebook that fails leaves its executed
+    .ipynb (with the traceback); the others still run; then ReportError.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from tqdm.auto import tqdm
 
     chosen = names(which)
-    jobs = jobs or os.cpu_count() or 1
+    jobs = os.cpu_count() or 1 if jobs is None else jobs
     if jobs < 1:
         raise ReportError(f"jobs must be at least 1, not {jobs}")
     base = Path(base or Path.cwd())
@@ -218,11 +218,16 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
         started = sorted(chosen, key=lambda n: n not in START_FIRST)
         pending = {pool.submit(_publish, name, _resolve({k: v for k, v in wanted.items() if k in declared[name]},
                                                           base), out, log, cell_bars): name for name in started}
-        for future in as_completed(pending):
-            name = pending[future]
-            finished[name] = future.result()
-            bar.set_postfix_str(name)
-            bar.update(1)
+        bar.set_postfix_str(", ".join(started))   # what is still to finish
+        try:
+            for future in as_completed(pending):
+                finished[pending[future]] = future.result()
+                bar.set_postfix_str(", ".join(n for n in started if n not in finished), refresh=False)
+                bar.update(1)
+        except BaseException:
+            # an error that is not a notebook's own (a dead kernel, Ctrl-C): start no more notebooks
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     done = [r for n in chosen if isinstance(r := finished[n], Report)]
     failed = [r for n in chosen if isinstance(r := finished[n], str)]
     write_index(out, done, log)
