@@ -2,11 +2,12 @@
 
 ``run(["spend", "latency"], log_dir, out_dir, params)`` executes each shipped notebook (``toolkit.resources``)
 through papermill on the ``python3`` kernel of this interpreter, with its ``parameters`` cell overridden, then
-exports HTML with nbconvert.  The HTML needs no network and no JavaScript: charts are inline SVG (drawn by
-vl-convert in the notebook, with native hover titles for the tooltips), tables are great_tables HTML (a cut table's
-whole CSV is written beside the page: the runner sets ``tables_dir``), and the template drops the CDN scripts
-(require.js, MathJax, widget manager) that nbconvert would otherwise link.  The index lists each report with the
-period and headline numbers its notebook showed (``headline``).  ``run_all`` is what ``make demo`` calls.
+exports HTML with nbconvert; up to one notebook per core at once (``jobs``), each from its own thread and kernel.
+The HTML needs no network and no JavaScript: charts are inline SVG (drawn by vl-convert in the notebook, with native
+hover titles for the tooltips), tables are great_tables HTML (a cut table's whole CSV is written beside the page: the
+runner sets ``tables_dir``), and the template drops the CDN scripts (require.js, MathJax, widget manager) that
+nbconvert would otherwise link.  The index lists each report with the period and headline numbers its notebook
+showed (``headline``).  ``run_all`` is what ``make demo`` calls.
 """
 from __future__ import annotations
 
@@ -192,7 +193,7 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     from tqdm.auto import tqdm
 
     chosen = names(which)
-    jobs = os.cpu_count() or 1 if jobs is None else jobs
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
         raise ReportError(f"jobs must be at least 1, not {jobs}")
     base = Path(base or Path.cwd())
