@@ -269,3 +269,21 @@ def test_a_history_that_cannot_be_written_never_stops_a_disable(tmp_path, caplog
     o.refresh()
     assert o.get("fast-openai") is not None
     assert any("audit history" in r.getMessage() for r in caplog.records)
+
+
+def test_readiness_reads_the_kill_switch_history_where_the_policy_keeps_its_state(tmp_path, redis_server,
+                                                                                  monkeypatch):
+    """With the state in Redis, the rehearsal (a disable and an enable) lives in Redis's history, not in a file
+    beside the policy: readiness's kill-switch check reads it there."""
+    from toolkit.playbook import readiness
+
+    policy = load_policy(redis_policy(tmp_path, redis_server.url, monkeypatch))
+    state = open_state(policy)
+    try:
+        state.disable("fast-openai", "kill-switch rehearsal", 600, by="on-call")
+        assert state.enable("fast-openai", by="on-call", reason="rehearsal done")
+    finally:
+        state.close()
+    assert not policy.overrides_path.with_name(policy.overrides_path.stem + ".history.jsonl").exists()
+    check = {c.intent: c for c in readiness(policy).checks if c.check == "kill_switch"}["triage"]
+    assert check.ok and "on-call" in check.detail

@@ -8,7 +8,7 @@ boundary        the privacy-boundary proof holds: the policy's static checks fin
                 candidates (a local route reaches only local models at local endpoints; allow-lists hold)
 drill           a ``routekit drill`` report under the quality directory covers the intent, finished within
                 ``max_age``, with zero silent downgrades and zero boundary violations
-kill_switch     the kill-switch history (beside the overrides file) shows a disable of the route or its first
+kill_switch     the kill-switch history (beside the overrides file, or in Redis) shows a disable of the route or its first
                 candidate ended by an enable (or by its own expiry) within ``max_age``, with who, why and when
 baseline        every candidate of the chain has measured scores for the intent (the policy's ``baselines:``
                 block, or a baseline score table under the quality directory)
@@ -105,7 +105,7 @@ def readiness(policy: Policy, *, quality: Iterable[str | os.PathLike] = (), traf
     quality = [Path(q) for q in quality]
     notes: list[str] = []
     drills = _drills(quality, notes)
-    events, damage = read_history(history_path(overrides or policy.overrides_path))
+    events, damage = _history(policy, overrides)
     if damage:
         notes.append(damage)
     scores = read_scores(quality) if quality else None
@@ -121,6 +121,20 @@ def readiness(policy: Policy, *, quality: Iterable[str | os.PathLike] = (), traf
             ok, detail, fix = CHECK_FUNCTIONS[name](ctx, intent)
             checks.append(Check(name, intent, ok, detail, None if ok else fix))
     return Readiness(policy.path, tuple(checks), tuple(notes))
+
+
+def _history(policy: Policy, overrides: str | os.PathLike | None) -> tuple[list, str | None]:
+    """The kill switch's audit history: the one beside ``overrides`` when given, else where the policy keeps its
+    state (the file beside its overrides file, or Redis's list when ``state: {backend: redis}``)."""
+    if overrides is not None or policy.state.backend == "embedded":
+        return read_history(history_path(overrides or policy.overrides_path))
+    from ..state import open_state
+
+    state = open_state(policy)
+    try:
+        return state.history(), None
+    finally:
+        state.close()
 
 
 def _day(t: float) -> str:
