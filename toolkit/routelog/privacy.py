@@ -28,8 +28,12 @@ def privacy_findings(root: str | os.PathLike, prompt_routes: Iterable[tuple[str,
                 lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
         else:
             continue
+        # One search over the whole file first: almost every file holds no secret, and a line's match is the
+        # whole text's match too (the patterns have no anchors), so the lines are searched only when it has one.
+        whole = "\n".join(lines)
+        secretive = may_hold_secret(whole) and any(p.search(whole) for p in SECRET_PATTERNS)
         for n, text in enumerate(lines, 1):
-            if may_hold_secret(text) and any(p.search(text) for p in SECRET_PATTERNS):
+            if secretive and may_hold_secret(text) and any(p.search(text) for p in SECRET_PATTERNS):
                 found.append(f"{path}:{n}: secret-looking string")
             if '"prompt":null' in text and '"output":null' in text:
                 continue
