@@ -14,6 +14,9 @@ from .test_notebooks import NOTEBOOKS, run_as_opened
 
 def test_demo_routes_measures_and_publishes_every_dashboard(local_model, tmp_path, monkeypatch):
     monkeypatch.setenv("ROUTEKIT_LOCAL_URL", local_model)
+    # the demo points the process's state at its own folder; monkeypatch puts the environment back afterwards
+    monkeypatch.setenv("ROUTEKIT_OVERRIDES", str(tmp_path / "demo" / "overrides.json"))
+    monkeypatch.setenv("ROUTEKIT_STATE_DIR", str(tmp_path / "demo" / "state"))
     lines: list[str] = []
     summary = demo.run(str(DEMO_POLICY), str(tmp_path / "demo"), echo=lines.append,
                        reports_dir=str(tmp_path / "reports"), history_requests=5_000)

@@ -277,6 +277,8 @@ def test_readiness_reads_the_kill_switch_history_where_the_policy_keeps_its_stat
     beside the policy: readiness's kill-switch check reads it there."""
     from toolkit.playbook import readiness
 
+    monkeypatch.delenv("ROUTEKIT_OVERRIDES", raising=False)   # the overrides file beside the policy
+    monkeypatch.delenv("ROUTEKIT_STATE_DIR", raising=False)
     policy = load_policy(redis_policy(tmp_path, redis_server.url, monkeypatch))
     state = open_state(policy)
     try:
