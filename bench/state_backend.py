@@ -30,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from router_overhead import Timed  # noqa: E402  (the same stopwatch round the transport; bench/ is on the path)
 
 
 def free_port() -> int:
@@ -53,20 +54,6 @@ def wait_http(url: str, limit_s: float = 120) -> None:
             if time.time() > deadline:
                 raise RuntimeError(f"{url} did not answer")
             time.sleep(0.2)
-
-
-class Timed:
-    """The transport with a stopwatch: how long each call spent inside it."""
-
-    def __init__(self, inner):
-        self.inner, self.spent = inner, 0.0
-
-    def complete(self, *a, **kw):
-        t0 = time.perf_counter()
-        try:
-            return self.inner.complete(*a, **kw)
-        finally:
-            self.spent += time.perf_counter() - t0
 
 
 def start_redis(workdir: Path, fsync: str) -> tuple[subprocess.Popen, str]:
