@@ -111,6 +111,8 @@ def generate_day(day: str, n: int, seed: int):
         pl.lit("internal").alias("sensitivity"), pl.lit("vendor").alias("boundary"),
         pl.lit("3f9a1c2e").alias("policy_version"), pl.lit("litellm-1.106.2").alias("price_version"),
         pl.col("cost_usd").is_null().alias("unpriced"),
+        # every attempt failed but the served one
+        (pl.col("attempt_count") - pl.col("_served").cast(pl.Int64)).alias("failed_attempt_count"),
         pl.when(pl.col("attempt_count") > 1).then(pl.col("cost_usd") * 0.3).otherwise(0.0).alias("failed_cost_usd"),
         (pl.col("usage.cache_read_tokens") * 1e-7).alias("cache_savings_usd"),
         pl.col("request_id").hash(1).cast(pl.String).alias("prompt_hash"),
@@ -202,8 +204,7 @@ def plain_exact(log: Path):
                                     "cache_write_tokens", "reasoning_tokens", "cost_usd", "failed_cost_usd",
                                     "cache_savings_usd", "unpriced", "latency_ms", "verification",
                                     "prompt_tokens")),
-        pl.col("attempts").list.eval(pl.element().struct.field("outcome").ne_missing("ok")).list.sum()
-        .alias("failed_attempts"),
+        pl.col("failed_attempt_count").alias("failed_attempts"),   # every record here carries it
         pl.col("skipped").list.eval(pl.element().struct.field("reason").eq_missing("circuit_open")).list.sum()
         .alias("circuit_open_skips"))
     keys = [k for k in rollups.KEYS if k != "latency_bin"]

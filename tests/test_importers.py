@@ -131,6 +131,7 @@ def test_litellm_csv_maps_every_row(log_dir):
 
     limited = recs["chatcmpl-9f1c2a7e-0003"]
     assert (limited["outcome"], limited["error_kind"], limited["team"]) == ("failed", "rate_limited", "devex")
+    assert (limited["failed_attempt_count"], recs["chatcmpl-9f1c2a7e-0001"]["failed_attempt_count"]) == (1, 0)
     a = limited["attempts"][0]
     assert (a["status"], a["retryable"], a["error_class"]) == (429, True, "RateLimitError")
     assert "Rate limit reached" in a["message"] and "sk-proj" not in a["message"]

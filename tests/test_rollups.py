@@ -103,6 +103,13 @@ def make_log(root: Path, per_day: list[int], *, seed: int = 7, compacted: tuple[
     return records
 
 
+def failed_attempts(record: dict) -> int:
+    """The record's own count; a record written before that field, counted from its attempts."""
+    if record.get("failed_attempt_count") is not None:
+        return record["failed_attempt_count"]
+    return sum(a["outcome"] != "ok" for a in record["attempts"])
+
+
 def expected_totals(records: list[dict]) -> dict[str, float]:
     """Every measure of the contract, summed in plain Python from the records (money in whole nano-dollars and
     latency in whole microseconds, as the contract sums them)."""
@@ -117,7 +124,7 @@ def expected_totals(records: list[dict]) -> dict[str, float]:
 
     return {
         "requests": len(records), "attempts": total(lambda r: r["attempt_count"]),
-        "failed_attempts": total(lambda r: sum(a["outcome"] != "ok" for a in r["attempts"])),
+        "failed_attempts": total(failed_attempts),
         "retried_requests": total(lambda r: r["attempt_count"] > 1),
         "input_tokens": total(lambda r: r["gen_ai.usage.input_tokens"]),
         "output_tokens": total(lambda r: r["gen_ai.usage.output_tokens"]),
@@ -292,6 +299,38 @@ def test_duckdb_and_polars_agree_on_a_log_of_parquet_only(tmp_path):
     make_log(b, [60, 50], compacted=(0, 1), torn=())
     assert rollups.build_rollups(a, "polars").records_read == rollups.build_rollups(b, "duckdb").records_read == 110
     assert table(a).equals(table(b)) and table(a)["requests"].sum() == len(records)
+
+
+def test_failed_attempts_are_the_records_count_or_counted_from_attempts_in_older_records(tmp_path):
+    """Records carry failed_attempt_count; one written before that field is counted from its attempts.  A Parquet
+    part whose every record carries it is read without its attempts lists (decoding them was most of a polars
+    build); a part mixing both is read record by record; a record keeping the count without the attempt details
+    (as an importer may) is taken at its word.  Polars and DuckDB agree."""
+    rng = random.Random(11)
+    days = [DAY0 + timedelta(days=i) for i in range(3)]
+
+    def counted(recs: list[dict]) -> list[dict]:
+        return [{**r, "failed_attempt_count": sum(a["outcome"] != "ok" for a in r["attempts"])} for r in recs]
+
+    bare = [{**r, "attempts": [], "failed_attempt_count": r["attempt_count"]}
+            for r in synth_records(rng, days[1], 30) if r["attempt_count"]]
+    by_day = [synth_records(rng, days[0], 150),                                    # all older
+              counted(synth_records(rng, days[1], 150)) + bare,                     # all counted
+              synth_records(rng, days[2], 80) + counted(synth_records(rng, days[2], 80))]   # both in one part
+    records = [r for recs in by_day for r in recs]
+    assert bare and sum(failed_attempts(r) for r in bare) > 0
+    tables = {}
+    for engine in ("polars", "duckdb"):
+        root = tmp_path / engine
+        with RouteLogWriter(root) as writer:
+            writer.write_records(records)
+        compact(root, days=[d.isoformat() for d in days])
+        assert rollups.build_rollups(root, engine).records_read == len(records)
+        tables[engine] = table(root)
+        got = dict(tables[engine].group_by("date").agg(pl.col("failed_attempts").sum()).iter_rows())
+        assert got == {d: sum(failed_attempts(r) for r in recs) for d, recs in zip(days, by_day)}, engine
+        assert tables[engine]["attempts"].sum() == sum(r["attempt_count"] for r in records)
+    assert tables["polars"].equals(tables["duckdb"])
 
 
 def test_file_urls_read_and_write_through_each_engine(small_log, tmp_path):

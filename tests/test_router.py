@@ -38,7 +38,7 @@ def test_primary_down_falls_back_with_two_attempts(router, sim_env, log_dir):
     assert [a.outcome for a in r.attempts] == ["connection", "ok"]
     assert r.attempts[0].retryable is True
     [rec] = read_records(log_dir)
-    assert rec["fallback_used"] is True and rec["attempt_count"] == 2
+    assert rec["fallback_used"] is True and rec["attempt_count"] == 2 and rec["failed_attempt_count"] == 1
     assert sim_env.state.stats[("anthropic", "claude-sonnet-4-6")] == 1  # no hidden SDK retries
 
 

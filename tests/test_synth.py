@@ -53,6 +53,8 @@ def test_records_are_consistent_like_the_routers(synth):
     _, _, df = synth
     policy = load_policy(DEFAULT_POLICY)
     assert (df["attempt_count"] == df["attempts"].list.len()).all()
+    failed = df["attempts"].list.eval(pl.element().struct.field("outcome") != "ok").list.sum()
+    assert (df["failed_attempt_count"] == failed).all() and failed.sum() > 0
     assert (df["policy_version"] == policy.version).all()
     chain0 = {i: policy.chain(i)[0] for i in policy.routes}
     assert (df["requested_alias"] == df["intent"].replace_strict(chain0)).all()

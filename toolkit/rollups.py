@@ -104,7 +104,8 @@ The rollup is one narwhals query (``rollup()``), down to one row per (hour, keys
 moves the bins into their row's histogram, in polars for every engine (DuckDB and Spark hand their binned rows
 over as Parquet, so no engine needs its own list aggregation).  Per engine only a loading function differs: it
 reads the chosen Parquet files with the engine's own reader, renames the dotted OTel columns (they
-break narwhals on Spark and DuckDB), reduces the nested attempt/skip lists to two counts, takes each
+break narwhals on Spark and DuckDB), reduces the nested attempt/skip lists to two counts (a record's
+``failed_attempt_count`` where it has one: polars then skips decoding the attempts of a file where all do), takes each
 file's partition day from its path, and pins the session time zone to UTC (DuckDB and Spark truncate
 to days and hours in it).
 
@@ -177,9 +178,11 @@ SOURCE_COLUMNS: dict[str, str] = {
     "unpriced": "unpriced", "latency_ms": "latency_ms", "verification": "verification",
     "prompt_tokens": "prompt_tokens", "model_mismatch": "model_mismatch",
 }
-FLAT_OF = {src: flat for flat, src in SOURCE_COLUMNS.items()}
-# ... plus, computed natively by each loader from the nested lists, and the source partition:
-#   failed_attempts, circuit_open_skips (Int64) and _part (Date).
+# ... plus, computed natively by each loader, and the source partition: failed_attempts (the record's
+# failed_attempt_count, or for a record written before that field, counted from its attempts), circuit_open_skips
+# (counted from its skipped list), both Int64, and _part (Date).
+FAILED_COUNT = "failed_attempt_count"
+FLAT_OF = {**{src: flat for flat, src in SOURCE_COLUMNS.items()}, FAILED_COUNT: "failed_attempts"}
 
 KEYS = ("date", "hour", "team", "intent", "route_id", "requested_model", "served_model", "served_alias",
         "provider", "outcome", "error_kind", "fallback_used", "degraded", "is_shadow")
@@ -475,26 +478,40 @@ def _load_polars(log: Log, files: list[SourceFile], session: Any) -> Any:
     from .routelog import polars_schema
 
     schema = polars_schema()
+    options = log.storage_options or None
 
-    def flatten(frame: pl.LazyFrame, day: str) -> pl.LazyFrame:
+    def scan(urls: list[str], **kw: Any) -> pl.LazyFrame:
+        return pl.scan_parquet(urls, schema=schema, hive_partitioning=False, missing_columns="insert",
+                               extra_columns="ignore", storage_options=options, **kw)
+
+    def flatten(frame: pl.LazyFrame, day: str, counted: bool) -> pl.LazyFrame:
         def count(col: str, field_: str, pred: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
             return pl.col(col).list.eval(pred(pl.element().struct.field(field_))).list.sum().fill_null(0)
 
+        # Decoding the attempts lists is most of a build: a file whose every record carries its failed-attempt
+        # count is read without them.
+        failed = pl.col(FAILED_COUNT)
+        if not counted:
+            failed = pl.coalesce(failed, count("attempts", "outcome", lambda o: o.ne_missing("ok")))
         return frame.select(
             pl.lit(date.fromisoformat(day)).alias("_part"),
             # Categorical strings group faster than plain ones; finish() makes them strings again.
             *(pl.col(src).cast(pl.Categorical if schema[src] == pl.String else schema[src]).alias(flat)
               for flat, src in SOURCE_COLUMNS.items()),
-            count("attempts", "outcome", lambda o: o.ne_missing("ok")).cast(pl.Int64).alias("failed_attempts"),
+            failed.cast(pl.Int64).alias("failed_attempts"),
             count("skipped", "reason", lambda r: r.eq_missing("circuit_open")).cast(pl.Int64)
             .alias("circuit_open_skips"))
 
-    frames = [flatten(pl.LazyFrame(schema=schema), "1970-01-01")]
+    urls = [f.url for f in files]
+    nulls = (scan(urls, include_file_paths="_file").group_by("_file").agg(pl.col(FAILED_COUNT).null_count())
+             .collect().rows() if urls else [])
+    counted = {url for url, missing in nulls if missing == 0}
+    frames = [flatten(pl.LazyFrame(schema=schema), "1970-01-01", True)]
     for day in sorted({f.day for f in files}):
-        urls = [f.url for f in files if f.day == day]
-        frames.append(flatten(pl.scan_parquet(urls, schema=schema, hive_partitioning=False,
-                                              missing_columns="insert", extra_columns="ignore",
-                                              storage_options=log.storage_options or None), day))
+        for whole in (True, False):
+            chosen = [f.url for f in files if f.day == day and (f.url in counted) == whole]
+            if chosen:
+                frames.append(flatten(scan(chosen), day, whole))
     return nw.from_native(pl.concat(frames, how="vertical"))
 
 
@@ -523,15 +540,16 @@ def _load_duckdb(log: Log, files: list[SourceFile], session: Any) -> Any:
     def col(src: str, sql_type: str) -> str:
         return f'CAST("{src}" AS {sql_type})' if src in present else f"CAST(NULL AS {sql_type})"
 
-    def failed(nested: str, cond: str) -> str:
+    def count(nested: str, cond: str) -> str:
         return (f"CAST(len(list_filter(coalesce({nested}, []), lambda x: {cond})) AS BIGINT)" if nested in present
                 else "CAST(0 AS BIGINT)")
 
     select = ", ".join(
         [f"CAST(regexp_extract(filename, {q(_PART_OF_PATH)}, 1) AS DATE) AS _part"]
         + [f"{col(src, columns[src])} AS {flat}" for flat, src in SOURCE_COLUMNS.items()]
-        + [f"{failed('attempts', 'x.outcome IS DISTINCT FROM ' + q('ok'))} AS failed_attempts",
-           f"{failed('skipped', 'x.reason IS NOT DISTINCT FROM ' + q('circuit_open'))} AS circuit_open_skips"])
+        + [f"coalesce({col(FAILED_COUNT, 'BIGINT')}, {count('attempts', 'x.outcome IS DISTINCT FROM ' + q('ok'))})"
+           " AS failed_attempts",
+           f"{count('skipped', 'x.reason IS NOT DISTINCT FROM ' + q('circuit_open'))} AS circuit_open_skips"])
     return nw.from_native(con.sql(f"SELECT {select} FROM {read}"))
 
 
@@ -550,7 +568,7 @@ def _load_spark(log: Log, files: list[SourceFile], session: Any) -> Any:
     kinds = dict(FIELDS)
     # An explicit schema: a column a file lacks (an older log) reads as null.
     schema = T.StructType(
-        [T.StructField(src, types[kinds[src]]) for src in SOURCE_COLUMNS.values()]
+        [T.StructField(src, types[kinds[src]]) for src in (*SOURCE_COLUMNS.values(), FAILED_COUNT)]
         + [T.StructField(c, T.ArrayType(T.StructType([T.StructField(f, T.StringType())])))
            for c, f in (("attempts", "outcome"), ("skipped", "reason"))])
 
@@ -565,7 +583,8 @@ def _load_spark(log: Log, files: list[SourceFile], session: Any) -> Any:
     return nw.from_native(frame.select(
         F.regexp_extract(F.col("_metadata.file_path"), _PART_OF_PATH, 1).cast("date").alias("_part"),
         *(F.col(f"`{src}`").alias(flat) for flat, src in SOURCE_COLUMNS.items()),
-        count("attempts", lambda a: ~a["outcome"].eqNullSafe("ok")).alias("failed_attempts"),
+        F.coalesce(F.col(FAILED_COUNT), count("attempts", lambda a: ~a["outcome"].eqNullSafe("ok")))
+        .alias("failed_attempts"),
         count("skipped", lambda s: s["reason"].eqNullSafe("circuit_open")).alias("circuit_open_skips")))
 
 

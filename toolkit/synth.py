@@ -371,6 +371,7 @@ def _simulate_day(world: _World, d: int, n: int, weights: np.ndarray, seed: int)
     per_request = attempts.group_by("_req", maintain_order=True).agg(
         pl.struct([f for f, _ in ATTEMPT_FIELDS]).alias("attempts"),
         pl.len().cast(pl.Int64).alias("attempt_count"),
+        (pl.col("outcome") != "ok").sum().cast(pl.Int64).alias("failed_attempt_count"),
         *(pl.col(src).sum().alias(dst) for src, dst in (
             ("input_tokens", "gen_ai.usage.input_tokens"), ("output_tokens", "gen_ai.usage.output_tokens"),
             ("cache_read_tokens", "usage.cache_read_tokens"), ("cache_write_tokens", "usage.cache_write_tokens"),
@@ -450,7 +451,7 @@ def _simulate_day(world: _World, d: int, n: int, weights: np.ndarray, seed: int)
                .with_columns(
         pl.col("attempts").fill_null(pl.lit([], dtype=per_request.schema["attempts"])),
         pl.col("skipped").fill_null(pl.lit([], dtype=skipped.schema["skipped"])),
-        zero("attempt_count"), zero("gen_ai.usage.input_tokens"), zero("gen_ai.usage.output_tokens"),
+        zero("attempt_count"), zero("failed_attempt_count"), zero("gen_ai.usage.input_tokens"), zero("gen_ai.usage.output_tokens"),
         zero("usage.cache_read_tokens"), zero("usage.cache_write_tokens"), zero("usage.reasoning_tokens"),
         pl.when(pl.col("unpriced")).then(None).otherwise(zero("cost_usd")).alias("cost_usd"),
         zero("failed_cost_usd"), zero("cache_savings_usd"), pl.col("unpriced").fill_null(False),

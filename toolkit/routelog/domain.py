@@ -36,7 +36,7 @@ MS = Bound(0, 1e8)       # one request: 28 hours
 DOMAIN: dict[str, Bound] = {
     "gen_ai.usage.input_tokens": TOKENS, "gen_ai.usage.output_tokens": TOKENS, "usage.cache_read_tokens": TOKENS,
     "usage.cache_write_tokens": TOKENS, "usage.reasoning_tokens": TOKENS, "prompt_tokens": TOKENS,
-    "attempt_count": Bound(0, 1e4), "cost_usd": USD, "failed_cost_usd": USD, "cache_savings_usd": USD,
+    "attempt_count": Bound(0, 1e4), "failed_attempt_count": Bound(0, 1e4), "cost_usd": USD, "failed_cost_usd": USD, "cache_savings_usd": USD,
     "latency_ms": MS,
 }
 ATTEMPT_DOMAIN: dict[str, Bound] = {  # checked at write time (readers sum record-level values only)

@@ -213,6 +213,7 @@ def build_record(req: Request, route: RouteSpec, *, first: ModelSpec, boundary: 
         "degraded": degraded,
         "verification": verification,
         "attempt_count": len(attempts),
+        "failed_attempt_count": sum(a.outcome != "ok" for a in attempts),
         "attempts": [as_dict(a) for a in attempts],
         "skipped": [as_dict(s) for s in skipped],
         "cost_usd": None if unpriced else round(sum(a.cost_usd or 0.0 for a in attempts), 12),

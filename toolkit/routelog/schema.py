@@ -36,6 +36,8 @@ fallback_used                  bool      served by other than the first eligible
 degraded                       bool      served below min_tier (only where the route allows it)
 verification                   str       pass | fail | skipped
 attempt_count                  int       requests sent to providers or tools
+failed_attempt_count           int       attempts whose outcome is not ok (readers count ``attempts`` for a record
+                                         written before this field: null)
 attempts                       list      per attempt: alias, model, provider, region, outcome, error_class,
                                          status, retryable, retry_after_s, latency_ms, tokens, cost_usd,
                                          unpriced, message (scrubbed of secrets)
@@ -117,7 +119,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("policy_version", "str"), ("price_version", "str"), ("outcome", "str"), ("error_kind", "str"),
     ("requested_alias", "str"), ("served_alias", "str"), ("served_tier", "int"), ("min_tier", "int"),
     ("fallback_used", "bool"), ("degraded", "bool"), ("verification", "str"), ("attempt_count", "int"),
-    ("attempts", "attempts"), ("skipped", "skipped"),
+    ("failed_attempt_count", "int"), ("attempts", "attempts"), ("skipped", "skipped"),
     ("cost_usd", "float"), ("failed_cost_usd", "float"), ("cache_savings_usd", "float"), ("unpriced", "bool"),
     ("latency_ms", "float"), ("stream", "bool"), ("prompt_hash", "str"), ("prompt_tokens", "int"),
     ("prompt", "str"), ("output", "str"), ("output_hash", "str"), ("shadow_of", "str"), ("source", "str"),
