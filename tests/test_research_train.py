@@ -129,6 +129,33 @@ def test_same_seed_same_numbers_other_seed_other_folds(tmp_path):
     assert not np.array_equal(a.folds, c.folds)
 
 
+def test_a_trained_report_is_kept_and_retrained_only_when_its_inputs_change(tmp_path, monkeypatch):
+    """The research notebook's training is most of `routekit report all`: its reports are kept under the content of
+    table, prompts and setup (and the research code); the same inputs read the kept report back."""
+    path = synthetic(tmp_path / "t")
+    o = research.load_outcomes(path)
+    texts = features.read_prompts(path, o.prompt_ids)
+    setup = evaluate.Setup(router="linear", cv=3, bootstrap=50, lodo=False)
+    fresh = evaluate.train(o, texts, setup, cache=False).report
+    calls = []
+    real = evaluate.train
+    monkeypatch.setattr(evaluate, "train", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    cache = tmp_path / "cache"
+    first = evaluate.trained_report(o, texts, setup, cache=cache)
+    [kept] = cache.glob("report-linear-*.json")
+    assert first["apgr"] == pytest.approx(fresh["apgr"]) and first["points"] == json.loads(json.dumps(fresh["points"]))
+    assert evaluate.trained_report(o, texts, setup, cache=cache) == first and len(calls) == 1   # read back
+    evaluate.trained_report(o, texts, evaluate.Setup(router="linear", cv=3, bootstrap=50, lodo=False, seed=1),
+                            cache=cache)
+    other = synthetic(tmp_path / "u", seed=5)
+    o2 = research.load_outcomes(other)
+    evaluate.trained_report(o2, features.read_prompts(other, o2.prompt_ids), setup, cache=cache)
+    assert [c.seed for c in calls] == [0, 1, 0] and len(list(cache.glob("report-linear-*.json"))) == 3
+    kept.write_text('{"torn')       # a torn file (a crash while writing) is trained again, not an error
+    assert evaluate.trained_report(o, texts, setup, cache=cache) == first and len(calls) == 4
+    assert json.loads(kept.read_text()) == first
+
+
 def test_calibration_reports_the_held_out_share_and_its_error(tmp_path):
     t = run(synthetic(tmp_path, n=300), router="linear", cv=5, target=calibrate.Target(strong_share=0.4))
     cal = t.report["calibration"]

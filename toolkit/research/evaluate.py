@@ -17,14 +17,17 @@
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import SetupError
 from .calibrate import Target, reached, select
-from .features import cache_file, make
+from .features import cache_dir, cache_file, make
 from .replay import (Outcomes, Point, aiq, choice_point, oracle, pair_metrics, random_router_curve, single,
                      threshold_curve)
 from .routers import PAIR_ROUTERS, ROUTERS, IntentLookup, Rule, predictor
@@ -262,6 +265,36 @@ def train(o: Outcomes, texts: list[str], setup: Setup, *, target: Target | None 
         report["lodo"] = None
     bar.close()
     return trained
+
+
+def trained_report(o: Outcomes, texts: list[str], setup: Setup, *, cache: bool | Path = True) -> dict:
+    """``train(o, texts, setup).report``, kept on disk (``cache``: a folder, else the features' cache folder) under
+    the content of the table and prompts, the setup and this package's research code: a report notebook retrains
+    only when one of them changed (training is most of its time)."""
+    if not cache:
+        return train(o, texts, setup).report
+    import numpy as np
+
+    h = hashlib.sha256(json.dumps([o.models, o.prompt_ids, o.intents, texts, repr(setup)]).encode())
+    for array in (o.score, o.cost):
+        h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    for code in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(code.read_bytes())
+    path = (cache if isinstance(cache, Path) else cache_dir()) / f"report-{setup.router}-{h.hexdigest()[:16]}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):   # not there yet, or torn by a crash: train again
+        pass
+    report = train(o, texts, setup, cache=cache).report
+    text = json.dumps(report, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError:   # a read-only cache costs time, never the report
+        pass
+    return json.loads(text)
 
 
 def _in_sample_lookup(o: Outcomes, rows: Any, cols: list[int]) -> CrossFit:
