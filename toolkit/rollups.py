@@ -945,10 +945,11 @@ def merge(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
 
     lf = frame.lazy().with_columns(_all=pl.lit(True))
     keys = list(by) or ["_all"]
-    measures = [c for c in lf.collect_schema() if c in MEASURE_ORDER]
-    sums = lf.group_by(keys).agg(total(m) for m in measures)
-    hist = fold(_bins(lf, keys), keys, [])
-    out = sums.join(hist, on=keys, how="left", nulls_equal=True)
+    groups, bins = _grouped(lf, keys, *(total(m) for m in lf.collect_schema() if m in MEASURE_ORDER))
+    hist = (bins.sort("_g", "latency_bin")
+            .group_by("_g").agg(pl.struct(bin="latency_bin", n="requests").alias(HIST)))
+    out = (groups.join(hist, on="_g", how="left").drop("_g")
+           .with_columns(pl.col(HIST).fill_null(pl.lit([], dtype=hist_type()))))
     return out.drop("_all") if not by else out
 
 
@@ -965,13 +966,17 @@ def total(measure: str, where: Any = None) -> Any:
     return (col * unit).round().cast(pl.Int64).sum().cast(pl.Float64).truediv(unit).alias(measure)
 
 
-def _bins(frame: Any, keys: list[str]) -> Any:
-    """Histograms of ``frame`` per group of ``keys`` and bin: columns keys, ``latency_bin``, ``requests``; a group
-    with no latency keeps one row with a null bin (so that it is not lost)."""
+def _grouped(lf: Any, keys: list[str], *aggs: Any) -> tuple[Any, Any]:
+    """(one row per group of ``keys`` with ``aggs``, numbered ``_g``; its histograms as columns ``_g``,
+    ``latency_bin``, ``requests``: one row per group and occupied bin).  Adding bins by (``_g``, bin) is several
+    times faster than by every key and bin."""
     import polars as pl
 
-    return (frame.select(*keys, HIST).explode(HIST).unnest(HIST)
-            .group_by(*keys, pl.col("bin").alias("latency_bin")).agg(requests=pl.col("n").sum()))
+    groups = (lf.group_by(keys).agg(*aggs) if aggs else lf.select(keys).unique()).with_row_index("_g")
+    bins = (lf.select(*keys, HIST).join(groups.select(*keys, "_g"), on=keys, nulls_equal=True)
+            .select("_g", HIST).explode(HIST).unnest(HIST).drop_nulls("bin")
+            .group_by("_g", pl.col("bin").alias("latency_bin")).agg(requests=pl.col("n").sum()))
+    return groups, bins
 
 
 def percentiles(frame: Any, by: list[str] | tuple[str, ...] = (),
@@ -984,8 +989,9 @@ def percentiles(frame: Any, by: list[str] | tuple[str, ...] = (),
     import polars as pl
 
     keys = list(by) or ["_all"]
-    out = _percentiles(_bins(frame.lazy().with_columns(_all=pl.lit(True)), keys), keys, qs).collect()
-    return out.drop("_all") if not by else out
+    groups, bins = _grouped(frame.lazy().with_columns(_all=pl.lit(True)), keys)
+    out = groups.join(_percentiles(bins, ["_g"], qs), on="_g", how="left").drop("_g")
+    return out.collect().drop("_all") if not by else out.collect()
 
 
 def _percentiles(binned: Any, keys: list[str], qs: tuple[float, ...]) -> Any:
@@ -1022,13 +1028,13 @@ def summarize(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
         return pl.when(cond).then(pl.col("requests")).sum()  # faster than a filter inside the group
 
     lf = frame.lazy().with_columns(_all=pl.lit(True))
-    totals = lf.group_by(keys).agg(
-        served=where(pl.col("outcome") == "served"), failed=where(pl.col("outcome") == "failed"),
-        blocked=where(pl.col("outcome") == "blocked"), _fallback=where(pl.col("fallback_used")),
-        _degraded=where(pl.col("degraded")), **{c: total(c) for c in measures})
+    groups, bins = _grouped(lf, keys, where(pl.col("outcome") == "served").alias("served"),
+                       where(pl.col("outcome") == "failed").alias("failed"),
+                       where(pl.col("outcome") == "blocked").alias("blocked"),
+                       where(pl.col("fallback_used")).alias("_fallback"), where(pl.col("degraded")).alias("_degraded"),
+                       *(total(c).alias(c) for c in measures))
     share = lambda c: pl.when(pl.col("requests") > 0).then(pl.col(c) / pl.col("requests"))  # noqa: E731
-    out = (totals.join(_percentiles(_bins(lf, keys), keys, (0.5, 0.95, 0.99)), on=keys, how="left",
-                       nulls_equal=True)
+    out = (groups.join(_percentiles(bins, ["_g"], (0.5, 0.95, 0.99)), on="_g", how="left")
            .with_columns(error_rate=share("failed"), fallback_rate=share("_fallback"),
                          degraded_rate=share("_degraded"), mean_ms=share("latency_ms_sum"),
                          cost_per_success_usd=pl.when(pl.col("served") > 0)
