@@ -167,6 +167,28 @@ def test_a_failing_notebook_is_reported_and_the_others_still_publish(fixture_log
     assert 'href="spend_review.html"' in (tmp_path / "index.html").read_text()
 
 
+def test_a_job_runs_its_notebooks_in_one_kernel_with_a_clean_namespace_each(fixture_log, tmp_path, monkeypatch):
+    """Kernel start-up and imports are paid once per job: the next notebook runs in the same kernel process, but
+    sees no name the one before it defined."""
+    import nbformat
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    code = {"first": "import os\nleft_behind = 42\nprint(os.getpid(), 'left_behind' in dir())",
+            "second": "import os\nprint(os.getpid(), 'left_behind' in dir())"}
+    for name, source in code.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+        nb.metadata["kernelspec"] = {"name": reports.KERNEL, "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    monkeypatch.setattr(reports, "notebook_dir", lambda: folder)
+    monkeypatch.setattr(reports, "REPORTS", {name: (name, name.title()) for name in code})
+    reports.run(["first", "second"], fixture_log, tmp_path / "out", progress=False, jobs=1)
+    printed = {name: nbformat.read(tmp_path / "out" / f"{name}.ipynb", 4).cells[-1].outputs[0]["text"].split()
+               for name in code}
+    assert printed["first"][1] == "True" and printed["second"][1] == "False"
+    assert printed["first"][0] == printed["second"][0]      # one kernel process
+
+
 def test_a_damaged_log_still_reports_and_the_footer_names_what_was_skipped(fixture_log, report_params, tmp_path):
     """A broken Parquet copy and a torn line once made every report fail naming no file."""
     import shutil

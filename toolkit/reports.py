@@ -184,10 +184,13 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     ``params`` override notebook parameters by name (a parameter no chosen notebook declares is an error); paths
     in them are relative to ``base`` (the working directory).  Writes ``out_dir/<notebook>.ipynb``, ``.html`` and
     ``out_dir/index.html``; with the notebook parameter ``out_dir`` also PNG copies of the charts (for slides).
-    Up to ``jobs`` notebooks run at once (default: the number of cores), each in its own kernel; the list returned
-    keeps the order asked (``names``), whatever order they finish in.  A notebook that fails leaves its executed
+    Up to ``jobs`` notebooks run at once (default: the number of cores), one kernel per job, reused from one
+    notebook to the next with its names reset (imported modules stay: start-up and imports are paid once per job);
+    the list returned keeps the order asked (``names``), whatever order they finish in.  A notebook that fails leaves its executed
     .ipynb (with the traceback); the others still run; then ReportError.
     """
+    import queue
+    import threading
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from tqdm.auto import tqdm
@@ -212,22 +215,38 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), "tables_dir": str(out), **given}
     jobs = min(jobs, len(chosen))
     finished: dict[str, Report | str] = {}
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    started = sorted(chosen, key=lambda n: n not in START_FIRST)
+    for name in started:
+        todo.put(name)
+    stop, lock = threading.Event(), threading.Lock()
+    # one notebook at a time shows its cells' bar; several at once only the bar over notebooks
+    cell_bars = progress and jobs == 1
+
+    def work() -> None:
+        """One worker: notebooks from the queue one after another, in one kernel."""
+        with _Kernel() as kernel:
+            while not stop.is_set():
+                try:
+                    name = todo.get_nowait()
+                except queue.Empty:
+                    return
+                values = _resolve({k: v for k, v in wanted.items() if k in declared[name]}, base)
+                finished[name] = _publish(name, values, out, log, cell_bars, kernel.take())
+                with lock:
+                    bar.set_postfix_str(", ".join(n for n in started if n not in finished), refresh=False)
+                    bar.update(1)
+
     with tqdm(total=len(chosen), desc="reports", unit="notebook", disable=not progress) as bar, \
             ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="report") as pool:
-        # one notebook at a time shows its cells' bar; several at once only the bar over notebooks
-        cell_bars = progress and jobs == 1
-        started = sorted(chosen, key=lambda n: n not in START_FIRST)
-        pending = {pool.submit(_publish, name, _resolve({k: v for k, v in wanted.items() if k in declared[name]},
-                                                          base), out, log, cell_bars): name for name in started}
         bar.set_postfix_str(", ".join(started))   # what is still to finish
+        workers = [pool.submit(work) for _ in range(jobs)]
         try:
-            for future in as_completed(pending):
-                finished[pending[future]] = future.result()
-                bar.set_postfix_str(", ".join(n for n in started if n not in finished), refresh=False)
-                bar.update(1)
+            for worker in as_completed(workers):
+                worker.result()
         except BaseException:
             # an error that is not a notebook's own (a dead kernel, Ctrl-C): start no more notebooks
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop.set()
             raise
     done = [r for n in chosen if isinstance(r := finished[n], Report)]
     failed = [r for n in chosen if isinstance(r := finished[n], str)]
@@ -237,8 +256,60 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     return done
 
 
-def _publish(name: str, values: dict[str, Any], out: Path, log: Path, cell_bar: bool) -> Report | str:
-    """Execute one report's notebook into ``out`` and export its page: the Report, or why it failed."""
+class _Kernel:
+    """A worker's kernel, kept for its notebooks one after another: starting a kernel and importing polars, altair
+    and the toolkit cost ~2 s a notebook.  The first notebook starts it (nbclient, in the notebooks' folder);
+    before each next one its names are reset (``%reset -f``: imported modules stay).  A kernel that died or does
+    not answer is replaced by a new one."""
+
+    def __init__(self) -> None:
+        self.km: Any = None
+
+    def __enter__(self) -> "_Kernel":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def take(self) -> Any:
+        """The kernel manager for the next notebook (papermill's ``km``)."""
+        if self.km is not None and not self._reset():
+            self.close()
+        if self.km is None:
+            from jupyter_client.manager import AsyncKernelManager
+
+            self.km = AsyncKernelManager(kernel_name=KERNEL)
+        return self.km
+
+    def _reset(self) -> bool:
+        from jupyter_client import BlockingKernelClient
+        from jupyter_core.utils import run_sync
+
+        if not self.km.has_kernel or not run_sync(self.km.is_alive)():
+            return False
+        kc = BlockingKernelClient()
+        kc.load_connection_info(self.km.get_connection_info())
+        kc.start_channels()
+        try:
+            reply = kc.execute_interactive("get_ipython().run_line_magic('reset', '-f')", store_history=False,
+                                           timeout=30, output_hook=lambda msg: None)
+            return reply["content"]["status"] == "ok"
+        except Exception:  # noqa: BLE001 — a kernel that does not answer is replaced, whatever the reason
+            return False
+        finally:
+            kc.stop_channels()
+
+    def close(self) -> None:
+        if self.km is not None and self.km.has_kernel:
+            from jupyter_core.utils import run_sync
+
+            run_sync(self.km.shutdown_kernel)(now=True)
+        self.km = None
+
+
+def _publish(name: str, values: dict[str, Any], out: Path, log: Path, cell_bar: bool, km: Any) -> Report | str:
+    """Execute one report's notebook into ``out`` in the kernel of ``km`` (started here if it is not running) and
+    export its page: the Report, or why it failed."""
     import papermill
 
     notebook, title = REPORTS[name]
@@ -246,7 +317,7 @@ def _publish(name: str, values: dict[str, Any], out: Path, log: Path, cell_bar: 
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(notebook_dir() / f"{notebook}.ipynb"), str(executed), parameters=values,
-                                   kernel_name=KERNEL, log_output=False,
+                                   kernel_name=KERNEL, km=km, log_output=False,
                                    # the kernel's working directory, not papermill's cwd= (a process-wide chdir,
                                    # which concurrent runs would undo under each other)
                                    resources={"metadata": {"path": str(notebook_dir())}},
