@@ -345,6 +345,14 @@ def test_load_reduces_a_real_log_for_a_period(tmp_path):
     hourly = d.load(log, since="2026-03-10", latency=True, hourly=True)
     assert hourly.histograms["date"].unique().to_list() == [date(2026, 3, 10)]
     assert d.latency(hourly.now_latency, "route", "hour")["period"].dt.date().unique().to_list() == [date(2026, 3, 10)]
+    # counts per day unless hourly: the same numbers, ~10x fewer rows; the hours are there when asked (incidents)
+    assert "hour" not in data.counts.columns and "hour" in hourly.counts.columns
+    assert data.counts.height < data.hours.height == d.counts(load_rollups(log, build=False)).height
+    assert d.totals(data.now).equals(d.totals(d.within(hourly.counts, data.period)))
+    for by in ("team", "model", "provider"):
+        assert d.spend(data.now, by, "day").equals(d.spend(d.within(data.hours, data.period), by, "day"))
+    assert d.rates(data.now, grain="week").equals(d.rates(d.within(data.hours, data.period), grain="week"))
+    assert d.load(log, since="2026-03-08") is not data and d.load(log, since="2026-03-08").counts is data.counts
 
 
 def test_agent_call_failures_per_model_from_the_records(sim_env, policy_copy, tmp_path):

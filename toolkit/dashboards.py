@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import polars as pl
 
@@ -104,10 +104,19 @@ class Data:
     its end (spend jumps and incidents compare the period with the days before it)."""
 
     period: Period
-    counts: pl.DataFrame                 # ``counts()`` of the history
+    counts: pl.DataFrame                 # ``counts()`` of the history, per day (per hour when loaded ``hourly``)
     histograms: pl.DataFrame | None      # ``histograms()`` of it (of the period only when hourly), if asked for
     log: str | None = None               # the route log read; None when there was none (the frames are empty)
     looked_in: tuple[str, ...] = ()      # where a log was looked for
+    built: str = ""                      # the rollups' fingerprint when read
+
+    @property
+    def hours(self) -> pl.DataFrame:
+        """``counts()`` of the history per hour (incidents are found hour by hour): read on first use."""
+        if "hour" in self.counts.columns:
+            return self.counts
+        return _kept((self.log, self.built, "counts", "hour", self.period.until),
+                     lambda: counts(_rollups(self.log, "hour").filter(pl.col("date") <= self.period.until)))
 
     @property
     def quality_dir(self) -> Path | None:
@@ -160,22 +169,52 @@ def load(log_dir: str | Path | None = None, since: date | str | None = None, unt
     """Rollups of the route log (``find_log``; built first for new or changed days), reduced for the dashboards of a
     period.  With no log the frames are empty and ``header`` says so: every chart and table shows "none".
 
-    Latency histograms come from the day-grain table unless ``hourly`` (the hour grain, of the period only): a
-    day's histograms are far fewer rows than its hours'.  Counts keep the hour (incidents are found per hour);
-    reading them leaves the histograms on disk."""
-    from .rollups import load_rollups, rollup_schema
+    Counts and latency histograms come from the day-grain table (a 10M-record log: 37k rows, not 481k) unless
+    ``hourly`` (for charts by the hour: the hour grain; its histograms of the period only); ``Data.hours`` reads the
+    hour grain's counts when asked (incidents are found hour by hour).  Counts leave the histograms on disk.  What
+    was read is kept in the process under the rollups' fingerprint (a report job runs its notebooks in one kernel)."""
+    from .rollups import build_rollups, fingerprint
 
     log, looked_in = find_log(log_dir)
-    frame = load_rollups(log) if log else pl.LazyFrame(schema=rollup_schema())
-    period = period_of(frame, since, until)
-    history = frame.filter(pl.col("date") <= period.until)
+    if log:
+        build_rollups(log)
+    built = fingerprint(log) if log else ""
+    days = _rollups(log, "day")
+    period = _kept((log, built, "period", since, until), lambda: period_of(days, since, until))
     hist = None
     if latency and hourly:
-        hist = histograms(within(frame, period), hourly=True)
+        hist = _kept((log, built, "histograms", "hour", period),
+                     lambda: histograms(within(_rollups(log, "hour"), period), hourly=True))
     elif latency:
-        days = load_rollups(log, build=False, grain="day") if log else pl.LazyFrame(schema=rollup_schema("day"))
-        hist = histograms(days.filter(pl.col("date") <= period.until))
-    return Data(period, counts(history), hist, log, looked_in)
+        hist = _kept((log, built, "histograms", "day", period.until),
+                     lambda: histograms(days.filter(pl.col("date") <= period.until)))
+    grain = "hour" if hourly else "day"
+    history = _kept((log, built, "counts", grain, period.until),
+                    lambda: counts(_rollups(log, grain).filter(pl.col("date") <= period.until)))
+    return Data(period, history, hist, log, looked_in, built)
+
+
+def _rollups(log: str | None, grain: str) -> pl.LazyFrame:
+    """The built rollups of ``grain`` (empty with no log)."""
+    from .rollups import load_rollups, rollup_schema
+
+    return load_rollups(log, build=False, grain=grain) if log else pl.LazyFrame(schema=rollup_schema(grain))
+
+
+# What load() read, per process, under the rollups' fingerprint: `routekit report` runs a job's notebooks one after
+# another in one kernel, and most read the same tables.  A few entries: each may be a large frame.
+_LOADED: dict[tuple, Any] = {}
+_KEEP = 6
+
+
+def _kept(key: tuple, make: Callable[[], Any]) -> Any:
+    if not key[0]:   # no log: nothing worth keeping
+        return make()
+    if key not in _LOADED:
+        while len(_LOADED) >= _KEEP:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = make()
+    return _LOADED[key]
 
 
 def load_policy_or_default(policy_path: str | Path | None) -> Any:

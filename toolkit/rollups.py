@@ -835,6 +835,16 @@ def damage(log: str | os.PathLike, storage_options: dict | None = None) -> Damag
     return _damage_of(_read_manifest(Log.at(log, storage_options)))
 
 
+def fingerprint(log: str | os.PathLike, storage_options: dict | None = None) -> str:
+    """What the rollups of ``log`` hold, in one string: a hash of the manifest, which names each day's sources and
+    rows (a build that changes nothing leaves it as it was).  Equal strings, equal tables; "" when none is built."""
+    import hashlib
+
+    where = Log.at(log, storage_options)
+    path = f"{where.out}/{MANIFEST}"
+    return hashlib.sha256(where.fs.cat_file(path)).hexdigest() if where.fs.exists(path) else ""
+
+
 def _older_format(where: Log) -> str:
     """The folder of the newest rollup of an older contract beside ours ("" if none)."""
     base = where.out.rsplit("/", 1)[0]
