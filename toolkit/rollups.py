@@ -100,14 +100,15 @@ and the batch runs once more; a failure that is not damage is a ``RollupError`` 
 
 Engines
 -------
-The rollup is one narwhals query (``rollup()``), down to one row per (hour, keys, latency bin); ``fold()`` then
-moves the bins into their row's histogram, in polars for every engine (DuckDB and Spark hand their binned rows
-over as Parquet, so no engine needs its own list aggregation).  Per engine only a loading function differs: it
-reads the chosen Parquet files with the engine's own reader, renames the dotted OTel columns (they
-break narwhals on Spark and DuckDB), reduces the nested attempt/skip lists to two counts (a record's
-``failed_attempt_count`` where it has one: polars then skips decoding the attempts of a file where all do), takes each
-file's partition day from its path, and pins the session time zone to UTC (DuckDB and Spark truncate
-to days and hours in it).
+The rollup's records are prepared by one narwhals query (``prepare()``); polars then groups them into rows with
+their histograms in one pass, while DuckDB and Spark group them per row and latency bin (``binned()``, what
+narwhals can say for every engine) and hand those over as Parquet, for ``fold()`` to make rows of in polars.  From
+the rows in integer units, ``finish()`` makes both grains (the day rows added up from the hour rows), so every
+engine gives the same tables.  Per engine only a loading function differs: it reads the chosen Parquet files with
+the engine's own reader, renames the dotted OTel columns (they break narwhals on Spark and DuckDB), reduces the
+nested attempt/skip lists to two counts (a record's ``failed_attempt_count`` where it has one: polars then skips
+decoding the attempts of a file where all do), takes each file's partition day from its path, and pins the session
+time zone to UTC (DuckDB and Spark truncate to days and hours in it).
 
 Every engine reads a few days per query (``BYTES_PER_QUERY``), so memory stays flat with the log's length.
 
@@ -223,18 +224,26 @@ def _keys_of(grain: str) -> tuple[str, ...]:
 
 # --- the rollup, written once against narwhals ---------------------------------------------------
 
+# Each integer measure of a rollup row, from the prepared column it sums (float measures in integer units).
+SUMS: dict[str, str] = {
+    "attempts": "attempt_count", "failed_attempts": "failed_attempts", "retried_requests": "_retried",
+    "unpriced_requests": "_unpriced", "circuit_open_skips": "circuit_open_skips",
+    "verification_failures": "_verify_failed", "model_mismatches": "_mismatch",
+    **{c: c for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+                      "prompt_tokens")},
+    **{f"{m}__units": f"_{m}" for m in SCALED}}
+UNITS = ["requests", *SUMS]          # the integer columns of a row in the making
+ROW_KEYS = ("_part", *(k for k in KEYS if k != "date"))   # the hour gives the date
 
-def rollup(flat: Any, screen: bool = True) -> Any:
-    """Flat loader frame (narwhals LazyFrame) -> binned rows keyed by ``_part`` + KEYS + ``latency_bin``.
+
+def prepare(flat: Any, screen: bool = True) -> Any:
+    """Flat loader frame (narwhals LazyFrame) -> one row per record: the keys, ``latency_bin``, and each measure's
+    input (float measures in integer units, summed exactly; ``finish()`` divides them).
 
     Records with a value outside its domain (routelog's) are left out (the build names them); ``screen=False``
-    when the build knows there are none (it costs ~7% of a polars rollup).  Float measures come out as integer sums
-    (``<name>__units``); ``finish()`` divides them.
+    when the build knows there are none (it costs ~7% of a polars rollup).
     """
     import narwhals as nw
-
-    def n(col: str) -> Any:  # a measure input: nulls add nothing
-        return nw.col(col).fill_null(0)
 
     def flag(expr: Any) -> Any:
         return expr.cast(nw.Int64).fill_null(0)
@@ -246,7 +255,7 @@ def rollup(flat: Any, screen: bool = True) -> Any:
 
     ts = nw.col("timestamp")
     log10 = inside("latency_ms").clip(lower_bound=0.01).log(10)
-    prepared = (flat.filter(~outside_domain(FLAT_OF.__getitem__)) if screen else flat).with_columns(
+    return (flat.filter(~outside_domain(FLAT_OF.__getitem__)) if screen else flat).with_columns(
         hour=ts.dt.truncate("1h"),
         is_shadow=~nw.col("shadow_of").is_null(),
         latency_bin=(log10 * BINS_PER_DECADE + 1e-9).floor().cast(nw.Int32),
@@ -257,41 +266,30 @@ def rollup(flat: Any, screen: bool = True) -> Any:
         **{f"_{m}": (inside(src).fill_null(0) * unit + 0.5).floor().cast(nw.Int64)
            for m, (src, unit) in SCALED.items()},
     )
-    sums = {"attempts": "attempt_count", "failed_attempts": "failed_attempts", "retried_requests": "_retried",
-            "unpriced_requests": "_unpriced", "circuit_open_skips": "circuit_open_skips",
-            "verification_failures": "_verify_failed", "model_mismatches": "_mismatch",
-            **{c: c for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                              "reasoning_tokens", "prompt_tokens")},
-            **{f"{m}__units": f"_{m}" for m in SCALED}}
-    return (prepared.group_by("_part", *(k for k in KEYS if k != "date"), "latency_bin")  # the hour gives the date
-            .agg(nw.len().alias("requests"), *(n(src).sum().alias(name) for name, src in sums.items()))
-            .with_columns(nw.col("requests", *sums).cast(nw.Int64), date=nw.col("hour").dt.date()))
 
 
-def finish(staged: Any) -> dict[str, Any]:
-    """Binned integer-unit sums (polars LazyFrame, from any engine) -> the contract's tables by grain (hour, day):
-    its rows, columns and types, plus ``_part``.  Both are folded from the integer units, so they agree exactly."""
+def binned(prepared: Any) -> Any:
+    """Prepared records (narwhals) -> one row per (``ROW_KEYS``, latency bin) with the integer sums: what DuckDB and
+    Spark compute (a list aggregation is not in narwhals); ``fold()`` makes rows of them."""
+    import narwhals as nw
+
+    return (prepared.group_by(*ROW_KEYS, "latency_bin")
+            .agg(nw.len().alias("requests"), *(nw.col(src).fill_null(0).sum().alias(name) for name, src in SUMS.items()))
+            .with_columns(nw.col(*UNITS).cast(nw.Int64)))
+
+
+def _rows_polars(prepared: Any) -> Any:
+    """Prepared records (polars LazyFrame) -> rows in integer units with their histograms, in one group-by (the
+    bins of a group run-length encoded): about half the time of ``binned()`` then ``fold()``, the same rows."""
     import polars as pl
 
-    sums = [*(m for m in MEASURE_ORDER if m not in SCALED), *(f"{m}__units" for m in SCALED)]
-    binned = staged.lazy().with_columns(pl.col("_part").cast(pl.Date), pl.col("latency_bin").cast(pl.Int32))
-    by_day = binned.group_by("_part", *DAY_KEYS, "latency_bin").agg(pl.col(sums).sum())
-    out = {}
-    for grain, rows in (("hour", binned), ("day", by_day)):
-        keys = _keys_of(grain)
-        out[grain] = fold(rows, ("_part", *keys), sums).with_columns(
-            *(pl.col(f"{m}__units").cast(pl.Float64).truediv(unit).alias(m) for m, (_, unit) in SCALED.items())
-        ).select("_part", *(pl.col(c).cast(t) for c, t in rollup_schema(grain).items()))
-    return out
-
-
-def _binned_schema() -> dict[str, Any]:
-    """What ``rollup()`` gives, in polars types (an empty batch starts from it)."""
-    import polars as pl
-
-    hour = rollup_schema()
-    return {"_part": pl.Date, **{k: hour[k] for k in KEYS}, "latency_bin": pl.Int32,
-            **{m: pl.Int64 for m in MEASURE_ORDER if m not in SCALED}, **{f"{m}__units": pl.Int64 for m in SCALED}}
+    bins = pl.element().struct
+    return (prepared.group_by(*ROW_KEYS)
+            .agg(pl.len().cast(pl.Int64).alias("requests"),
+                 *(pl.col(src).fill_null(0).sum().cast(pl.Int64).alias(name) for name, src in SUMS.items()),
+                 pl.col("latency_bin").drop_nulls().sort().rle().alias(HIST))
+            .with_columns(pl.col(HIST).list.eval(pl.struct(bin=bins.field("value"),
+                                                           n=bins.field("len").cast(pl.Int64)))))
 
 
 def fold(binned: Any, keys: tuple[str, ...] | list[str], measures: list[str] | None = None) -> Any:
@@ -306,6 +304,29 @@ def fold(binned: Any, keys: tuple[str, ...] | list[str], measures: list[str] | N
         *(pl.col(m).sum() for m in measures),
         pl.struct(bin=pl.col("latency_bin"), n=pl.col("requests").cast(pl.Int64))
         .filter(has_bin).sort_by(pl.col("latency_bin").filter(has_bin)).alias(HIST))
+
+
+def finish(rows: Any) -> dict[str, Any]:
+    """Rows in integer units (polars, ``ROW_KEYS`` + UNITS + histogram, from any engine) -> the contract's tables by
+    grain (hour, day): its rows, columns and types, plus ``_part``.  The day rows are the hour rows added up, in
+    integer units, so the two agree exactly."""
+    import polars as pl
+
+    hour = rows.lazy().with_columns(pl.col("_part").cast(pl.Date), date=pl.col("hour").dt.date())
+    day = _added(hour, ["_part", *DAY_KEYS], [pl.col(c).sum() for c in UNITS])
+    return {grain: table.with_columns(
+        *(pl.col(f"{m}__units").cast(pl.Float64).truediv(unit).alias(m) for m, (_, unit) in SCALED.items())
+    ).select("_part", *(pl.col(c).cast(t) for c, t in rollup_schema(grain).items()))
+        for grain, table in (("hour", hour), ("day", day))}
+
+
+def _rows_schema() -> dict[str, Any]:
+    """What ``finish()`` takes, in polars types (an empty batch starts from it)."""
+    import polars as pl
+
+    hour = rollup_schema()
+    return {"_part": pl.Date, **{k: hour[k] for k in ROW_KEYS[1:]}, **{m: pl.Int64 for m in UNITS},
+            HIST: hist_type()}
 
 
 # --- the source files --------------------------------------------------------------------------
@@ -741,11 +762,10 @@ def _roll_batch(where: Log, engine: str, session: Any, batch: list[str], sources
     def run(files: list[SourceFile]) -> dict[str, dict[str, Any]]:
         try:
             if not files:
-                binned = pl.LazyFrame(schema=_binned_schema())
+                rows = pl.LazyFrame(schema=_rows_schema())
             else:
-                flat = LOADERS[engine](where, files, session)
-                binned = _compute(rollup(flat, screen=outside), where, f"{staging}/out")
-            tables = finish(binned)
+                rows = _rows(LOADERS[engine](where, files, session), outside, where, f"{staging}/out")
+            tables = finish(rows)
             out: dict[str, dict[str, Any]] = {day: {} for day in batch}
             for grain, df in zip(tables, pl.collect_all(list(tables.values()))):
                 parts = df.partition_by("_part", as_dict=True, include_key=False)
@@ -801,16 +821,18 @@ def _clean_leftovers(where: Log) -> None:
             where.fs.rm(path, recursive=True)
 
 
-def _compute(frame: Any, where: Log, staging: str) -> Any:
-    """Run the rollup on its engine; the binned rows as a polars LazyFrame."""
+def _rows(flat: Any, screen: bool, where: Log, staging: str) -> Any:
+    """The rollup rows in integer units (polars LazyFrame) of a loader's flat frame, computed on its engine."""
     import polars as pl
 
-    if frame.implementation.is_polars():
-        return frame.to_native().collect().lazy()
-    # DuckDB and Spark write it with their own Parquet writers (no Arrow bridge needed).
-    frame.sink_parquet(where.url(staging))
+    prepared = prepare(flat, screen)
+    if prepared.implementation.is_polars():
+        return _rows_polars(prepared.to_native()).collect().lazy()
+    # DuckDB and Spark write their binned rows with their own Parquet writers (no Arrow bridge needed).
+    binned(prepared).sink_parquet(where.url(staging))
     parts = [staging] if where.fs.isfile(staging) else sorted(where.fs.glob(f"{staging}/*.parquet"))
-    return pl.scan_parquet([where.url(p) for p in parts], storage_options=where.storage_options or None)
+    rows = pl.scan_parquet([where.url(p) for p in parts], storage_options=where.storage_options or None)
+    return fold(rows.with_columns(pl.col("latency_bin").cast(pl.Int32)), ROW_KEYS, UNITS)
 
 
 def _write_manifest(where: Log, manifest: dict, run: str) -> None:
@@ -955,12 +977,18 @@ def merge(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
 
     lf = frame.lazy().with_columns(_all=pl.lit(True))
     keys = list(by) or ["_all"]
-    groups, bins = _grouped(lf, keys, *(total(m) for m in lf.collect_schema() if m in MEASURE_ORDER))
-    hist = (bins.sort("_g", "latency_bin")
-            .group_by("_g").agg(pl.struct(bin="latency_bin", n="requests").alias(HIST)))
-    out = (groups.join(hist, on="_g", how="left").drop("_g")
-           .with_columns(pl.col(HIST).fill_null(pl.lit([], dtype=hist_type()))))
+    out = _added(lf, keys, [total(m) for m in lf.collect_schema() if m in MEASURE_ORDER])
     return out.drop("_all") if not by else out
+
+
+def _added(lf: Any, keys: list[str], aggs: list[Any]) -> Any:
+    """One row per group of ``keys``: ``aggs``, and the group's histograms added bin by bin."""
+    import polars as pl
+
+    groups, bins = _grouped(lf, keys, *aggs)
+    hist = bins.sort("_g", "latency_bin").group_by("_g").agg(pl.struct(bin="latency_bin", n="requests").alias(HIST))
+    return (groups.join(hist, on="_g", how="left").drop("_g")
+            .with_columns(pl.col(HIST).fill_null(pl.lit([], dtype=hist_type()))))
 
 
 def total(measure: str, where: Any = None) -> Any:
