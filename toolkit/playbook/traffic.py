@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ..rollups import load_rollups, percentiles
+from ..rollups import load_rollups, percentiles, total
 from ..usage import Usage
 
 DAYS = 30
@@ -66,9 +66,11 @@ def load_traffic(log: str | os.PathLike, days: int = DAYS, until: date | None = 
     day); the rollups are brought up to date first."""
     import polars as pl
 
-    frame = load_rollups(log).filter(~pl.col("is_shadow"))
+    hours = load_rollups(log).filter(~pl.col("is_shadow"))
+    # the day grain for sums and percentiles (the same numbers, far fewer rows); the hour for when last served
+    frame = load_rollups(log, build=False, grain="day").filter(~pl.col("is_shadow"))
     span = frame.select(pl.col("date").min().alias("first"), pl.col("date").max().alias("last")).collect().row(0)
-    last_served = dict(frame.filter(pl.col("served_alias").is_not_null()).group_by("served_alias")
+    last_served = dict(hours.filter(pl.col("served_alias").is_not_null()).group_by("served_alias")
                        .agg(pl.col("hour").max()).collect().iter_rows())
     empty = pl.DataFrame(schema={"intent": pl.String, "served_alias": pl.String, "team": pl.String,
                                  "requests": pl.Int64, "cost_usd": pl.Float64, "prompt_tokens": pl.Int64,
@@ -79,7 +81,7 @@ def load_traffic(log: str | os.PathLike, days: int = DAYS, until: date | None = 
     since = until - timedelta(days=days - 1)
     window = frame.filter(pl.col("date").is_between(since, until))
     rows = (window.group_by("intent", "served_alias", "team")
-            .agg(pl.col("requests").sum(), pl.col("cost_usd").sum(), pl.col("prompt_tokens").sum(),
+            .agg(pl.col("requests").sum(), total("cost_usd"), pl.col("prompt_tokens").sum(),   # exact in any order
                  *(pl.col(c).sum() for c in TOKENS))
             .sort("intent", "served_alias", "team", nulls_last=True).collect())
     served = window.filter(pl.col("outcome") == "served")
