@@ -7,7 +7,8 @@ policy's Redis URL variable (as seen from this host), ROUTEKIT_STATE_DIR (this h
 Commands: {"cmd": "one", "intent", "team"} -> one request's summary; {"cmd": "start", "intent", "team",
 "threads", "until_blocked"} -> requests in a loop in background threads; {"cmd": "stop"} -> every summary since
 start; {"cmd": "sim", "model", "behaviour"} -> change the simulator; {"cmd": "sim_stats"}; {"cmd": "budget"} ->
-the ledger's status; {"cmd": "exit"}.
+the ledger's status; {"cmd": "state"} -> the state's mode, the disabled targets and open circuits this host reads
+now; {"cmd": "exit"}.
 """
 from __future__ import annotations
 
@@ -95,6 +96,11 @@ def main() -> None:
 
             ledger = BudgetLedger.from_policy(router.policy, alerts=())
             reply({"budgets": [asdict(s) for s in ledger.status()]})
+        elif what == "state":   # what this host's next request would read (no request is sent)
+            state = router.state
+            state.overrides.refresh()
+            reply({"mode": state.mode, "disabled": sorted(state.overrides.active()),
+                   "open": sorted(a for a in router.policy.models if state.circuit.is_open(a))})
         elif what == "exit":
             reply({"bye": True})
             return
