@@ -80,6 +80,19 @@ def spool(tmp_path, monkeypatch):
     return tmp_path / "spool"
 
 
+def wait_for(check, what: str, limit_s: float = 10.0, every: float = 0.01) -> float:
+    """Seconds until ``check()`` holds, polled every ``every`` s (a bounded wait: the figure is printed, never
+    compared to a target; a loaded machine is slow)."""
+    import time
+
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > limit_s:
+            raise AssertionError(f"{what}: not within {limit_s} s")
+        time.sleep(every)
+    return time.monotonic() - t0
+
+
 def read_records(log_dir: Path) -> list[dict]:
     """The complete records of a log's JSONL files: a line another process (the proxy) is still writing, with no
     newline yet, is left for the next read."""

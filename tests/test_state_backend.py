@@ -16,7 +16,7 @@ from toolkit.policy import load_policy
 from toolkit.router import Router
 from toolkit.state import EmbeddedState, open_state
 
-from .conftest import DEMO_POLICY, read_records
+from .conftest import DEMO_POLICY, read_records, wait_for
 from .services import RedisServer
 
 PASSWORD = "s3cret-redis-pass-1717"
@@ -30,16 +30,6 @@ def redis_policy(tmp_path, url: str, monkeypatch, *, extra: str = "", refresh_s:
     path.write_text(DEMO_POLICY.read_text() + extra +
                     f"\nstate: {{backend: redis, url_env: {URL_ENV}, refresh_s: {refresh_s}}}\n")
     return path
-
-
-def wait_for(check, what: str, limit_s: float = 10.0) -> float:
-    """Seconds until ``check()`` holds (a bounded wait: the figure is printed, never compared to a target)."""
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > limit_s:
-            raise AssertionError(f"{what}: not within {limit_s} s")
-        time.sleep(0.01)
-    return time.monotonic() - t0
 
 
 @pytest.fixture
