@@ -2,7 +2,7 @@
 
 ``run(["spend", "latency"], log_dir, out_dir, params)`` executes each shipped notebook (``toolkit.resources``)
 through papermill on the ``python3`` kernel of this interpreter, with its ``parameters`` cell overridden, then
-exports HTML with nbconvert; up to one notebook per core at once (``jobs``), each from its own thread and kernel.
+exports HTML with nbconvert; up to one notebook per core at once (``jobs``), each job a thread with one kernel.
 The HTML needs no network and no JavaScript: charts are inline SVG (drawn by vl-convert in the notebook, with native
 hover titles for the tooltips), tables are great_tables HTML (a cut table's whole CSV is written beside the page: the
 runner sets ``tables_dir``), and the template drops the CDN scripts (require.js, MathJax, widget manager) that
