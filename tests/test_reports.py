@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from toolkit import reports
+from toolkit import reports, resources
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
@@ -135,6 +135,19 @@ def test_names_and_declared_parameters():
     assert {"log_dir", "since", "until", "policy_path", "out_dir", "scenarios_path", "volume", "interactive"} <= set(
         declared)
     assert declared["interactive"] == "True"  # (as source text) the runner turns widgets off; JupyterLab keeps them
+
+
+def test_every_assignment_of_a_parameters_cell_is_a_declared_parameter():
+    """papermill skips (with a warning) a parameters line it cannot parse, e.g. a comment holding "=": that
+    parameter could then not be set by `routekit report -p` and printed a warning on every run."""
+    import ast
+
+    for name in reports.names("all"):
+        nb = json.loads((resources.notebook_dir() / f"{reports.REPORTS[name][0]}.ipynb").read_text())
+        cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+        assigned = {t.id for node in ast.parse("".join(cell["source"])).body if isinstance(node, ast.Assign)
+                    for t in node.targets}
+        assert assigned == set(reports.notebook_parameters(name)), name
 
 
 def test_cli_help_teaches_and_errors_exit_1(tmp_path):
