@@ -150,11 +150,13 @@ def test_budget_alert_finding(hist):
 
 @pytest.fixture(scope="module")
 def synth90(tmp_path_factory):
-    """90 days, 200k requests (the storm hits a quiet Sunday hour: fewer requests and it is beyond telling)."""
+    """90 days, 200k requests, ending on a fixed day: the injected incidents fall on weekdays that depend on the
+    calendar (a storm on a quiet Sunday hour has too few requests to tell), so a moving end made this flaky."""
     from toolkit.rollups import load_rollups
     from toolkit.synth import synthesize
 
-    result = synthesize(tmp_path_factory.mktemp("synth") / "log", days=90, requests=200_000, seed=0)
+    result = synthesize(tmp_path_factory.mktemp("synth") / "log", days=90, requests=200_000, seed=0,
+                        end="2026-11-27")
     truth = json.loads(result.truth_path.read_text())["injected"]
     return load_rollups(result.log_dir).collect(), truth
 
@@ -186,9 +188,9 @@ def test_synthetic_history_findings_name_every_injected_incident(synth90):
     assert change.value / change.baseline == pytest.approx(price["factor"], abs=0.05)
 
     outage = truth["vendor_outage"]
-    (down,) = [x for x in latency if x.kind == "outage"]
-    assert bare(down.subject.removeprefix("model ")) in map(bare, outage["models"])
-    assert overlaps(down, outage["start"], outage["end"])
+    down = [x for x in latency if x.kind == "outage"]   # one per model of the vendor busy enough to tell
+    assert down and {bare(x.subject.removeprefix("model ")) for x in down} <= set(map(bare, outage["models"]))
+    assert all(overlaps(x, outage["start"], outage["end"]) for x in down)
 
     storm = truth["rate_limit_storm"]
     (limited,) = [x for x in latency if x.kind == "rate_limit_storm"]
