@@ -986,7 +986,8 @@ def _added(lf: Any, keys: list[str], aggs: list[Any]) -> Any:
     import polars as pl
 
     groups, bins = _grouped(lf, keys, *aggs)
-    hist = bins.sort("_g", "latency_bin").group_by("_g").agg(pl.struct(bin="latency_bin", n="requests").alias(HIST))
+    # _grouped's bins come sorted: gathered in order, each list is sorted.
+    hist = bins.group_by("_g", maintain_order=True).agg(pl.struct(bin="latency_bin", n="requests").alias(HIST))
     return (groups.join(hist, on="_g", how="left").drop("_g")
             .with_columns(pl.col(HIST).fill_null(pl.lit([], dtype=hist_type()))))
 
@@ -1006,15 +1007,21 @@ def total(measure: str, where: Any = None) -> Any:
 
 def _grouped(lf: Any, keys: list[str], *aggs: Any) -> tuple[Any, Any]:
     """(one row per group of ``keys`` with ``aggs``, numbered ``_g``; its histograms as columns ``_g``,
-    ``latency_bin``, ``requests``: one row per group and occupied bin).  Adding bins by (``_g``, bin) is several
-    times faster than by every key and bin."""
+    ``latency_bin``, ``requests``: one row per group and occupied bin, sorted by both)."""
     import polars as pl
 
     groups = (lf.group_by(keys).agg(*aggs) if aggs else lf.select(keys).unique()).with_row_index("_g")
     bins = (lf.select(*keys, HIST).join(groups.select(*keys, "_g"), on=keys, nulls_equal=True)
-            .select("_g", HIST).explode(HIST).unnest(HIST).drop_nulls("bin")
-            .group_by("_g", pl.col("bin").alias("latency_bin")).agg(requests=pl.col("n").sum()))
-    return groups, bins
+            .select("_g", HIST).explode(HIST).unnest(HIST).drop_nulls("bin"))
+    # Bins added per group as one integer key (the group number and the bin): faster than by the two columns.
+    code = pl.col("_g").cast(pl.Int64) * _BIN_SPAN + pl.col("bin") + _BIN_SPAN // 2
+    return groups, (bins.group_by(code.alias("_c")).agg(requests=pl.col("n").sum()).sort("_c")
+                    .select(_g=(pl.col("_c") // _BIN_SPAN).cast(pl.UInt32),
+                            latency_bin=(pl.col("_c") % _BIN_SPAN - _BIN_SPAN // 2).cast(pl.Int32), requests="requests"))
+
+
+# The domain's latencies (0.01 ms .. 1e8 ms) make bins -200 .. 800: a bin fits in 16 bits beside a group number.
+_BIN_SPAN = 1 << 16
 
 
 def percentiles(frame: Any, by: list[str] | tuple[str, ...] = (),
