@@ -903,7 +903,7 @@ def _publish(where: Log, day: str, tables: dict[str, Any], run: str) -> None:
 def _write_json(where: Log, path: str, data: dict, run: str) -> None:
     tmp = f"{path}.{run}"
     with where.fs.open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
+        f.write(json.dumps(data, indent=1, sort_keys=True))  # one write: json.dump writes each token (~7 ms here)
     _replace(where, tmp, path)
 
 
