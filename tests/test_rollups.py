@@ -356,8 +356,12 @@ def test_incremental_build_reads_only_changed_days(tmp_path):
     first = rollups.build_rollups(log)
     assert first.days_built == days and first.records_read == 390 == len(records)
 
+    # nothing changed: nothing is written (not even the manifest), so dashboards may ask as often as they load
+    manifest = log / "_rollups/v3/_manifest.json"
+    inode = manifest.stat().st_ino
     again = rollups.build_rollups(log)
     assert again.days_built == [] and again.days_unchanged == 4 and again.records_read == 0
+    assert manifest.stat().st_ino == inode and not list((log / "_rollups/v3/_staging").iterdir())
     built = table(log)
     assert rollups.build_rollups(log, force=True).days_built == days and table(log).equals(built)  # idempotent
 

@@ -693,6 +693,13 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
     fs = where.fs
     if not fs.isdir(where.root):  # a typo must not build an empty rollup
         raise FileNotFoundError(f"no route log at {log} (a directory of date=YYYY-MM-DD partitions)")
+    if not force:
+        manifest, sources = _read_manifest(where), where.sources()
+        if manifest and _plan(where, manifest, sources, False) == ([], []):
+            # Up to date: nothing is locked, read or written (a dashboard asks each time it loads).
+            report.days_unchanged, report.damage = len(sources), _damage_of(manifest)
+            report.seconds = time.perf_counter() - t0
+            return report
     fs.makedirs(f"{where.out}/_staging", exist_ok=True)
     run = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     staging = f"{where.out}/_staging/{run}"
@@ -705,11 +712,7 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
             if report.replaced:
                 logger.warning(replaced_message(report.replaced))
         sources = where.sources()
-        present = set.intersection(*({p.rsplit("/", 2)[-2].removeprefix("date=")
-                                      for p in fs.glob(f"{where.out}/date=*/{name}")} for name in (PART, DAY_PART)))
-        stale = sorted(d for d, files in sources.items()
-                       if force or manifest.get(d, {}).get("sources") != _signature(files)
-                       or (manifest[d]["rows"] and d not in present))
+        stale, report.days_removed = _plan(where, manifest, sources, force)
         report.days_unchanged = len(sources) - len(stale)
         if stale and engine == "spark" and session is None:
             s0 = time.perf_counter()
@@ -734,7 +737,6 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
                         bar.update()
                     # The manifest vouches only for days whose files are in place: written after them.
                     _write_manifest(where, manifest, run)
-            report.days_removed = sorted((set(manifest) | present) - set(sources))
             for day in report.days_removed:
                 _remove_day(where, day)
                 manifest.pop(day, None)
@@ -745,6 +747,16 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
     report.damage = _damage_of(manifest)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _plan(where: Log, manifest: dict, sources: dict[str, list[SourceFile]], force: bool) -> tuple[list[str], list[str]]:
+    """(the days to build: new, changed, or their rollup files gone; the days whose source is gone)."""
+    present = set.intersection(*({p.rsplit("/", 2)[-2].removeprefix("date=")
+                                  for p in where.fs.glob(f"{where.out}/date=*/{name}")} for name in (PART, DAY_PART)))
+    stale = sorted(d for d, files in sources.items()
+                   if force or manifest.get(d, {}).get("sources") != _signature(files)
+                   or (manifest[d]["rows"] and d not in present))
+    return stale, sorted((set(manifest) | present) - set(sources))
 
 
 def _roll_batch(where: Log, engine: str, session: Any, batch: list[str], sources: dict[str, list[SourceFile]],
