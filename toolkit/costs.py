@@ -259,16 +259,20 @@ class PriceBook:
         usd, saved = rates.cost(usage, batch=batch)
         return Cost(usd, self.version, cache_savings_usd=saved)
 
+    def rates_of(self, model: str, policy: Any = None) -> Rates | None:
+        """``resolve()``'s rates, None for an unknown model too (no error, no search for close names)."""
+        if policy is not None and model in policy.models:
+            return self.rates_for(policy.models[model])
+        return self.lookup(model)
+
     def resolve(self, model: str, policy: Any = None) -> tuple[str, Rates | None]:
         """A policy alias (when ``policy`` is given) or a litellm model string -> (label, rates or None).
 
         An alias without a price is *unpriced* (None); a string that is neither an alias nor in the
         snapshot raises :class:`UnknownModel` with the closest snapshot names (most likely a typo).
         """
-        if policy is not None and model in policy.models:
-            return model, self.rates_for(policy.models[model])
-        rates = self.lookup(model)
-        if rates is None:
+        rates = self.rates_of(model, policy)
+        if rates is None and not (policy is not None and model in policy.models):
             import difflib
 
             close = difflib.get_close_matches(model, [k for k in self.entries if k != "sample_spec"], n=3, cutoff=0.6)

@@ -668,16 +668,13 @@ def observed_scenario(rollups: Frame, prices: Any = None, policy: Any = None, na
     Rollups keep sums, not distributions: token counts are means (no low-high band). Each serve is named by its
     policy alias when ``policy`` prices it, else by the model string that served when the snapshot does; a serve
     neither can price is left out of the mix and named in the scenario's description."""
-    from .costs import PriceBook, UnknownModel
+    from .costs import PriceBook
     from .estimate import Dist, IntentLoad, Scenario
 
     prices = prices or PriceBook.load()
 
     def priced(model: str | None) -> bool:
-        try:
-            return model is not None and prices.resolve(model, policy)[1] is not None
-        except UnknownModel:
-            return False
+        return model is not None and prices.rates_of(model, policy) is not None
 
     served = production(rollups).filter((pl.col("outcome") == "served") & pl.col("served_alias").is_not_null())
     days = rollups.lazy().select(pl.col("date").n_unique()).collect().item() or 1
