@@ -17,16 +17,20 @@ For each notebook of each run:
 - html: nbconvert's export (with the damage footer).
 Run concurrently, each notebook's phases stretch (two kernels share the cores): the table says by how much.
 Last, the toolkit's own aggregation: the notebooks' cells executed in this process with display() a no-op and no
-chart rendered: what the toolkit spends turning rollups into numbers, findings and chart specs.
+chart rendered: what the toolkit spends turning rollups into numbers and findings, per notebook, with the time spent
+in toolkit.charts (building Altair specs) and toolkit.tables (building great_tables) measured apart.
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,11 +61,46 @@ def notebook_code(name: str) -> tuple[list[str], int]:
     return cells, next(i for i, t in enumerate(tags) if "parameters" in t)
 
 
-def aggregate_in_process(name: str, params: dict) -> float:
-    """Seconds the notebook's cells take here, after the parameters and imports, with nothing displayed."""
+class Spent:
+    """Seconds spent inside the public functions of some modules (outermost calls only), while patched in."""
+
+    def __init__(self, *modules: Any) -> None:
+        self.modules, self.seconds, self._depth, self._saved = modules, 0.0, 0, []
+
+    def _timed(self, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self._depth += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self.seconds += time.perf_counter() - t0
+        return timed
+
+    def __enter__(self) -> "Spent":
+        for module in self.modules:
+            for name, fn in vars(module).copy().items():
+                if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_"):
+                    self._saved.append((module, name, fn))
+                    setattr(module, name, self._timed(fn))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for module, name, fn in self._saved:
+            setattr(module, name, fn)
+
+
+def aggregate_in_process(name: str, params: dict) -> dict[str, float]:
+    """Seconds the notebook's cells take here, after the parameters and imports, with nothing displayed: all, and of
+    them in toolkit.charts and toolkit.tables."""
     import os
 
     import IPython.display
+
+    from toolkit import charts, tables
 
     cells, at = notebook_code(name)
     shown, cwd = IPython.display.display, os.getcwd()
@@ -72,10 +111,12 @@ def aggregate_in_process(name: str, params: dict) -> float:
         exec(cells[at], ns)
         ns.update(params)
         exec(cells[at + 1], ns)  # imports
-        t0 = time.perf_counter()
-        for code in cells[at + 2:]:
-            exec(code, ns)
-        return time.perf_counter() - t0
+        with Spent(charts) as in_charts, Spent(tables) as in_tables:
+            t0 = time.perf_counter()
+            for code in cells[at + 2:]:
+                exec(code, ns)
+            total = time.perf_counter() - t0
+        return {"total": total, "charts": in_charts.seconds, "tables": in_tables.seconds}
     finally:
         IPython.display.display = shown
         os.chdir(cwd)
@@ -168,12 +209,17 @@ def main() -> None:
           f"summed phases concurrent vs one at a time: {stretch}")
 
     base = {**reports.RUNNER_DEFAULTS, "log_dir": str(log.resolve()), "out_dir": "", "tables_dir": str(out / "agg")}
-    total_agg = 0.0
+    print(f"\nin process, nothing drawn:\n{'notebook':<9} {'cells s':>8} {'charts':>8} {'tables':>8} {'aggregation':>12}")
+    sums = dict.fromkeys(("total", "charts", "tables"), 0.0)
     for name in names:
         declared = reports.notebook_parameters(name)
-        total_agg += aggregate_in_process(name, {k: v for k, v in base.items() if k in declared})
-    print(f"the toolkit's own aggregation across the notebooks (in process, nothing drawn): {total_agg:.2f} s "
-          f"({total_agg / serial_s:.0%} of the --jobs 1 wall); reports in {out}")
+        spent = aggregate_in_process(name, {k: v for k, v in base.items() if k in declared})
+        print(f"{name:<9} {spent['total']:8.2f} {spent['charts']:8.2f} {spent['tables']:8.2f} "
+              f"{spent['total'] - spent['charts'] - spent['tables']:12.2f}")
+        sums = {k: sums[k] + spent[k] for k in sums}
+    agg = sums["total"] - sums["charts"] - sums["tables"]
+    print(f"the toolkit's own aggregation across the notebooks: {agg:.2f} s ({agg / serial_s:.0%} of the --jobs 1 "
+          f"wall); chart specs {sums['charts']:.2f} s and tables {sums['tables']:.2f} s beside it; reports in {out}")
 
 
 if __name__ == "__main__":
