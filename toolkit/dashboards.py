@@ -112,12 +112,12 @@ class Data:
     built: str = ""                      # the rollups' fingerprint when read
 
     @property
-    def hours(self) -> pl.DataFrame:
-        """``counts()`` of the history per hour (incidents are found hour by hour): read on first use."""
+    def hours(self) -> pl.DataFrame | pl.LazyFrame:
+        """The counts of the history per hour (incidents are found hour by hour): ``counts`` when loaded hourly, else
+        the hour grain as a LazyFrame, so that a query reads only the columns it uses."""
         if "hour" in self.counts.columns:
             return self.counts
-        return _kept((self.log, self.built, "counts", "hour", self.period.until),
-                     lambda: counts(_rollups(self.log, "hour").filter(pl.col("date") <= self.period.until)))
+        return _rollups(self.log, "hour").filter(pl.col("date") <= self.period.until).select(pl.exclude(HIST))
 
     @property
     def quality_dir(self) -> Path | None:
