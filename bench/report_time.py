@@ -209,7 +209,8 @@ def main() -> None:
           f"summed phases concurrent vs one at a time: {stretch}")
 
     base = {**reports.RUNNER_DEFAULTS, "log_dir": str(log.resolve()), "out_dir": "", "tables_dir": str(out / "agg")}
-    print(f"\nin process, nothing drawn:\n{'notebook':<9} {'cells s':>8} {'charts':>8} {'tables':>8} {'aggregation':>12}")
+    print("\nin process, nothing drawn:")
+    print(f"{'notebook':<9} {'cells s':>8} {'charts':>8} {'tables':>8} {'aggregation':>12}")
     sums = dict.fromkeys(("total", "charts", "tables"), 0.0)
     for name in names:
         declared = reports.notebook_parameters(name)

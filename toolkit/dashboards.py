@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 import polars as pl
 
-from .rollups import HIST, KEYS, merge, summarize, total
+from .rollups import HIST, merge, summarize, total
 
 DIMENSIONS = {"team": "team", "intent": "intent", "route": "route_id", "model": "served_model",
               "requested_model": "requested_model", "provider": "provider", "alias": "served_alias"}

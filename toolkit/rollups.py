@@ -1029,7 +1029,8 @@ def _grouped(lf: Any, keys: list[str], *aggs: Any) -> tuple[Any, Any]:
     code = pl.col("_g").cast(pl.Int64) * _BIN_SPAN + pl.col("bin") + _BIN_SPAN // 2
     return groups, (bins.group_by(code.alias("_c")).agg(requests=pl.col("n").sum()).sort("_c")
                     .select(_g=(pl.col("_c") // _BIN_SPAN).cast(pl.UInt32),
-                            latency_bin=(pl.col("_c") % _BIN_SPAN - _BIN_SPAN // 2).cast(pl.Int32), requests="requests"))
+                            latency_bin=(pl.col("_c") % _BIN_SPAN - _BIN_SPAN // 2).cast(pl.Int32),
+                            requests="requests"))
 
 
 # The domain's latencies (0.01 ms .. 1e8 ms) make bins -200 .. 800: a bin fits in 16 bits beside a group number.
