@@ -172,15 +172,16 @@ def load(log_dir: str | Path | None = None, since: date | str | None = None, unt
 
     Counts and latency histograms come from the day-grain table (a 10M-record log: 37k rows, not 481k) unless
     ``hourly`` (for charts by the hour: the hour grain; its histograms of the period only); ``Data.hours`` reads the
-    hour grain's counts when asked (incidents are found hour by hour).  Counts leave the histograms on disk.  What
-    was read is kept in the process under the rollups' fingerprint (a report job runs its notebooks in one kernel)."""
+    hour grain's counts when asked (incidents are found hour by hour).  The day table is read once, whole, and
+    what was made of it kept in the process under the rollups' fingerprint (a report job runs its notebooks in one
+    kernel)."""
     from .rollups import build_rollups, fingerprint
 
     log, looked_in = find_log(log_dir)
     if log:
         build_rollups(log)
     built = fingerprint(log) if log else ""
-    days = _rollups(log, "day")
+    days = _kept((log, built, "day"), lambda: _rollups(log, "day").collect()).lazy()
     period = _kept((log, built, "period", since, until), lambda: period_of(days, since, until))
     hist = None
     if latency and hourly:
@@ -189,9 +190,8 @@ def load(log_dir: str | Path | None = None, since: date | str | None = None, unt
     elif latency:
         hist = _kept((log, built, "histograms", "day", period.until),
                      lambda: histograms(days.filter(pl.col("date") <= period.until)))
-    grain = "hour" if hourly else "day"
-    history = _kept((log, built, "counts", grain, period.until),
-                    lambda: counts(_rollups(log, grain).filter(pl.col("date") <= period.until)))
+    history = _kept((log, built, "counts", hourly, period.until),
+                    lambda: counts((_rollups(log, "hour") if hourly else days).filter(pl.col("date") <= period.until)))
     return Data(period, history, hist, log, looked_in, built)
 
 
@@ -205,7 +205,7 @@ def _rollups(log: str | None, grain: str) -> pl.LazyFrame:
 # What load() read, per process, under the rollups' fingerprint: `routekit report` runs a job's notebooks one after
 # another in one kernel, and most read the same tables.  A few entries: each may be a large frame.
 _LOADED: dict[tuple, Any] = {}
-_KEEP = 6
+_KEEP = 8
 
 
 def _kept(key: tuple, make: Callable[[], Any]) -> Any:
