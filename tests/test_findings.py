@@ -82,6 +82,16 @@ def test_price_change_names_the_model_the_day_and_the_size(hist):
     assert "+50%" in p.message
 
 
+def test_latency_creep_needs_enough_requests_a_week_to_read_a_p95():
+    """Two models whose latency rises alike, one bin a day for six weeks: one serves 280 requests a week, the other
+    21.  The p95 of 21 requests is about their largest one, noise that rose by chance in the 90-day synthetic history
+    ending 2026-12-01 (a bedrock model with 10-40 requests a week was called creeping): only the busy one is named."""
+    rows = [dict(date=START + timedelta(days=day), route_id="r1", requested_model=model, served_model=model,
+                 served_alias=model, provider="p1", latency_bin=250 + day, requests=n)
+            for day in range(42) for model, n in (("busy", 40), ("sparse", 3))]
+    assert kinds(f.latency_creep(make_rollup(rows))) == {("latency_creep", "model busy")}
+
+
 def test_outage_and_rate_limit_storm_are_told_apart(hist):
     found = {x.kind: x for x in f.incidents(hist)}
     assert set(found) == {"outage", "rate_limit_storm"}

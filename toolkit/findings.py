@@ -12,7 +12,8 @@ unusual, in plain words (the thresholds are arguments):
 - price change: a model's cost per token (single-attempt serves only, so fallbacks and retries do not blur it)
   steps by at least ``min_change`` between the week before a day and the week from it, and stays there;
 - latency creep: a model's weekly p95 trends up (Theil-Sen slope, most week pairs rising) by at least
-  ``min_rise`` over the period;
+  ``min_rise`` over the period, read from weeks of at least ``min_requests`` (100: the p95 of a few dozen requests
+  is about their largest one, and noise rises by chance);
 - degraded serves and lower-tier fallbacks: every one counted, and zero said out loud;
 - model mismatch: a provider reported serving another model than the one asked for (e.g. a cheaper one), per alias.
 """
@@ -256,7 +257,7 @@ def _theil_sen(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
 
 
 def latency_creep(rollups: Frame, by: str = "model", min_rise: float = 0.2, min_weeks: int = 4,
-                  min_rising: float = 0.7, min_requests: int = 20) -> list[Finding]:
+                  min_rising: float = 0.7, min_requests: int = 100) -> list[Finding]:
     """Groups whose weekly p95 trends up by at least ``min_rise`` over the period (see module docstring)."""
     weekly = (latency(rollups, by=by, grain="week")
               .filter((pl.col("percentile") == "p95") & (pl.col("requests") >= min_requests))
