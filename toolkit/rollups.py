@@ -1048,20 +1048,17 @@ def percentiles(frame: Any, by: list[str] | tuple[str, ...] = (),
 
     keys = list(by) or ["_all"]
     groups, bins = _grouped(frame.lazy().with_columns(_all=pl.lit(True)), keys)
-    out = groups.join(_percentiles(bins, ["_g"], qs), on="_g", how="left").drop("_g")
+    out = groups.join(_percentiles(bins, qs), on="_g", how="left").drop("_g")
     return out.collect().drop("_all") if not by else out.collect()
 
 
-def _percentiles(binned: Any, keys: list[str], qs: tuple[float, ...]) -> Any:
-    """Quantiles per group of ``keys`` from rows of one bin each (``latency_bin``, ``requests``)."""
+def _percentiles(bins: Any, qs: tuple[float, ...]) -> Any:
+    """Quantiles per group (``_g``) from ``_grouped``'s bins: one row per group and bin, sorted by both."""
     import polars as pl
 
     n, cum = pl.col("n"), pl.col("cum")
-    hist = (binned.filter(pl.col("latency_bin").is_not_null())
-            .group_by(*keys, "latency_bin").agg(n=pl.col("requests").sum())
-            .filter(n > 0)
-            .sort(*keys, "latency_bin", nulls_last=True)
-            .with_columns(cum=n.cum_sum().over(keys), total=n.sum().over(keys)))
+    hist = (bins.rename({"requests": "n"}).filter(n > 0)
+            .with_columns(cum=n.cum_sum().over("_g"), total=n.sum().over("_g")))
 
     def quantile(q: float) -> pl.Expr:
         # Request k (0-based, in latency order) spans [k, k+1) of the cumulative count; the quantile
@@ -1071,7 +1068,7 @@ def _percentiles(binned: Any, keys: list[str], qs: tuple[float, ...]) -> Any:
         value = pl.lit(10.0).pow((pl.col("latency_bin") + frac) / BINS_PER_DECADE)
         return pl.when((cum >= target) & (cum - n < target)).then(value).max()
 
-    return hist.group_by(keys).agg(**{f"p{q * 100:g}_ms": quantile(q) for q in qs})
+    return hist.group_by("_g").agg(**{f"p{q * 100:g}_ms": quantile(q) for q in qs})
 
 
 def summarize(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
@@ -1092,7 +1089,7 @@ def summarize(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:
                        where(pl.col("fallback_used")).alias("_fallback"), where(pl.col("degraded")).alias("_degraded"),
                        *(total(c).alias(c) for c in measures))
     share = lambda c: pl.when(pl.col("requests") > 0).then(pl.col(c) / pl.col("requests"))  # noqa: E731
-    out = (groups.join(_percentiles(bins, ["_g"], (0.5, 0.95, 0.99)), on="_g", how="left")
+    out = (groups.join(_percentiles(bins, (0.5, 0.95, 0.99)), on="_g", how="left")
            .with_columns(error_rate=share("failed"), fallback_rate=share("_fallback"),
                          degraded_rate=share("_degraded"), mean_ms=share("latency_ms_sum"),
                          cost_per_success_usd=pl.when(pl.col("served") > 0)
