@@ -201,15 +201,20 @@ def incidents(rollups: Frame, min_rate: float = 0.5, alpha: float = 1e-4, min_re
     failure rate, retried and fallen back) -> rate-limit storm; anything else -> outage."""
     failed = pl.col("outcome") == "failed"
     n = lambda cond: pl.col("requests").filter(cond).sum()  # noqa: E731
-    hourly = (production(rollups).filter(pl.col("outcome") != "blocked")
-              .group_by("requested_model", "hour")
+    rows = (production(rollups).filter(pl.col("outcome") != "blocked")
+            .select("requested_model", "hour", "requests", "outcome", "fallback_used", "error_kind",
+                    "circuit_open_skips", "failed_attempts", "provider", "served_model").collect())
+    hourly = (rows.group_by("requested_model", "hour")
               .agg(pl.col("requests").sum(), bad=n(failed | pl.col("fallback_used")), failed=n(failed),
                    storm=n(failed & pl.col("error_kind").is_in(STORM_KINDS)),
-                   skips=pl.col("circuit_open_skips").sum(), failed_attempts=pl.col("failed_attempts").sum(),
-                   provider=pl.col("provider").filter(pl.col("served_model") == pl.col("requested_model"))
-                   .drop_nulls().mode().first())
+                   skips=pl.col("circuit_open_skips").sum(), failed_attempts=pl.col("failed_attempts").sum())
               .with_columns(rate=pl.col("bad") / pl.col("requests"))
-              .sort("requested_model", "hour").collect())
+              .sort("requested_model", "hour"))
+    # each model's provider: the one that served most of its requests as asked
+    as_asked = (pl.col("served_model") == pl.col("requested_model")) & pl.col("provider").is_not_null()
+    providers = dict(rows.filter(as_asked).group_by("requested_model", "provider").agg(pl.col("requests").sum())
+                     .sort("requests", "provider", descending=[True, False])
+                     .group_by("requested_model", maintain_order=True).agg(pl.col("provider").first()).iter_rows())
     found = []
     for (model,), g in hourly.group_by("requested_model", maintain_order=True):
         busy = g.filter(pl.col("requests") >= min_requests)
@@ -219,8 +224,7 @@ def incidents(rollups: Frame, min_rate: float = 0.5, alpha: float = 1e-4, min_re
         p0 = max(usual, floor_rate)
         hits = [r["hour"] for r in busy.filter(pl.col("rate") >= min_rate).iter_rows(named=True)
                 if _binom_sf(r["bad"], r["requests"], p0) < alpha]
-        providers = g["provider"].drop_nulls()
-        provider = providers.mode()[0] if len(providers) else None
+        provider = providers.get(model)
         for start, end in _runs(hits, timedelta(hours=gap_hours + 1)):
             w = g.filter(pl.col("hour").is_between(start, end))
             total, bad, fails, storm, skips, tries = (int(w[c].sum()) for c in (
