@@ -711,7 +711,7 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
             report.replaced = _older_format(where)
             if report.replaced:
                 logger.warning(replaced_message(report.replaced))
-        sources = where.sources()
+        sources = where.sources()   # again, under the lock: another build may have run since the check above
         stale, report.days_removed = _plan(where, manifest, sources, force)
         report.days_unchanged = len(sources) - len(stale)
         if stale and engine == "spark" and session is None:
@@ -1017,6 +1017,10 @@ def total(measure: str, where: Any = None) -> Any:
     return (col * unit).round().cast(pl.Int64).sum().cast(pl.Float64).truediv(unit).alias(measure)
 
 
+# The domain's latencies (0.01 ms .. 1e8 ms) make bins -200 .. 800: a bin fits in 16 bits beside a group number.
+_BIN_SPAN = 1 << 16
+
+
 def _grouped(lf: Any, keys: list[str], *aggs: Any) -> tuple[Any, Any]:
     """(one row per group of ``keys`` with ``aggs``, numbered ``_g``; its histograms as columns ``_g``,
     ``latency_bin``, ``requests``: one row per group and occupied bin, sorted by both)."""
@@ -1031,10 +1035,6 @@ def _grouped(lf: Any, keys: list[str], *aggs: Any) -> tuple[Any, Any]:
                     .select(_g=(pl.col("_c") // _BIN_SPAN).cast(pl.UInt32),
                             latency_bin=(pl.col("_c") % _BIN_SPAN - _BIN_SPAN // 2).cast(pl.Int32),
                             requests="requests"))
-
-
-# The domain's latencies (0.01 ms .. 1e8 ms) make bins -200 .. 800: a bin fits in 16 bits beside a group number.
-_BIN_SPAN = 1 << 16
 
 
 def percentiles(frame: Any, by: list[str] | tuple[str, ...] = (),
