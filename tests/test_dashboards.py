@@ -121,6 +121,7 @@ def test_period_defaults_to_data_range_and_previous_has_equal_length(small):
     assert (p.previous.since, p.previous.until) == (date(2026, 2, 27), date(2026, 2, 28))
     assert d.period_of(small, since="2026-03-02").since == D2
     assert p.last(30) == p and p.last(1) == d.Period(D2, D2) and p.last(1).previous == d.Period(D1, D1)
+    assert (str(p), str(p.last(1))) == (f"{D1} .. {D2} (2 days)", f"{D2} .. {D2} (1 day)")
     with pytest.raises(ValueError, match="after"):
         d.period_of(small, since=D2, until=D1)
 
@@ -342,7 +343,7 @@ def test_load_reduces_a_real_log_for_a_period(tmp_path):
     assert daily.histograms.height < full.height and daily.histograms["date"].max() == date(2026, 3, 10)
     for fn in (lambda f: d.latency(f, "route", "week"), lambda f: d.slowest(f, "model"), d.shadow_vs_production):
         assert fn(daily.now_latency).equals(fn(d.within(from_hours, daily.period)))
-    hourly = d.load(log, since="2026-03-10", latency=True, hourly=True)
+    hourly = d.load(log, since="2026-03-10", latency=True, grain="hour")
     assert hourly.histograms["date"].unique().to_list() == [date(2026, 3, 10)]
     assert d.latency(hourly.now_latency, "route", "hour")["period"].dt.date().unique().to_list() == [date(2026, 3, 10)]
     # counts per day unless hourly: the same numbers, ~10x fewer rows; the hours are there when asked (incidents)
@@ -354,6 +355,26 @@ def test_load_reduces_a_real_log_for_a_period(tmp_path):
         assert d.spend(data.now, by, "day").equals(d.spend(d.within(data.hours, data.period), by, "day"))
     assert d.rates(data.now, grain="week").equals(d.rates(d.within(data.hours, data.period), grain="week"))
     assert d.load(log, since="2026-03-08") is not data and d.load(log, since="2026-03-08").counts is data.counts
+
+
+def test_a_short_period_is_charted_by_the_hour_unless_a_grain_is_asked_for(tmp_path):
+    """grain=None (the spend and latency notebooks' default): a period of up to HOURLY_DAYS days by the hour (the hour tables read),
+    a longer one by the day; a grain asked for is kept; an unknown one is refused by name."""
+    from toolkit.synth import synthesize
+
+    log = synthesize(tmp_path / "log", days=10, requests=1500, seed=5, end="2026-03-10").log_dir
+    assert d.HOURLY_DAYS == 2
+    short = d.load(log, since="2026-03-09", latency=True, grain=None)
+    assert (short.grain, short.period.days) == ("hour", 2)
+    assert "hour" in short.counts.columns and "hour" in short.histograms.columns
+    assert d.latency(short.now_latency, "route", short.grain)["period"].dt.hour().n_unique() > 2
+    longer = d.load(log, since="2026-03-08", latency=True, grain=None)
+    assert (longer.grain, longer.period.days) == ("day", 3) and "hour" not in longer.counts.columns
+    asked = d.load(log, since="2026-03-09")   # by the day unless told (a notebook that charts nothing by time)
+    assert asked.grain == "day" and "hour" not in asked.counts.columns
+    assert d.load(log, grain="week").grain == "week"
+    with pytest.raises(ValueError, match="unknown grain 'hours'; choose one of hour, day, week, month, or None"):
+        d.load(log, grain="hours")
 
 
 def test_agent_call_failures_per_model_from_the_records(sim_env, policy_copy, tmp_path):

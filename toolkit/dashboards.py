@@ -28,6 +28,7 @@ from .rollups import HIST, merge, summarize, total
 DIMENSIONS = {"team": "team", "intent": "intent", "route": "route_id", "model": "served_model",
               "requested_model": "requested_model", "provider": "provider", "alias": "served_alias"}
 GRAINS = ("hour", "day", "week", "month")
+HOURLY_DAYS = 2   # a period this short (or shorter) is charted by the hour unless a grain is asked for
 NONE, OTHER = "(none)", "(other)"
 PERCENTILES = ("p50", "p95", "p99")
 Frame = pl.LazyFrame | pl.DataFrame
@@ -50,7 +51,7 @@ class Period:
         return Period(self.since - timedelta(days=self.days), self.since - timedelta(days=1))
 
     def __str__(self) -> str:
-        return f"{self.since} .. {self.until} ({self.days} days)"
+        return f"{self.since} .. {self.until} ({self.days} day{'s' if self.days != 1 else ''})"
 
     def last(self, days: int) -> "Period":
         """Its last ``days`` days (all of it when shorter): "what changed" over a long history compares the
@@ -105,16 +106,17 @@ class Data:
     its end (spend jumps and incidents compare the period with the days before it)."""
 
     period: Period
-    counts: pl.DataFrame                 # ``counts()`` of the history, per day (per hour when loaded ``hourly``)
-    histograms: pl.DataFrame | None      # ``histograms()`` of it (of the period only when hourly), if asked for
+    counts: pl.DataFrame                 # ``counts()`` of the history, per day (per hour when ``grain`` is hour)
+    histograms: pl.DataFrame | None      # ``histograms()`` of it (of the period only by the hour), if asked for
     log: str | None = None               # the route log read; None when there was none (the frames are empty)
     looked_in: tuple[str, ...] = ()      # where a log was looked for
     built: str = ""                      # the rollups' fingerprint when read
+    grain: str = "day"                   # what the charts are by: as asked, else chosen from the period's length
 
     @property
     def hours(self) -> pl.DataFrame | pl.LazyFrame:
-        """The counts of the history per hour (incidents are found hour by hour): ``counts`` when loaded hourly, else
-        the hour grain as a LazyFrame, so that a query reads only the columns it uses."""
+        """The counts of the history per hour (incidents are found hour by hour): ``counts`` when loaded by the
+        hour, else the hour grain as a LazyFrame, so that a query reads only the columns it uses."""
         if "hour" in self.counts.columns:
             return self.counts
         return _rollups(self.log, "hour").filter(pl.col("date") <= self.period.until).select(pl.exclude(HIST))
@@ -166,23 +168,29 @@ def find_log(log_dir: str | Path | None = None) -> tuple[str | None, tuple[str, 
 
 
 def load(log_dir: str | Path | None = None, since: date | str | None = None, until: date | str | None = None,
-         latency: bool = False, hourly: bool = False) -> Data:
+         latency: bool = False, grain: str | None = "day") -> Data:
     """Rollups of the route log (``find_log``; built first for new or changed days), reduced for the dashboards of a
-    period.  With no log the frames are empty and ``header`` says so: every chart and table shows "none".
+    period, charted by ``grain`` (hour, day, week or month; None: by the hour for a period of up to
+    ``HOURLY_DAYS`` days, else by the day, as ``Data.grain`` then says).  With no log the frames are empty and
+    ``header`` says so: every chart and table shows "none".
 
-    Counts and latency histograms come from the day-grain table (a 10M-record log: 37k rows, not 481k) unless
-    ``hourly`` (for charts by the hour: the hour grain; its histograms of the period only); ``Data.hours`` reads the
-    hour grain's counts when asked (incidents are found hour by hour).  The day table is read once, whole, and
-    what was made of it kept in the process under the rollups' fingerprint (a report job runs its notebooks in one
-    kernel)."""
+    Counts and latency histograms come from the day-grain table (a 10M-record log: 37k rows, not 481k) unless the
+    grain is the hour (the hour grain; its histograms of the period only); ``Data.hours`` reads the hour grain's
+    counts when asked (incidents are found hour by hour).  The day table is read once, whole, and what was made of
+    it kept in the process under the rollups' fingerprint (a report job runs its notebooks in one kernel)."""
     from .rollups import build_rollups, fingerprint
 
+    if grain is not None and grain not in GRAINS:
+        raise ValueError(f"unknown grain {grain!r}; choose one of {', '.join(GRAINS)}, or None (by the hour for "
+                         f"a period of up to {HOURLY_DAYS} days, else by the day)")
     log, looked_in = find_log(log_dir)
     if log:
         build_rollups(log)
     built = fingerprint(log) if log else ""
     days = _kept((log, built, "day"), lambda: _rollups(log, "day").collect()).lazy()
     period = _kept((log, built, "period", since, until), lambda: period_of(days, since, until))
+    grain = grain or ("hour" if period.days <= HOURLY_DAYS else "day")
+    hourly = grain == "hour"
     hist = None
     if latency and hourly:
         hist = _kept((log, built, "histograms", "hour", period),
@@ -192,7 +200,7 @@ def load(log_dir: str | Path | None = None, since: date | str | None = None, unt
                      lambda: histograms(days.filter(pl.col("date") <= period.until)))
     history = _kept((log, built, "counts", hourly, period.until),
                     lambda: counts((_rollups(log, "hour") if hourly else days).filter(pl.col("date") <= period.until)))
-    return Data(period, history, hist, log, looked_in, built)
+    return Data(period, history, hist, log, looked_in, built, grain)
 
 
 def _rollups(log: str | None, grain: str) -> pl.LazyFrame:

@@ -15,7 +15,7 @@ EXAMPLES = """examples:
   routekit report all --log routelog                       # every dashboard into reports/
   routekit report all --log routelog --jobs 1              # one notebook at a time (less memory)
   routekit report spend --log routelog -p since 2026-11-01 -p until 2026-11-30 -p by intent
-  routekit report latency --log /data/routelog --out /tmp/oncall -p grain hour -p since 2026-11-23
+  routekit report latency --log /data/routelog --out /tmp/oncall -p since 2026-11-27   # up to 2 days: by the hour
   routekit report quality --log routelog -p quality_dir evals
   routekit report what-if --log routelog -p scenarios_path data/scenarios/three-approaches.yaml -p volume 2
   routekit report spend --log routelog -p out_dir reports/charts   # PNG copies of the charts for slides
@@ -23,8 +23,9 @@ EXAMPLES = """examples:
 
 parameters (-p key value; see each notebook's parameters cell):
   all       since until policy_path out_dir (a directory for PNG copies of the charts) tables_dir (default: --out)
-  spend     by (team|intent|model|provider|route) grain (hour|day|week|month) top compare_days
-  latency   grain slowest_n
+  spend     by (team|intent|model|provider|route) grain (hour|day|week|month; default: by the hour for a
+            period of up to 2 days, else by the day) top compare_days
+  latency   grain (as for spend) slowest_n
   quality   quality_dir
   what-if   scenarios_path by (intent|model) month focus volume tokens price
   research  gsm8k_outcomes arena_outcomes cascade_thresholds verifier_error router_column seed (reads no log)
