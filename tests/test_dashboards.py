@@ -358,8 +358,8 @@ def test_load_reduces_a_real_log_for_a_period(tmp_path):
 
 
 def test_a_short_period_is_charted_by_the_hour_unless_a_grain_is_asked_for(tmp_path):
-    """grain=None (the spend and latency notebooks' default): a period of up to HOURLY_DAYS days by the hour (the hour tables read),
-    a longer one by the day; a grain asked for is kept; an unknown one is refused by name."""
+    """grain=None (the spend and latency notebooks' default): a period of up to HOURLY_DAYS days by the hour (the
+    hour tables read), a longer one by the day; a grain asked for is kept; an unknown one is refused by name."""
     from toolkit.synth import synthesize
 
     log = synthesize(tmp_path / "log", days=10, requests=1500, seed=5, end="2026-03-10").log_dir
