@@ -113,6 +113,23 @@ def test_reports_show_findings_and_the_quality_inputs(written):
     assert "No measured model clears the bar" in ready and "Wilson" in ready      # triage's recommendation, why
 
 
+def test_a_short_period_is_reported_by_the_hour_with_no_grain_given(fixture_log, tmp_path):
+    """The on-call's `routekit report latency -p since <yesterday>`: the latency and spend pages of a short period
+    chart by the hour on their own, and every cell runs."""
+    last = max(p.name.removeprefix("date=") for p in fixture_log.glob("date=*"))
+    reports.run(["latency", "spend"], fixture_log, tmp_path, {"since": last, "policy_path": str(POLICY)},
+                progress=False, jobs=1)
+    for name in ("latency", "spend_review"):
+        nb = json.loads((tmp_path / f"{name}.ipynb").read_text())
+        outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+        assert not [o for o in outputs if o["output_type"] == "error"], name
+        assert f"{last} .. {last} (1 day)" in json.dumps(outputs), name
+        specs = [json.dumps(v) for o in outputs for k, v in o.get("data", {}).items() if "vegalite" in k]
+        assert any('"Hour (UTC)"' in spec for spec in specs), name
+        if name == "latency":   # (spend's budget burn-down stays by the day: budgets run by the day)
+            assert not any('"Day (UTC)"' in spec for spec in specs)
+
+
 def test_unknown_report_parameter_or_missing_log_fail_clearly(tmp_path, fixture_log):
     with pytest.raises(reports.ReportError, match="unknown report weekly"):
         reports.run("weekly", fixture_log, tmp_path)
