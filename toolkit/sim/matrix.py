@@ -98,6 +98,10 @@ def fault_matrix(sim: SimServer | None = None, timeout_s: float = 0.5, progress:
     rows = [(f, m) for f in FAULT_CASES for m in ("call", "stream")]
     try:
         with ThreadPoolExecutor(max_workers=len(PROVIDERS)) as pool:
+            # A plain call and stream per protocol first: litellm's first use of a provider (imports, clients)
+            # must not fall inside the short timeout of the first row's cells.
+            sim.state.reset()
+            list(pool.map(lambda pm: one(*pm), [(p, m) for p in PROVIDERS for m in ("call", "stream")]))
             for fault, mode in tqdm(rows, desc="fault matrix", unit="row", disable=not progress):
                 behaviour, expected = FAULT_CASES[fault]
                 sim.state.reset()
