@@ -148,7 +148,9 @@ def test_ledger_locked_after_the_call_keeps_the_answer(sim_env, policy_copy, log
     done = threading.Event()
 
     def lock_during_the_call() -> None:
-        time.sleep(0.25)
+        # Once the vendor has the request the budget hold is made, and the answer is 600 ms away.
+        while not sent(sim_env) and not done.is_set():
+            time.sleep(0.01)
         con = sqlite3.connect(path, isolation_level=None)
         con.execute("BEGIN EXCLUSIVE")
         done.wait(10)
