@@ -30,6 +30,7 @@ import polars as pl
 
 from .dashboards import NONE, Frame, Period, budget_status, degraded_serves, latency, lower_tier_fallbacks, \
     model_mismatches, production, spend, within
+from .rollups import total
 from .tables import markdown_money
 
 SEVERITY_ORDER = {"alert": 0, "warn": 1, "info": 2}
@@ -142,7 +143,7 @@ def price_changes(rollups: Frame, window: int = 7, min_change: float = 0.10) -> 
                                         & (pl.col("attempts") == pl.col("requests"))
                                         & (pl.col("unpriced_requests") == 0))
              .group_by("served_model", "date")
-             .agg(cost=pl.col("cost_usd").sum(), tokens=(pl.col("input_tokens") + pl.col("output_tokens")).sum())
+             .agg(total("cost_usd").alias("cost"), tokens=(pl.col("input_tokens") + pl.col("output_tokens")).sum())
              .filter(pl.col("tokens") > 0)
              .with_columns(per_mtok=pl.col("cost") / pl.col("tokens") * 1e6)
              .sort("served_model", "date").collect())
