@@ -377,6 +377,26 @@ def test_a_short_period_is_charted_by_the_hour_unless_a_grain_is_asked_for(tmp_p
         d.load(log, grain="hours")
 
 
+def test_by_the_hour_the_history_reaches_back_the_periods_length_and_at_least_four_weeks(tmp_path):
+    """Counts by the hour cover the period and as long before it, at least HOURLY_HISTORY_DAYS, however long the
+    log: what changed since the span before reads the same as by the day; by the day the history is whole."""
+    from toolkit.synth import synthesize
+
+    log = synthesize(tmp_path / "log", days=90, requests=3000, seed=7, end="2026-03-31").log_dir
+    assert d.HOURLY_HISTORY_DAYS == 28
+    short = d.load(log, since="2026-03-31", grain=None)
+    assert short.grain == "hour" and short.counts["date"].min() == date(2026, 3, 3)
+    assert short.hours is short.counts
+    month = d.load(log, since="2026-03-02", grain="hour")          # 30 days: as long again before it
+    assert month.counts["date"].min() == date(2026, 1, 31)
+    by_day = d.load(log, since="2026-03-02")
+    assert by_day.counts["date"].min() == date(2026, 1, 1)         # the whole log
+    assert by_day.hours.select(pl.col("date").min()).collect().item() == date(2026, 1, 31)
+    for days in (30, 7):
+        assert d.spend_headline(month, days) == d.spend_headline(by_day, days)
+    assert d.cost_drivers(month.counts, month.period, "team").equals(d.cost_drivers(by_day.counts, by_day.period, "team"))
+
+
 def test_agent_call_failures_per_model_from_the_records(sim_env, policy_copy, tmp_path):
     """Real records (Router, litellm, simulator): a model's invalid tool calls and schema answers are counted
     against it even when the request was escalated past it; shadow records are left out."""

@@ -29,6 +29,7 @@ DIMENSIONS = {"team": "team", "intent": "intent", "route": "route_id", "model": 
               "requested_model": "requested_model", "provider": "provider", "alias": "served_alias"}
 GRAINS = ("hour", "day", "week", "month")
 HOURLY_DAYS = 2   # a period this short (or shorter) is charted by the hour unless a grain is asked for
+HOURLY_HISTORY_DAYS = 28   # counts by the hour reach back the period's length before it, and at least this far
 NONE, OTHER = "(none)", "(other)"
 PERCENTILES = ("p50", "p95", "p99")
 Frame = pl.LazyFrame | pl.DataFrame
@@ -106,7 +107,8 @@ class Data:
     its end (spend jumps and incidents compare the period with the days before it)."""
 
     period: Period
-    counts: pl.DataFrame                 # ``counts()`` of the history, per day (per hour when ``grain`` is hour)
+    counts: pl.DataFrame                 # ``counts()`` of the history, per day (per hour when ``grain`` is hour:
+                                         # of the period and as long before it, at least HOURLY_HISTORY_DAYS)
     histograms: pl.DataFrame | None      # ``histograms()`` of it (of the period only by the hour), if asked for
     log: str | None = None               # the route log read; None when there was none (the frames are empty)
     looked_in: tuple[str, ...] = ()      # where a log was looked for
@@ -115,11 +117,12 @@ class Data:
 
     @property
     def hours(self) -> pl.DataFrame | pl.LazyFrame:
-        """The counts of the history per hour (incidents are found hour by hour): ``counts`` when loaded by the
-        hour, else the hour grain as a LazyFrame, so that a query reads only the columns it uses."""
+        """The counts per hour of the period and as long before it, at least ``HOURLY_HISTORY_DAYS`` (incidents
+        are found hour by hour): ``counts`` when loaded by the hour, else the hour grain as a LazyFrame, so that a
+        query reads only the columns it uses."""
         if "hour" in self.counts.columns:
             return self.counts
-        return _rollups(self.log, "hour").filter(pl.col("date") <= self.period.until).select(pl.exclude(HIST))
+        return _hour_history(self.log, self.period).select(pl.exclude(HIST))
 
     @property
     def quality_dir(self) -> Path | None:
@@ -175,9 +178,10 @@ def load(log_dir: str | Path | None = None, since: date | str | None = None, unt
     ``header`` says so: every chart and table shows "none".
 
     Counts and latency histograms come from the day-grain table (a 10M-record log: 37k rows, not 481k) unless the
-    grain is the hour (the hour grain; its histograms of the period only); ``Data.hours`` reads the hour grain's
-    counts when asked (incidents are found hour by hour).  The day table is read once, whole, and what was made of
-    it kept in the process under the rollups' fingerprint (a report job runs its notebooks in one kernel)."""
+    grain is the hour (the hour grain: its counts of the period and as long before it, at least
+    ``HOURLY_HISTORY_DAYS``, however long the log; its histograms of the period only); ``Data.hours`` reads the hour
+    grain's counts when asked (incidents are found hour by hour).  The day table is read once, whole, and what was
+    made of it kept in the process under the rollups' fingerprint (a report job runs its notebooks in one kernel)."""
     from .rollups import build_rollups, fingerprint
 
     if grain is not None and grain not in GRAINS:
@@ -198,9 +202,19 @@ def load(log_dir: str | Path | None = None, since: date | str | None = None, unt
     elif latency:
         hist = _kept((log, built, "histograms", "day", period.until),
                      lambda: histograms(days.filter(pl.col("date") <= period.until)))
-    history = _kept((log, built, "counts", hourly, period.until),
-                    lambda: counts((_rollups(log, "hour") if hourly else days).filter(pl.col("date") <= period.until)))
+    if hourly:
+        history = _kept((log, built, "counts", "hour", period), lambda: counts(_hour_history(log, period)))
+    else:
+        history = _kept((log, built, "counts", "day", period.until),
+                        lambda: counts(days.filter(pl.col("date") <= period.until)))
     return Data(period, history, hist, log, looked_in, built, grain)
+
+
+def _hour_history(log: str | None, period: Period) -> pl.LazyFrame:
+    """The hour grain of ``period`` and of as many days before it (what changed since the span before), at least
+    ``HOURLY_HISTORY_DAYS`` (an incident is an hour far off its model's usual rate): bounded however long the log."""
+    since = period.since - timedelta(days=max(HOURLY_HISTORY_DAYS, period.days))
+    return _rollups(log, "hour").filter(pl.col("date").is_between(since, period.until))
 
 
 def _rollups(log: str | None, grain: str) -> pl.LazyFrame:
