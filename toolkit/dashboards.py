@@ -103,8 +103,8 @@ def histograms(rollups: Frame, hourly: bool = False) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class Data:
-    """What a dashboard notebook reads: the period and two in-memory reductions of the rollups of every day up to
-    its end (spend jumps and incidents compare the period with the days before it)."""
+    """What a dashboard notebook reads: the period and two in-memory reductions of the rollups of the days up to its
+    end (spend jumps and incidents compare the period with the days before it)."""
 
     period: Period
     counts: pl.DataFrame                 # ``counts()`` of the history, per day (per hour when ``grain`` is hour:
