@@ -9,8 +9,9 @@ sampled every 50 ms) belongs to that measurement alone:
   memory, rows of the hour-grain table and of the day-grain table derived from it; then the last day's file is
   touched (today, refreshed) and the incremental build that reads it alone is timed;
 - plain: the same table in one polars group-by with exact p50/p95/p99 instead of a histogram;
-- summarize: the aggregation part of the dashboards, over the whole rollup (several groupings), per grain, each
-  grain in a process of its own.
+- summarize: the aggregation part of the dashboards, over the whole rollup (several groupings): the hour grain held
+  in memory, then streamed from the files (as `routekit stats` reads it), then the day grain, each in a process of
+  its own.
 
     .venv/bin/python bench/rollup.py [--records 10000000] [--days 90] [--engines polars,duckdb,spark]
 """
@@ -222,6 +223,10 @@ def plain_exact(log: Path):
     ).collect(engine="streaming")
 
 
+SUMMARIES = (["requested_model", "date"], ["team"], ["intent"], ["provider"], ["route_id", "served_model"],
+             ["team", "date"], ["hour"], [])
+
+
 def worker(kind: str, log: Path) -> dict:
     import polars as pl
 
@@ -240,10 +245,9 @@ def worker(kind: str, log: Path) -> dict:
         frame = rollups.load_rollups(log, build=False).collect()
         out["load_seconds"] = time.perf_counter() - t
         t = time.perf_counter()
-        for by in (["requested_model", "date"], ["team"], ["intent"], ["provider"], ["route_id", "served_model"],
-                   ["team", "date"], ["hour"], []):
+        for by in SUMMARIES:
             rollups.summarize(frame, by)
-        out.update(seconds=time.perf_counter() - t, groupings=8, rows=frame.height)
+        out.update(seconds=time.perf_counter() - t, groupings=len(SUMMARIES), rows=frame.height)
         out["peak_mb"] = peak.mb()   # summarize's own: the exact percentiles below read all 10M latencies
         # accuracy: all-period p50/p95/p99 per model from summed histograms vs exact over the records
         from toolkit.routelog import scan_log
@@ -254,6 +258,12 @@ def worker(kind: str, log: Path) -> dict:
                  .collect(engine="streaming"))
         j = est.join(exact, on="requested_model")
         out["max_pct_error"] = max(abs(j[f"p{q}_ms"] / j[f"x{q}"] - 1).max() for q in (50, 95, 99)) * 100
+    elif kind == "summarize-streamed":   # as `routekit stats` does: each summary reads the files, none held whole
+        t = time.perf_counter()
+        frame = rollups.load_rollups(log, build=False)
+        for by in SUMMARIES:
+            rollups.summarize(frame, by)
+        out.update(seconds=time.perf_counter() - t)
     elif kind == "summarize-day":   # what the dashboards read: in a process of its own, for its peak memory
         t = time.perf_counter()
         day = rollups.load_rollups(log, build=False, grain="day").collect()
@@ -324,6 +334,7 @@ def main() -> None:
     print(f"log: {args.records:,} records, {args.days} days, {size:.0f} MiB of Parquet at {args.log}")
     results = measure(["plain", *args.engines.split(",")], args.log, args.repeat)
     results["summarize"] = run("summarize", args.log)  # reads the rollup the last engine wrote
+    results["summarize-streamed"] = run("summarize-streamed", args.log)
     results["summarize-day"] = run("summarize-day", args.log)
     plain = results["plain"]
     print(f"\n{'what':<22}{'seconds':>9}{'cpu s':>7}{'records/s':>13}{'peak MB':>9}{'rows':>11}{'day rows':>10}"
@@ -345,6 +356,9 @@ def main() -> None:
     s = results["summarize"]
     print(f"\nsummarize over the whole rollup ({s['rows']:,} rows): load {s['load_seconds'] * 1000:.0f} ms, "
           f"{s['groupings']} groupings {s['seconds'] * 1000:.0f} ms, peak {s['peak_mb']:.0f} MB")
+    st = results["summarize-streamed"]
+    print(f"  the same summaries streamed from the files (as `routekit stats` does): {st['seconds'] * 1000:.0f} ms, "
+          f"peak {st['peak_mb']:.0f} MB")
     d = results["summarize-day"]
     print(f"summarize over the day grain ({d['rows']:,} rows, what the dashboards read): load and 7 groupings "
           f"{d['seconds'] * 1000:.0f} ms, peak {d['peak_mb']:.0f} MB")
