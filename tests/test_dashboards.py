@@ -400,8 +400,6 @@ def test_by_the_hour_the_history_reaches_back_the_periods_length_and_at_least_fo
 def test_agent_call_failures_per_model_from_the_records(sim_env, policy_copy, tmp_path):
     """Real records (Router, litellm, simulator): a model's invalid tool calls and schema answers are counted
     against it even when the request was escalated past it; shadow records are left out."""
-    import json
-
     from toolkit.router import Router
     from toolkit.routelog import scan_log
 

@@ -96,8 +96,8 @@ def test_a_read_only_log_is_viewed_with_its_rollups_in_the_cache(fixture_log, tm
     run = (f"import papermill; papermill.execute_notebook({str(ROOT / 'notebooks' / 'spend_review.ipynb')!r}, "
            f"{str(tmp_path / 'spend.ipynb')!r}, parameters={{'log_dir': {str(log)!r}}}, kernel_name='python3', "
            f"cwd={str(tmp_path)!r}, progress_bar=False)")
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", f'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" '
-                           f'&& exec "$1" -c "$2"', str(log), sys.executable, run],
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" '
+                           '&& exec "$1" -c "$2"', str(log), sys.executable, run],
                           env={**os.environ, "ROUTEKIT_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
