@@ -177,11 +177,17 @@ def test_litellm_postgres_gives_the_same_records_as_the_csv(spendlogs_db, tmp_pa
     assert records(tmp_path / "pg") == records(tmp_path / "csv")
 
 
-def test_litellm_postgres_since(spendlogs_db, log_dir):
+def test_litellm_postgres_since(spendlogs_db, log_dir, tmp_path):
     from datetime import datetime, timezone
+
+    from toolkit.cli import main
 
     report = import_litellm_postgres(spendlogs_db, log_dir, since=datetime(2026, 11, 22, tzinfo=timezone.utc))
     assert report.records == 2 and set(records(log_dir)) == {"chatcmpl-9f1c2a7e-0004", "emb-77a0-0005"}
+    # the command line's --since is the same day, from its first instant (UTC)
+    assert main(["log", "import", "litellm-postgres", spendlogs_db, "--since", "2026-11-22",
+                 "--log", str(tmp_path / "cli")]) == 0
+    assert records(tmp_path / "cli") == records(log_dir)
 
 
 def test_litellm_bad_rows_are_reported_good_rows_kept(log_dir, tmp_path):

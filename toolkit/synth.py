@@ -487,8 +487,8 @@ def synthesize(log_dir: str | os.PathLike, days: int = 90, requests: int = 100_0
     """
     import polars as pl
 
-    if days < 1 or requests < 0:
-        raise ValueError("days must be >= 1 and requests >= 0")
+    if days < 1 or requests < 1:
+        raise ValueError(f"days and requests must each be at least 1 (days {days}, requests {requests})")
     root = Path(log_dir)
     truth_path = root / TRUTH_NAME
     existing = sorted(root.glob("date=*")) if root.is_dir() else []

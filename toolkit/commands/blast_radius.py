@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from .common import day
 from .route import add_policy_arg
 
 ORDER = 46
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--provider", help="a vendor or provider prefix to remove (e.g. anthropic, azure)")
     what.add_argument("--model", help="a model alias (or model string) to remove")
     what.add_argument("--region", help="a region to remove (every model in it)")
-    what.add_argument("--deprecated-by", metavar="YYYY-MM-DD",
+    what.add_argument("--deprecated-by", type=day, metavar="YYYY-MM-DD",
                       help="remove every model the price snapshot retires on or before this date")
     p.add_argument("--log", help="route log directory: weight intents by their last 30 days of traffic")
     p.add_argument("--json", action="store_true", help="print JSON: {removed, intents: [...]}")

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .common import add_log_arg, add_policy_arg
+from .common import add_log_arg, add_policy_arg, day
 
 ORDER = 50
 
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       formatter_class=raw, epilog="examples:\n  routekit log compact\n"
                                                   "  routekit log compact --log /var/log/routekit --before 2026-11-01")
     add_log_arg(c)
-    c.add_argument("--before", metavar="YYYY-MM-DD", help="compact only days before this one (default: today)")
+    c.add_argument("--before", type=day, metavar="YYYY-MM-DD", help="compact only days before this one (default: today)")
     c.set_defaults(func=compact)
 
     y = ps.add_parser("synth", help="write a realistic synthetic history (incidents included)",
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     y.add_argument("--days", type=int, default=90, help="days of history, ending yesterday (default 90)")
     y.add_argument("--requests", type=int, default=100_000, help="records in total (default 100000)")
     y.add_argument("--seed", type=int, default=0, help="random seed (same seed and --end: same log)")
-    y.add_argument("--end", metavar="YYYY-MM-DD", help="last day (default: yesterday, UTC)")
+    y.add_argument("--end", type=day, metavar="YYYY-MM-DD", help="last day (default: yesterday, UTC)")
     add_policy_arg(y, "policy whose routes, models and prices shape the history")
     y.add_argument("--replace", action="store_true", help="overwrite an existing synthetic log in LOG")
     y.set_defaults(func=synth)
@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "--since 2026-11-01\n  routekit log import otel otel-traces.jsonl --log routelog")
     i.add_argument("kind", choices=["litellm-csv", "litellm-postgres", "otel"])
     i.add_argument("source", help="file path, or a postgresql:// URL")
-    i.add_argument("--since", metavar="YYYY-MM-DD", help="litellm-postgres: only rows from this day on")
+    i.add_argument("--since", type=day, metavar="YYYY-MM-DD", help="litellm-postgres: only rows from this day on")
     add_log_arg(i)
     i.set_defaults(func=import_)
 
@@ -100,14 +100,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=recover)
 
 
+def _is_log(args: argparse.Namespace) -> bool:
+    """A typo in --log must not read as an empty log: says so and returns False."""
+    if os.path.isdir(args.log):
+        return True
+    print(f"routekit log {args.log_command}: no route log at {args.log} (a directory of date=YYYY-MM-DD partitions)",
+          file=sys.stderr)
+    return False
+
+
 def scan(args: argparse.Namespace) -> int:
     import polars as pl
 
     from ..routelog import scan_log
 
-    if not os.path.isdir(args.log):  # a typo must not read as an empty log
-        print(f"routekit log scan: no route log at {args.log} (a directory of date=YYYY-MM-DD partitions)",
-              file=sys.stderr)
+    if not _is_log(args):
         return 2
     result = scan_log(args.log, verify=True)  # every page of every part: damage inside a part is found too
     summary = result.frame.select(
@@ -133,8 +140,11 @@ def compact(args: argparse.Namespace) -> int:
     from ..errors import Busy
     from ..routelog import compact
 
+    if not _is_log(args):
+        return 2
     try:
-        report = compact(args.log, before=args.before, progress=lambda parts: tqdm(parts, desc="compact", unit="day"))
+        report = compact(args.log, before=args.before and args.before.isoformat(),
+                         progress=lambda parts: tqdm(parts, desc="compact", unit="day"))
     except Busy as e:
         print(e, file=sys.stderr)
         return 1
@@ -164,7 +174,7 @@ def synth(args: argparse.Namespace) -> int:
 
 
 def import_(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
+    from datetime import datetime, time, timezone
 
     from .. import importers
 
@@ -174,7 +184,7 @@ def import_(args: argparse.Namespace) -> int:
         elif args.kind == "otel":
             report = importers.import_otel_json(args.source, args.log)
         else:
-            since = datetime.fromisoformat(args.since).replace(tzinfo=timezone.utc) if args.since else None
+            since = datetime.combine(args.since, time(), timezone.utc) if args.since else None
             report = importers.import_litellm_postgres(args.source, args.log, since=since)
     except (OSError, ValueError) as e:
         print(f"routekit log import: {e}", file=sys.stderr)

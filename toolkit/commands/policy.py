@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..resources import find
+from .common import check_period, day
 
 ORDER = 20
 
@@ -47,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("old", help="the policy as it is")
     d.add_argument("new", help="the policy as proposed")
     d.add_argument("--log", help="route log directory to replay through NEW")
-    d.add_argument("--since", metavar="YYYY-MM-DD", help="first day of the log to replay (default: all)")
-    d.add_argument("--until", metavar="YYYY-MM-DD", help="last day of the log to replay")
+    d.add_argument("--since", type=day, metavar="YYYY-MM-DD", help="first day of the log to replay (default: all)")
+    d.add_argument("--until", type=day, metavar="YYYY-MM-DD", help="last day of the log to replay")
     d.add_argument("--allow-relax", action="store_true", help="exit 0 even when NEW relaxes a rule")
     d.add_argument("--json", action="store_true", help="print JSON: {changes, privacy, floors, replay}")
     d.set_defaults(func=diff)
@@ -93,6 +94,7 @@ def diff(args: argparse.Namespace) -> int:
     from ..policy import load_policy
 
     try:
+        check_period(args.since, args.until)
         old, new = load_policy(args.old), load_policy(args.new)
         result = diff_policies(old, new, log=args.log, since=args.since, until=args.until)
     except BadInput as e:

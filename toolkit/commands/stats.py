@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
-
-from .common import add_log_arg
+from .common import add_log_arg, check_period, day
 
 ORDER = 56
 
@@ -36,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_log_arg(p)
     p.add_argument("--by", default="model", type=_by,
                    help=f"group by one or more of {', '.join(BY)} (comma-separated; default model)")
-    p.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD", help="first day (UTC), inclusive")
-    p.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD", help="last day (UTC), inclusive")
+    p.add_argument("--since", type=day, metavar="YYYY-MM-DD", help="first day (UTC), inclusive")
+    p.add_argument("--until", type=day, metavar="YYYY-MM-DD", help="last day (UTC), inclusive")
     p.add_argument("--no-build", action="store_true", help="read the rollups as they are (no build first)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
     p.set_defaults(func=run)
@@ -54,6 +52,7 @@ def _by(text: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from ..rollups import damage, load_rollups, summarize
 
+    check_period(args.since, args.until)
     try:  # the day grain unless grouped by hour: the same numbers from far fewer rows
         frame = load_rollups(args.log, since=args.since, until=args.until, build=not args.no_build,
                              progress=not args.json, grain="hour" if "hour" in args.by else "day")

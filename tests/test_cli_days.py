@@ -1,0 +1,77 @@
+"""Days on the command line: every YYYY-MM-DD flag refuses what is not a day, naming the flag, before it reads or
+writes anything; a period that ends before it starts is refused too."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.test_rollups import DAY0, synth_records
+from toolkit.cli import main
+from toolkit.resources import find
+from toolkit.routelog import RouteLogWriter
+
+POLICY = str(find("data/policy.example.yaml"))
+
+
+@pytest.fixture
+def log(tmp_path):
+    """A route log of two closed days, not yet compacted (so `log compact` has work it must not start)."""
+    import random
+
+    root = tmp_path / "routelog"
+    with RouteLogWriter(root) as w:
+        for i in range(2):
+            w.write_records(synth_records(random.Random(i), DAY0 + timedelta(days=i), 20))
+    return root
+
+
+def files(root) -> dict[str, float]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")} if root.exists() else {}
+
+
+@pytest.mark.parametrize("flag, argv", [
+    ("--since", ["stats", "--log", "{log}", "--since", "{bad}"]),
+    ("--until", ["stats", "--log", "{log}", "--until", "{bad}"]),
+    ("--before", ["log", "compact", "--log", "{log}", "--before", "{bad}"]),
+    ("--end", ["log", "synth", "--log", "{new}", "--days", "2", "--requests", "10", "--end", "{bad}"]),
+    ("--since", ["log", "import", "litellm-postgres", "postgresql://nobody@127.0.0.1:9/x", "--log", "{new}",
+                 "--since", "{bad}"]),
+    ("--since", ["policy", "diff", POLICY, POLICY, "--log", "{log}", "--since", "{bad}"]),
+    ("--until", ["policy", "diff", POLICY, POLICY, "--log", "{log}", "--until", "{bad}"]),
+    ("--deprecated-by", ["blast-radius", "--policy", POLICY, "--deprecated-by", "{bad}"]),
+])
+@pytest.mark.parametrize("bad", ["2026-02-30", "yesterday", "20261001"])
+def test_a_day_flag_refuses_what_is_not_a_day_naming_the_flag_and_touching_nothing(log, tmp_path, capsys,
+                                                                                     flag, argv, bad):
+    new = tmp_path / "new-log"
+    before = files(log)
+    with pytest.raises(SystemExit) as exit_:
+        main([a.format(log=log, new=new, bad=bad) for a in argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert f"argument {flag}: {bad!r} is not a day (YYYY-MM-DD)" in err, err
+    assert "Traceback" not in err
+    assert files(log) == before and not new.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["stats", "--log", "{log}"],
+    ["policy", "diff", POLICY, POLICY, "--log", "{log}"],
+])
+def test_a_period_that_ends_before_it_starts_is_refused(log, capsys, argv):
+    code = main([a.format(log=log) for a in argv] + ["--since", "2026-10-02", "--until", "2026-10-01"])
+    assert code == 2
+    assert "--until 2026-10-01 is before --since 2026-10-02" in capsys.readouterr().err
+
+
+def test_compact_names_a_log_that_is_not_there(tmp_path, capsys):
+    assert main(["log", "compact", "--log", str(tmp_path / "typo")]) == 2
+    assert f"no route log at {tmp_path / 'typo'}" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_well_formed_day_still_works(log, capsys):
+    today = datetime.now(timezone.utc).date()
+    assert main(["log", "compact", "--log", str(log), "--before", today.isoformat()]) == 0
+    assert "compacted 2 days" in capsys.readouterr().out
