@@ -122,8 +122,10 @@ def test_period_defaults_to_data_range_and_previous_has_equal_length(small):
     assert d.period_of(small, since="2026-03-02").since == D2
     assert p.last(30) == p and p.last(1) == d.Period(D2, D2) and p.last(1).previous == d.Period(D1, D1)
     assert (str(p), str(p.last(1))) == (f"{D1} .. {D2} (2 days)", f"{D2} .. {D2} (1 day)")
-    with pytest.raises(ValueError, match="after"):
+    with pytest.raises(ValueError, match=f"until {D1} is before since {D2}"):
         d.period_of(small, since=D2, until=D1)
+    with pytest.raises(ValueError, match=f"until {D2} is before since 2026-03-05"):   # the log ends before it
+        d.period_of(small, since="2026-03-05")
 
 
 def test_totals(small):

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 import polars as pl
 
 from .rollups import HIST, merge, summarize, total
+from .routelog import parse_period
 
 DIMENSIONS = {"team": "team", "intent": "intent", "route": "route_id", "model": "served_model",
               "requested_model": "requested_model", "provider": "provider", "alias": "served_alias"}
@@ -60,21 +61,16 @@ class Period:
         return self if self.days <= days else Period(self.until - timedelta(days=days - 1), self.until)
 
 
-def _date(value: date | str | None) -> date | None:
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
 def period_of(rollups: Frame, since: date | str | None = None, until: date | str | None = None) -> Period:
     """The period asked for, open ends filled from the data (first and last day present)."""
-    since, until = _date(since), _date(until)
+    since, until = parse_period(since, until)
     if since is None or until is None:
         first, last = rollups.lazy().select(pl.col("date").min().alias("a"), pl.col("date").max().alias("b")
                                             ).collect().row(0)
         today = date.today()  # an empty log: an empty period today rather than an error
-        since, until = since or first or today, until or last or today
-    if since > until:
-        raise ValueError(f"period since {since} is after until {until}")
-    return Period(since, until)
+        # (again: an end filled from the data may fall before the one given)
+        since, until = parse_period(since or first or today, until or last or today)
+    return Period(since, until)  # type: ignore[arg-type]
 
 
 # --- reading less: two in-memory reductions of the rollups ---------------------------------------------------------

@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ReportError
+from .errors import BadInput, ReportError
+from .routelog import parse_period
 from .resources import notebook_dir
 
 # report name -> (notebook, title)
@@ -240,6 +241,10 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     if stray:
         known = sorted(set().union(*(set(p) for p in declared.values())))
         raise ReportError(f"unknown parameter {', '.join(stray)} for {', '.join(chosen)}; known: {', '.join(known)}")
+    try:  # before a kernel starts
+        parse_period(given.get("since"), given.get("until"))
+    except BadInput as e:
+        raise ReportError(str(e)) from None
     ensure_kernel()
     wanted = {**RUNNER_DEFAULTS, "log_dir": str(log), "tables_dir": str(out), **given}
     jobs = min(jobs, len(chosen))

@@ -150,7 +150,7 @@ from datetime import date
 from typing import Any, Callable, Iterator
 
 from .errors import RollupError
-from .routelog import Damage, inside_domain, outside_domain
+from .routelog import Damage, inside_domain, outside_domain, parse_period
 
 logger = logging.getLogger("routekit.rollups")
 
@@ -958,7 +958,7 @@ def load_rollups(log: str | os.PathLike, since: date | str | None = None, until:
     if build:
         build_rollups(log, storage_options=storage_options, progress=progress)
     where = Log.at(log, storage_options)
-    since, until = _as_date(since), _as_date(until)
+    since, until = parse_period(since, until)
     files = []
     name = PART if grain == "hour" else DAY_PART
     for path in sorted(where.fs.glob(f"{where.out}/date=*/{name}")):
@@ -975,10 +975,6 @@ def load_rollups(log: str | os.PathLike, since: date | str | None = None, until:
     if until is not None:
         frame = frame.filter(pl.col("date") <= until)
     return frame.select(list(schema)).cast(schema)
-
-
-def _as_date(d: date | str | None) -> date | None:
-    return date.fromisoformat(d) if isinstance(d, str) else d
 
 
 def merge(frame: Any, by: list[str] | tuple[str, ...] = ()) -> Any:

@@ -41,7 +41,7 @@ import numpy as np
 from .costs import PriceBook, Usage
 from .policy import ModelSpec, Policy, load_policy
 from .resources import DEMO_POLICY, data_file
-from .routelog import ATTEMPT_FIELDS, FIELD_NAMES, SKIP_FIELDS, RouteLogWriter, compact
+from .routelog import ATTEMPT_FIELDS, FIELD_NAMES, SKIP_FIELDS, RouteLogWriter, compact, parse_day
 
 TRUTH_NAME = "_synth_truth.json"
 RUNAWAY_TEAM = "growth"
@@ -502,8 +502,7 @@ def synthesize(log_dir: str | os.PathLike, days: int = 90, requests: int = 100_0
         truth_path.unlink()
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
     book = PriceBook.load()
-    last = date.fromisoformat(end) if isinstance(end, str) else end or \
-        datetime.now(timezone.utc).date() - timedelta(days=1)
+    last = parse_day(end, "end") or datetime.now(timezone.utc).date() - timedelta(days=1)
     start = last - timedelta(days=days - 1)
     sc = incidents or default_incidents(pol, days)
     world = _World(pol, book, sc, seed, start, days)

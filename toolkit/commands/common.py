@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from datetime import date
 
 
@@ -20,20 +19,20 @@ def add_policy_arg(p: argparse.ArgumentParser, help: str = "policy YAML file") -
                    help=f"{help} (default: $ROUTEKIT_POLICY or the shipped demo policy)")
 
 
+
 def day(value: str) -> date:
-    """The ``type`` of every YYYY-MM-DD flag: a bad day is a usage error naming the flag, before anything runs
-    (a day compared as text, as the log's partitions are, would take "2026-02-30" or "20261001" quietly)."""
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise argparse.ArgumentTypeError(f"{value!r} is not a day (YYYY-MM-DD)")
+    """The ``type`` of every YYYY-MM-DD flag: a bad day is a usage error naming the flag, before anything runs."""
+    from ..errors import BadInput
+    from ..routelog import parse_day
+
+    try:
+        return parse_day(value)  # type: ignore[return-value]  # (not None: value is a string)
+    except BadInput as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def check_period(since: date | None, until: date | None) -> None:
-    """``--since`` .. ``--until``, both inclusive: one that ends before it starts is bad input, not an empty period."""
-    from ..errors import BadInput
+    """``--since`` .. ``--until``: one that ends before it starts is bad input, not an empty period."""
+    from ..routelog import parse_period
 
-    if since and until and until < since:
-        raise BadInput(f"--until {until} is before --since {since}")
+    parse_period(since, until, ("--since", "--until"))

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from ..errors import BadInput
 from ..policy import Policy
+from ..routelog import parse_day
 from .decision import REMOVED, choose
 from .deprecation import deprecations
 from .traffic import Traffic, usage_of
@@ -89,10 +90,7 @@ def removal(policy: Policy, *, provider: str | None = None, model: str | None = 
             raise BadInput(f"--region {value}: no model of {policy.path} is in that region "
                            f"(regions: {', '.join(regions)})")
     else:
-        try:
-            by = value if isinstance(value, date) else date.fromisoformat(str(value))
-        except ValueError:
-            raise BadInput(f"--deprecated-by {value}: not a date (YYYY-MM-DD)") from None
+        by = parse_day(value, "--deprecated-by")
         if prices is None:
             from ..costs import PriceBook
 

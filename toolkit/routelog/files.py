@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import time
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+from ..errors import BadInput
 
 DEFAULT_LOG_DIR = "routelog"
 JSONL_NAME = "routes.jsonl"
@@ -22,6 +26,30 @@ def day_of(line: str) -> str:
 
 def today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def parse_day(value: Any, name: str = "") -> date | None:
+    """A day as the log is partitioned by it (YYYY-MM-DD, UTC), from that text or a date; None stays None.
+
+    Anything else is :class:`BadInput` naming ``name``: a day compared as text with the partitions would take
+    "2026-02-30" or "20261001" quietly and select nothing, or everything."""
+    if value is None or isinstance(value, date):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise BadInput(f"{name + ': ' if name else ''}{value!r} is not a day (YYYY-MM-DD)")
+
+
+def parse_period(since: Any, until: Any, names: tuple[str, str] = ("since", "until")) -> tuple[date | None, date | None]:
+    """``since`` .. ``until`` (both days inclusive, either open) by :func:`parse_day`; one that ends before it
+    starts is :class:`BadInput`, not an empty period."""
+    first, last = parse_day(since, names[0]), parse_day(until, names[1])
+    if first and last and last < first:
+        raise BadInput(f"{names[1]} {last} is before {names[0]} {first}")
+    return first, last
 
 
 def inode(path: Path) -> int | None:

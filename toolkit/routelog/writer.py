@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .files import DEFAULT_LOG_DIR, JSONL_NAME, day_of, inode
+from .files import DEFAULT_LOG_DIR, JSONL_NAME, day_of, inode, parse_day
 from .record import record_line
-
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
 
 @dataclass
 class RouteLogWriter:
@@ -69,8 +65,7 @@ class RouteLogWriter:
 
         Lines are gathered into appends of about ``chunk_bytes``; each append is whole lines.
         """
-        if not _DAY.match(day):
-            raise ValueError(f"day must look like YYYY-MM-DD, got {day!r}")
+        parse_day(day, "day")  # a partition named by a day that is not one would never be read back
         buf: list[bytes] = []
         size = 0
         for line in lines:

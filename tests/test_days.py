@@ -1,5 +1,5 @@
-"""Days on the command line: every YYYY-MM-DD flag refuses what is not a day, naming the flag, before it reads or
-writes anything; a period that ends before it starts is refused too."""
+"""Days given as text (routelog.parse_day, parse_period): every YYYY-MM-DD flag and parameter refuses what is not a
+day, naming it, before it reads or writes anything; a period that ends before it starts is refused too."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.test_rollups import DAY0, synth_records
+from toolkit import rollups
 from toolkit.cli import main
+from toolkit.errors import BadInput
 from toolkit.resources import find
 from toolkit.routelog import RouteLogWriter
 
@@ -75,3 +77,25 @@ def test_a_well_formed_day_still_works(log, capsys):
     today = datetime.now(timezone.utc).date()
     assert main(["log", "compact", "--log", str(log), "--before", today.isoformat()]) == 0
     assert "compacted 2 days" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("params, said", [
+    (["-p", "since", "2026-02-30"], "since: '2026-02-30' is not a day (YYYY-MM-DD)"),
+    (["-p", "until", "20261001"], "until: 20261001 is not a day (YYYY-MM-DD)"),   # (-p makes it a number)
+    (["-p", "since", "2026-10-02", "-p", "until", "2026-10-01"], "until 2026-10-01 is before since 2026-10-02"),
+])
+def test_a_report_refuses_a_bad_period_before_a_kernel_starts(log, tmp_path, capsys, params, said):
+    out = tmp_path / "reports"
+    assert main(["report", "spend", "--log", str(log), "--out", str(out), "--no-progress", *params]) != 0
+    assert said in capsys.readouterr().err
+    assert not list(out.glob("*.ipynb"))   # no notebook was run
+
+
+def test_the_library_refuses_them_too(log):
+    with pytest.raises(BadInput, match="until 2026-10-01 is before since 2026-10-02"):
+        rollups.load_rollups(log, since="2026-10-02", until="2026-10-01")
+    with pytest.raises(BadInput, match="since: '2026-10-1' is not a day"):
+        rollups.load_rollups(log, since="2026-10-1")
+    with RouteLogWriter(log) as w, pytest.raises(BadInput, match="day: '2026-02-30' is not a day"):
+        w.write_lines("2026-02-30", ['{"timestamp":"2026-02-30T00:00:00Z"}'])
+    assert not (log / "date=2026-02-30").exists()
