@@ -158,6 +158,12 @@ def test_scenario_file(prices):
      "      output_tokens: 1}\n", "scenarios.a.input_tokens: need 0 <= p10 <= p90"),
     ("scenarios: [1, 2]\n", "non-empty 'scenarios' mapping"),
     ("scenarios:\n  a: {model: gpt-4o-mini\n", "not valid YAML"),
+    ("days: abc\nscenarios:\n  a: {model: gpt-4o-mini, requests_per_day: 5, input_tokens: 1, output_tokens: 1}\n",
+     ":1: days: a whole number of days in a month, at least 1 (got 'abc')"),
+    ("days: 0\nscenarios:\n  a: {model: gpt-4o-mini, requests_per_day: 5, input_tokens: 1, output_tokens: 1}\n",
+     ":1: days: a whole number of days in a month, at least 1 (got 0)"),
+    ("scenarios:\n  a: {model: gpt-4o-mini, requests_per_day: 5, input_tokens: 1, output_tokens: 1}\ndays: 30.5\n",
+     ":3: days: a whole number of days in a month, at least 1 (got 30.5)"),
 ])
 def test_scenario_file_errors_name_file_line_and_key(tmp_path, body, message):
     f = tmp_path / "bad.yaml"
@@ -180,6 +186,21 @@ def test_cli_scenarios_json_and_bad_input(prices):
     assert bad.returncode == 2 and "did you mean gpt-4o-mini" in bad.stderr and "Traceback" not in bad.stderr
     missing = cli("--model", "gpt-4o-mini")
     assert missing.returncode == 2 and "--input-tokens" in missing.stderr
+    # a month of 0 days, a cache hit rate over 1, no months: usage errors naming the flag, one request or a month
+    for flag, value, said in (("--days", "0", "'0' is not a whole number at least 1"),
+                              ("--months", "0", "'0' is not a whole number at least 1"),
+                              ("--cache-hit-rate", "2", "'2' is not a share within 0..1")):
+        for month in ([], ["--requests-per-day", "100"]):
+            r = cli("--model", "gpt-4o-mini", "--input-tokens", "10", *month, flag, value)
+            assert r.returncode == 2 and f"argument {flag}: {said}" in r.stderr, r.stderr
+    # --days given with a scenario file is the month it prices (the file's days otherwise)
+    months = {d: json.loads(cli("--scenarios", str(SCENARIOS), "--only", "tiered", "--json", *d).stdout)
+              for d in ((), ("--days", "31"))}
+    assert [r["requests"] for r in months[("--days", "31")]["rows"]] == pytest.approx(
+        [r["requests"] * 31 / 30 for r in months[()]["rows"]])
+    with pytest.raises(ValueError, match="days in a month must be at least 1"):
+        estimate_scenarios([Scenario.single("x", "gpt-4o-mini", requests_per_day=1, input_tokens=1,
+                                            output_tokens=1)], prices, days=0)
     with pytest.raises(UnknownModel):
         estimate_scenarios([Scenario.single("x", "no-such-model", requests_per_day=1, input_tokens=1,
                                             output_tokens=1)], prices)

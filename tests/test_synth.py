@@ -160,6 +160,10 @@ def test_same_seed_same_log_and_refuses_to_overwrite(tmp_path):
         synthesize(tmp_path / "a", days=3, requests=100, seed=1, end="2026-06-30")
     synthesize(tmp_path / "a", days=2, requests=100, seed=1, end="2026-06-30", replace=True)
     assert scan_log(tmp_path / "a").frame.collect().height == 100
+    for days, requests in ((0, 10), (5, 0)):  # nothing to write is bad input, said before writing anything
+        with pytest.raises(ValueError, match="days and requests must each be at least 1"):
+            synthesize(tmp_path / "empty", days=days, requests=requests)
+        assert not (tmp_path / "empty").exists()
 
 
 def test_cli_synth_then_scan(tmp_path):
@@ -173,10 +177,6 @@ def test_cli_synth_then_scan(tmp_path):
     assert r.returncode == 0 and "3000 records" in r.stdout and "5 days" in r.stdout and "no bad lines" in r.stdout
     r = run("synth", "--days", "5", "--requests", "10", "--log", str(log))
     assert r.returncode == 2 and "already holds a route log" in r.stderr
-    for days, requests in (("0", "10"), ("5", "0")):  # nothing to write is bad input, said before writing anything
-        r = run("synth", "--days", days, "--requests", requests, "--log", str(tmp_path / "empty"))
-        assert r.returncode == 2 and "days and requests must each be at least 1" in r.stderr, r.stderr
-        assert not (tmp_path / "empty").exists()
     assert run("synth", "--help").stdout.count("example") >= 1
 
 

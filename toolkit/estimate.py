@@ -232,6 +232,8 @@ def estimate_scenarios(scenarios: Iterable[Scenario], prices: PriceBook | None =
     """
     import polars as pl
 
+    if days < 1:
+        raise ValueError(f"days in a month must be at least 1, not {days}")
     prices = prices or PriceBook.load()
     policy = _policy(policy)
     rows: list[dict[str, Any]] = []
@@ -426,6 +428,9 @@ def load_scenarios(path: str | os.PathLike, *, policy: Any = None, from_log: str
     if not isinstance(data, dict) or not isinstance(data.get("scenarios"), dict) or not data["scenarios"]:
         fail((), "expected a mapping with a non-empty 'scenarios' mapping (name -> settings)")
     _check_keys(data, _FILE_KEYS | _SCENARIO_KEYS, (), fail)
+    days = data.get("days", DAYS_PER_MONTH)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        fail(("days",), f"a whole number of days in a month, at least 1 (got {days!r})")
     if policy is None and data.get("policy"):
         try:
             policy = _policy(p.parent / data["policy"])
@@ -448,7 +453,7 @@ def load_scenarios(path: str | os.PathLike, *, policy: Any = None, from_log: str
             out.append(_scenario(str(name), merged, intents, fitted, where, fail))
         except (ValueError, TypeError) as e:
             fail(where, str(e))
-    return ScenarioSet(str(p), tuple(out), policy, int(data.get("days", DAYS_PER_MONTH)), data.get("description"))
+    return ScenarioSet(str(p), tuple(out), policy, days, data.get("description"))
 
 
 def _check_keys(body: dict, allowed: set[str], where: tuple, fail) -> None:

@@ -5,8 +5,7 @@ import argparse
 import json
 import sys
 
-from .common import day
-from .route import add_policy_arg
+from .common import add_policy_arg, day
 
 ORDER = 46
 

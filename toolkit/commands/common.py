@@ -36,3 +36,21 @@ def check_period(since: date | None, until: date | None) -> None:
     from ..routelog import parse_period
 
     parse_period(since, until, ("--since", "--until"))
+
+
+def whole(value: str) -> int:
+    """The ``type`` of a count flag (days, months, requests, folds...): a whole number, at least 1."""
+    if value.strip().isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"{value!r} is not a whole number at least 1")
+
+
+def share(value: str) -> float:
+    """The ``type`` of a share flag (a cache hit rate...): a number within 0..1."""
+    try:
+        x = float(value)
+    except ValueError:
+        x = float("nan")
+    if 0 <= x <= 1:
+        return x
+    raise argparse.ArgumentTypeError(f"{value!r} is not a share within 0..1")

@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..resources import find
+from .common import share, whole
 
 ORDER = 40
 
@@ -57,11 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--messages", metavar="FILE", help="count the input tokens of a JSON list of chat messages")
     p.add_argument("--output-tokens", metavar="N[:P10:P90]", default="0", help="output tokens per request (default 0)")
     p.add_argument("--requests-per-day", type=float, help="project a month of traffic at this volume")
-    p.add_argument("--cache-hit-rate", type=float, default=0.0, help="share of input tokens read from the prompt "
+    p.add_argument("--cache-hit-rate", type=share, default=0.0, help="share of input tokens read from the prompt "
                                                                      "cache (0..1, default 0)")
     p.add_argument("--growth-per-month", type=float, default=0.0, help="monthly request growth, e.g. 0.1 = +10%%")
-    p.add_argument("--months", type=int, default=1, help="months to project (default 1)")
-    p.add_argument("--days", type=int, default=30, help="days in a month (default 30)")
+    p.add_argument("--months", type=whole, default=1, help="months to project (default 1)")
+    p.add_argument("--days", type=whole, help="days in a month (default 30, or the scenario file's days)")
     p.add_argument("--batch", action="store_true", help="price at Batch-API rates where the price map has them")
     p.add_argument("--scenarios", metavar="FILE", type=find, help="YAML file of named scenarios (see data/scenarios/)")
     p.add_argument("--only", help="with --scenarios: comma-separated scenario names to run")
@@ -87,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, prices) -> int:
-    from ..estimate import (Dist, Scenario, estimate_request, estimate_scenarios, fit_from_log, load_scenarios,
-                            scenario_totals, to_json)
+    from ..estimate import (DAYS_PER_MONTH, Dist, Scenario, estimate_request, estimate_scenarios, fit_from_log,
+                            load_scenarios, scenario_totals, to_json)
     from ..policy import load_policy
 
     policy = load_policy(args.policy) if args.policy else None
@@ -102,9 +103,11 @@ def _run(args: argparse.Namespace, prices) -> int:
                 raise ValueError(f"--only names unknown scenarios {unknown}; {spec.path} has "
                                  f"{[s.name for s in scenarios]}")
             scenarios = tuple(s for s in scenarios if s.name in wanted)
-        return _report(estimate_scenarios(scenarios, prices, policy=spec.policy, days=spec.days), args,
-                       title=spec.description or spec.path, days=spec.days)
+        days = args.days or spec.days
+        return _report(estimate_scenarios(scenarios, prices, policy=spec.policy, days=days), args,
+                       title=spec.description or spec.path, days=days)
 
+    days = args.days or DAYS_PER_MONTH
     if args.from_log:
         loads = fit_from_log(args.from_log)
         if not loads:
@@ -115,8 +118,8 @@ def _run(args: argparse.Namespace, prices) -> int:
                [("as logged", tuple(loads.values()))]
         scenarios = [Scenario(name, intents, args.growth_per_month, args.months, batch=args.batch)
                      for name, intents in runs]
-        return _report(estimate_scenarios(scenarios, prices, policy=policy, days=args.days), args,
-                       title=f"fitted from {args.from_log}", days=args.days)
+        return _report(estimate_scenarios(scenarios, prices, policy=policy, days=days), args,
+                       title=f"fitted from {args.from_log}", days=days)
 
     if not args.model:
         raise ValueError("give --model (repeatable), --scenarios FILE or --from-log DIR; see --help")
@@ -147,15 +150,15 @@ def _run(args: argparse.Namespace, prices) -> int:
                                  output_tokens=output, cache_hit_rate=args.cache_hit_rate,
                                  growth_per_month=args.growth_per_month, months=args.months, batch=args.batch)
                  for m in args.model]
-    rows = estimate_scenarios(scenarios, prices, policy=policy, days=args.days)
+    rows = estimate_scenarios(scenarios, prices, policy=policy, days=days)
     tokens = {m: {"input_tokens": e.input_tokens, "approx": e.approx, "tokenizer": e.tokenizer}
               for m, e in counted.items()}
     if args.json:
-        print(to_json(rows, scenario_totals(rows), days_per_month=args.days, counted_tokens=tokens or None))
+        print(to_json(rows, scenario_totals(rows), days_per_month=days, counted_tokens=tokens or None))
         return 0
     for m, e in counted.items():
         print(f"{m}: {e.input_tokens} input tokens counted with {e.tokenizer}")
-    return _report(rows, args, title=f"{args.requests_per_day:g} requests/day", days=args.days)
+    return _report(rows, args, title=f"{args.requests_per_day:g} requests/day", days=days)
 
 
 def _report(rows, args: argparse.Namespace, *, title: str, days: int) -> int:

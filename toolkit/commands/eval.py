@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..resources import find
+from .common import share, whole
 
 ORDER = 40
 
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="prompt set (JSONL); repeat for several")
     b.add_argument("--models", required=True, help="comma-separated model aliases of the policy")
     b.add_argument("--out", default="evals/baseline", help="output directory (default evals/baseline)")
-    b.add_argument("--concurrency", type=int, default=4, help="calls in flight at once (default 4)")
+    b.add_argument("--concurrency", type=whole, default=4, help="calls in flight at once (default 4)")
     add_log_arg(b)
     b.add_argument("--judge-intent", default="review", help="intent that routes LLM-judge calls (default review)")
     b.add_argument("--retry-errors", action="store_true", help="call again the (prompt, model) pairs that failed")
@@ -88,9 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_arg(s)
     s.add_argument("--judge-intent", default="review")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    s.add_argument("--min-pairs", type=int, default=30, help="fewer pairs: 'not enough data' (default 30)")
-    s.add_argument("--margin", type=float, default=0.05, help="win-rate non-inferiority margin (default 0.05)")
-    s.add_argument("--min-agreement", type=float, default=0.9, help="agreement bar (default 0.9)")
+    s.add_argument("--min-pairs", type=whole, default=30, help="fewer pairs: 'not enough data' (default 30)")
+    s.add_argument("--margin", type=share, default=0.05, help="win-rate non-inferiority margin (default 0.05)")
+    s.add_argument("--min-agreement", type=share, default=0.9, help="agreement bar (default 0.9)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=shadow)
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .policy import print_problems
-from .route import add_policy_arg
+from .common import add_policy_arg
 
 ORDER = 70
 

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .route import add_policy_arg
+from .common import add_policy_arg, whole
 
 ORDER = 48
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_policy_arg(p)
     p.add_argument("--log", help="route log directory: teams and last use per key (from its rollups)")
-    p.add_argument("--max-age", type=int, default=90, metavar="DAYS", help="rotation age limit (default 90 days)")
+    p.add_argument("--max-age", type=whole, default=90, metavar="DAYS", help="rotation age limit (default 90 days)")
     p.add_argument("--json", action="store_true", help="print JSON: {policy, keys: [...], problems: [...]}")
     p.set_defaults(func=run)
 

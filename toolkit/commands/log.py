@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .common import add_log_arg, add_policy_arg, day
+from .common import add_log_arg, add_policy_arg, day, whole
 
 ORDER = 50
 
@@ -60,8 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       epilog="examples:\n  routekit log synth --log /tmp/demo-log\n"
                              "  routekit log synth --days 90 --requests 10000000 --seed 1 --log /tmp/big-log")
     add_log_arg(y)
-    y.add_argument("--days", type=int, default=90, help="days of history, ending yesterday (default 90)")
-    y.add_argument("--requests", type=int, default=100_000, help="records in total (default 100000)")
+    y.add_argument("--days", type=whole, default=90, help="days of history, ending yesterday (default 90)")
+    y.add_argument("--requests", type=whole, default=100_000, help="records in total (default 100000)")
     y.add_argument("--seed", type=int, default=0, help="random seed (same seed and --end: same log)")
     y.add_argument("--end", type=day, metavar="YYYY-MM-DD", help="last day (default: yesterday, UTC)")
     add_policy_arg(y, "policy whose routes, models and prices shape the history")

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from .route import add_policy_arg
+from .common import add_policy_arg
 
 ORDER = 49
 

@@ -1,5 +1,6 @@
-"""Days given as text (routelog.parse_day, parse_period): every YYYY-MM-DD flag and parameter refuses what is not a
-day, naming it, before it reads or writes anything; a period that ends before it starts is refused too."""
+"""Flags and parameters that take a day, a count or a share refuse what is not one, naming it, before anything is
+read or written. Days given as text go through routelog.parse_day / parse_period (a period that ends before it
+starts is refused too); counts and shares through commands/common.py's argparse types."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -99,3 +100,23 @@ def test_the_library_refuses_them_too(log):
     with RouteLogWriter(log) as w, pytest.raises(BadInput, match="day: '2026-02-30' is not a day"):
         w.write_lines("2026-02-30", ['{"timestamp":"2026-02-30T00:00:00Z"}'])
     assert not (log / "date=2026-02-30").exists()
+
+
+@pytest.mark.parametrize("argv, flag, said", [
+    (["log", "synth", "--log", "{new}", "--days", "0"], "--days", "'0' is not a whole number at least 1"),
+    (["log", "synth", "--log", "{new}", "--requests", "-5"], "--requests", "'-5' is not a whole number at least 1"),
+    (["keys", "--policy", POLICY, "--max-age", "0"], "--max-age", "'0' is not a whole number at least 1"),
+    (["eval", "baseline", "--policy", POLICY, "--prompts", POLICY, "--models", "x", "--out", "{new}",
+      "--concurrency", "0"], "--concurrency", "'0' is not a whole number at least 1"),
+    (["eval", "shadow", "--policy", POLICY, "--min-agreement", "1.5"], "--min-agreement",
+     "'1.5' is not a share within 0..1"),
+    (["estimate", "--model", "gpt-4o-mini", "--input-tokens", "10", "--cache-hit-rate", "nan"], "--cache-hit-rate",
+     "'nan' is not a share within 0..1"),
+])
+def test_a_count_or_share_flag_refuses_what_is_not_one(tmp_path, capsys, argv, flag, said):
+    new = tmp_path / "new"
+    with pytest.raises(SystemExit) as exit_:
+        main([a.format(new=new) for a in argv])
+    assert exit_.value.code == 2
+    assert f"argument {flag}: {said}" in capsys.readouterr().err
+    assert not new.exists()
