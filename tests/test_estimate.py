@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -83,6 +84,15 @@ def test_cache_hits_growth_and_price_changes(prices):
     assert by[("custom", 1)]["cost_per_request_usd"] == pytest.approx(1000 * 1e-6 + 100 * 2e-6, rel=1e-12)
     with pytest.raises(ValueError, match="price_changes"):
         estimate_scenarios([Scenario.single("typo", "gpt-4o-mini", price_changes={"gpt-4o-mnii": 0.5}, **base)], prices)
+    # not a number is not a volume, a growth or a share (NaN passed every `< 0` check and priced a month at nan)
+    for bad, said in (({"requests_per_day": float("nan")}, "requests_per_day must be a finite number >= 0 (got nan)"),
+                      ({"requests_per_day": float("inf")}, "requests_per_day must be a finite number >= 0 (got inf)"),
+                      ({"growth_per_month": float("nan")}, "growth_per_month must be a finite number > -1 (got nan)"),
+                      ({"model": {"gpt-4o-mini": float("nan"), "gpt-4o": 1.0}}, "shares >= 0 summing to 1")):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            Scenario.single("x", **{"model": "gpt-4o-mini", **base, **bad})
+    r = cli("--model", "gpt-4o-mini", "--input-tokens", "10", "--requests-per-day", "nan")
+    assert r.returncode == 2 and "requests_per_day must be a finite number >= 0 (got nan)" in r.stderr
 
 
 def test_token_distributions_from_samples():

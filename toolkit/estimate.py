@@ -119,11 +119,12 @@ class IntentLoad:
     cache_hit_rate: float = 0.0       # share of input tokens read from the prompt cache
 
     def __post_init__(self) -> None:
-        if self.requests_per_day < 0:
-            raise ValueError(f"intent {self.intent!r}: requests_per_day must be >= 0")
+        if not 0 <= self.requests_per_day < math.inf:  # (NaN fails every comparison: written so it fails this one)
+            raise ValueError(f"intent {self.intent!r}: requests_per_day must be a finite number >= 0 "
+                             f"(got {self.requests_per_day})")
         if not 0 <= self.cache_hit_rate <= 1:
             raise ValueError(f"intent {self.intent!r}: cache_hit_rate must be within 0..1")
-        if not self.mix or any(v < 0 for v in self.mix.values()) or abs(sum(self.mix.values()) - 1) > 1e-6:
+        if not self.mix or not all(v >= 0 for v in self.mix.values()) or not abs(sum(self.mix.values()) - 1) <= 1e-6:
             raise ValueError(f"intent {self.intent!r}: the model mix {dict(self.mix)} must have shares >= 0 "
                              f"summing to 1")
 
@@ -143,8 +144,9 @@ class Scenario:
     def __post_init__(self) -> None:
         if self.months < 1:
             raise ValueError(f"scenario {self.name!r}: months must be >= 1")
-        if self.growth_per_month <= -1:
-            raise ValueError(f"scenario {self.name!r}: growth_per_month must be > -1")
+        if not -1 < self.growth_per_month < math.inf:
+            raise ValueError(f"scenario {self.name!r}: growth_per_month must be a finite number > -1 "
+                             f"(got {self.growth_per_month})")
 
     @classmethod
     def single(cls, name: str, model: str | Mapping[str, float], *, requests_per_day: float,
