@@ -126,3 +126,29 @@ def test_damaged_circuit_file_is_reported_not_fatal(sim_env, policy_copy, tmp_pa
     for _ in range(3):
         router.complete("triage", "hi")
     assert json.loads((tmp_path / "overrides.circuits.json").read_text())["fast-openai"]["open_until"] > time.time()
+
+
+@pytest.mark.parametrize("reason, duration, said", [
+    ("vendor incident", "0m", "a disable lasts more than 0 s and at most 366 days"),
+    ("vendor incident", "99999999d", "a disable lasts more than 0 s and at most 366 days"),
+    ("  ", "1h", "a disable needs a reason"),
+])
+def test_a_disable_that_cannot_be_one_is_refused_before_anything_is_written(sim_env, policy_copy, tmp_path,
+                                                                              reason, duration, said):
+    # Before: --for 0m disabled for no time; --for 99999999d was written, then the command failed (exit 3) on its
+    # own message, and every later `status` failed on the history line; an empty reason was taken.
+    r = cli("disable", "fast-openai", "--reason", reason, "--for", duration, "--policy", str(policy_copy))
+    assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "overrides.json").exists() and not (tmp_path / "overrides.history.jsonl").exists()
+    status = cli("status", "--policy", str(policy_copy))
+    assert status.returncode == 0 and "nothing disabled" in status.stdout
+
+
+def test_status_reads_a_history_line_whose_time_is_out_of_range(sim_env, policy_copy, tmp_path):
+    # what an older version wrote for `disable --for 99999999d`; the on-call page must still come up
+    (tmp_path / "overrides.history.jsonl").write_text(json.dumps(
+        {"action": "disable", "at": time.time(), "by": "oncall", "reason": "x", "target": "fast-openai",
+         "until": 8641795759083.34, "where": "embedded"}) + "\n")
+    status = cli("status", "--policy", str(policy_copy))
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    assert "disable fast-openai by oncall until 8641795759083.34 (not a time)" in status.stdout

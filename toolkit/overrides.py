@@ -33,7 +33,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .errors import BadInput
+
 log = logging.getLogger("routekit.overrides")
+
+MAX_DISABLE_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,17 @@ class Override:
     by: str
     since: float         # unix seconds
     until: float | None  # None: until enabled again
+
+    @classmethod
+    def new(cls, target: str, reason: str, for_s: float | None, by: str | None, now: float) -> "Override":
+        """A disable made now, for ``for_s`` seconds (None: until enabled): BadInput, before anything is written,
+        for one without a reason or lasting no time or longer than MAX_DISABLE_DAYS (leave it open instead)."""
+        if not reason.strip():
+            raise BadInput("a disable needs a reason (it is shown in status, errors and records)")
+        if for_s is not None and not 0 < for_s <= MAX_DISABLE_DAYS * 86400:
+            raise BadInput(f"a disable lasts more than 0 s and at most {MAX_DISABLE_DAYS} days, not {for_s:g} s "
+                           "(for longer, give no duration: until enabled)")
+        return cls(target, reason, by or whoami(), now, None if for_s is None else now + for_s)
 
     def active(self, now: float) -> bool:
         return self.until is None or now < self.until
@@ -157,7 +172,10 @@ def history_path(overrides_path: str | os.PathLike) -> Path:
 
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):  # a line another version wrote must not stop the on-call page
+        return f"{t!r} (not a time)"
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -258,8 +276,7 @@ class Overrides:
 
     def disable(self, target: str, reason: str, for_s: float | None = None, by: str | None = None) -> Override:
         now = time.time()
-        o = Override(target=target, reason=reason, by=by or whoami(), since=now,
-                     until=None if for_s is None else now + for_s)
+        o = Override.new(target, reason, for_s, by, now)
         self._update(lambda items: {**items, target: o})
         self.history.append(AuditEntry(now, "disable", target, o.by, reason, o.until, self.where))
         return o

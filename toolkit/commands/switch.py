@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "when the policy file or the overrides file is damaged (and repairs the latter).")
     d.add_argument("target", help="model alias or route name")
     d.add_argument("--reason", required=True, help="why (shown in status, errors and records)")
-    d.add_argument("--for", dest="duration", help="expire after e.g. 30m, 2h, 1d (default: until enabled)")
+    d.add_argument("--for", dest="duration",
+                   help="expire after e.g. 30m, 2h, 1d (at most 366d; default: until enabled)")
     d.add_argument("--by", help="who (default: $ROUTEKIT_USER or the login name)")
     add_policy_arg(d)
     d.set_defaults(func=disable)

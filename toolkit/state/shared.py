@@ -300,7 +300,7 @@ class RedisState:
     def disable(self, target: str, reason: str, for_s: float | None = None, by: str | None = None) -> Override:
         if self._down is None and self.client is not None:
             now = time.time()
-            o = Override(target, reason, by or whoami(), now, None if for_s is None else now + for_s)
+            o = Override.new(target, reason, for_s, by, now)
             try:
                 self._change(keys=[PREFIX + "overrides", PREFIX + "history"],
                              args=[target, repr(now), json.dumps(asdict(o)),
