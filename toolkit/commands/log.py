@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       formatter_class=raw, epilog="examples:\n  routekit log compact\n"
                                                   "  routekit log compact --log /var/log/routekit --before 2026-11-01")
     add_log_arg(c)
-    c.add_argument("--before", type=day, metavar="YYYY-MM-DD", help="compact only days before this one (default: today)")
+    c.add_argument("--before", type=day, metavar="YYYY-MM-DD",
+                   help="compact only days before this one (default: today)")
     c.set_defaults(func=compact)
 
     y = ps.add_parser("synth", help="write a realistic synthetic history (incidents included)",

@@ -43,7 +43,8 @@ def parse_day(value: Any, name: str = "") -> date | None:
     raise BadInput(f"{name + ': ' if name else ''}{value!r} is not a day (YYYY-MM-DD)")
 
 
-def parse_period(since: Any, until: Any, names: tuple[str, str] = ("since", "until")) -> tuple[date | None, date | None]:
+def parse_period(since: Any, until: Any,
+                 names: tuple[str, str] = ("since", "until")) -> tuple[date | None, date | None]:
     """``since`` .. ``until`` (both days inclusive, either open) by :func:`parse_day`; one that ends before it
     starts is :class:`BadInput`, not an empty period."""
     first, last = parse_day(since, names[0]), parse_day(until, names[1])
