@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toolkit.policy import ModelSpec, PolicyError, is_local_endpoint, load_policy
-from toolkit.router import NoEligibleRoute, Router
+from toolkit.router import NoEligibleRoute, RequestError, Router
 from toolkit.transport import LiteLLMTransport, TransportError
 
 from .netguard import refuse_non_loopback
@@ -170,3 +170,30 @@ def test_property_local_intents_never_leave_loopback(case, sim_env, tmp_path_fac
     tried = [a["alias"] for a in record["attempts"]]
     assert all(router.policy.models[a].effective_boundary == "local" for a in tried), text
     assert sum(sim_env.state.stats.values()) <= len(tried), text
+
+
+@pytest.mark.parametrize("label", ["Private", "privat", "private ", "confidential"])
+def test_a_sensitivity_the_policy_does_not_declare_is_refused_before_any_call(label, sim_env, policy_copy, log_dir):
+    """Before: a label the policy's `sensitivity:` map does not know (a typo of "private") asked for no boundary,
+    and the request went to the route's vendors."""
+    router = Router(policy_copy, log=log_dir)
+    sim_env.state.stats.clear()
+    with refuse_non_loopback(), pytest.raises(RequestError) as e:
+        router.complete("triage", "payroll of employee 7", sensitivity=label)
+    assert f"unknown sensitivity {label!r}" in str(e.value) and "private (local)" in str(e.value)
+    assert sum(sim_env.state.stats.values()) == 0
+
+
+def test_a_declared_sensitivity_routes_by_its_boundary(sim_env, tmp_path, log_dir):
+    p = write(tmp_path, """\
+        models:
+          cheap: {model: openai/gpt-4o-mini, tier: 1, api_base: "${ROUTEKIT_SIM_URL}/v1",
+                  price: {input_per_mtok: 1, output_per_mtok: 2}}
+        routes:
+          triage: {primary: cheap}
+        sensitivity: {private: local, public: vendor}
+        """)
+    router = Router(p, log=log_dir)
+    assert router.complete("triage", "hello", sensitivity="public").served_model == "cheap"
+    with pytest.raises(NoEligibleRoute):   # no local model in this chain: refused, not sent to the vendor
+        router.complete("triage", "hello", sensitivity="private")

@@ -90,11 +90,13 @@ def test_brownout_degrades_with_the_flag_and_fails_loudly(sim_env, policy_copy, 
 
 
 def test_boundary_violation_is_caught_by_records_and_simulator(sim_env, policy_copy, tmp_path):
-    """A policy edit that lets private requests fall back to a vendor: the drill exits 1."""
+    """A policy edit that lets private requests fall back to a vendor: the drill exits 1.  (An undeclared label is
+    refused before any call, so the edit declares "private" a vendor class.)"""
     text = policy_copy.read_text()
     old = "{primary: local, fallbacks: [], boundary: local,"
     assert old in text, "the demo policy's private route changed; update this test"
-    policy_copy.write_text(text.replace(old, "{primary: local, fallbacks: [fast-openai],") + "\nsensitivity: {}\n")
+    policy_copy.write_text(text.replace(old, "{primary: local, fallbacks: [fast-openai],")
+                           + "\nsensitivity: {private: vendor}\n")
     prompts = tmp_path / "private.jsonl"
     prompts.write_text("".join(json.dumps({"id": f"p{k}", "intent": "private", "prompt": f"salary of employee {k}",
                                            "expected": "x", "check": "contains", "sensitivity": "private",

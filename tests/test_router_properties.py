@@ -5,12 +5,13 @@ Router code runs against real litellm calls in test_router.py.
 """
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolkit.costs import PriceBook, Usage
 from toolkit.policy import ModelSpec, Policy, RouteSpec, CircuitSpec
-from toolkit.router import NoEligibleRoute, Router
+from toolkit.router import NoEligibleRoute, RequestError, Router
 from toolkit.transport import KINDS, Reply, TransportError
 
 OUTCOMES = st.sampled_from(["ok", "ok", "ok", "empty_text", *KINDS])
@@ -43,9 +44,10 @@ def policies(draw):
                       min_tier=draw(st.integers(0, 3)), on_exhausted=draw(st.sampled_from(["fail", "degrade"])),
                       boundary=draw(st.sampled_from([None, "local"])))
     policy = Policy(path="generated.yaml", models=models, routes={"work": route}, budgets=(),
-                    circuit=CircuitSpec(failures=100), sensitivity={"private": "local"}, version="gen")
+                    circuit=CircuitSpec(failures=100), sensitivity={"private": "local", "public": "vendor"},
+                    version="gen")
     script = {a: draw(OUTCOMES) for a in models}
-    sensitivity = draw(st.sampled_from([None, "private", "public"]))
+    sensitivity = draw(st.sampled_from([None, "private", "public", "Private"]))   # the last one: not declared
     return policy, script, sensitivity
 
 
@@ -57,6 +59,11 @@ def test_boundary_and_floor_invariants(case):
     router = Router(policy, transport=transport, log=None, prices=PriceBook.load(), sleep=lambda s: None)
     route = policy.routes["work"]
     needs_local = route.boundary == "local" or sensitivity == "private"
+    if sensitivity == "Private":   # a label the policy does not declare is refused before any call
+        with pytest.raises(RequestError, match="unknown sensitivity 'Private'"):
+            router.complete("work", "hello", sensitivity=sensitivity)
+        assert transport.calls == []
+        return
     try:
         r = router.complete("work", "hello", sensitivity=sensitivity)
     except NoEligibleRoute as e:

@@ -238,6 +238,11 @@ class Router:
         if route is None:
             raise UnknownIntent(f"unknown intent {req.intent!r}; the policy {policy.path} routes: "
                                 f"{', '.join(sorted(policy.routes))}")
+        if req.sensitivity is not None and req.sensitivity not in policy.sensitivity:
+            # A label the policy does not know (a typo of "private") must not route as if the request had none.
+            labels = ", ".join(f"{k} ({v})" for k, v in sorted(policy.sensitivity.items())) or "no label"
+            raise RequestError(f"unknown sensitivity {req.sensitivity!r}; the policy {policy.path} declares {labels} "
+                               "(add it under sensitivity:, with local or vendor)")
         chain = policy.chain(req.intent)
         if route.router is not None:  # a trained router picks the first candidate (toolkit/research/learned.py)
             from .research.learned import choose
