@@ -30,6 +30,9 @@ The privacy boundary is proved here first (and again by the transport at call ti
 a ``boundary: local`` model needs an explicit ``api_base`` that is local — loopback,
 a private or link-local address, a unix socket, or a host listed under
 ``local_hosts:`` — and no route with ``boundary: local`` may reach another model.
+A caller's ``sensitivity`` label asks for the boundary ``sensitivity:`` maps it to (default
+``{private: local}``; declare others, e.g. ``{private: local, internal: vendor}``); a label the map
+does not declare is refused before any call, so a typo of ``private`` cannot reach a vendor.
 
 Parsing is strict: at most ``MAX_POLICY_BYTES``, YAML aliases may not expand past
 ``MAX_EXPANDED_NODES``, duplicate keys are refused with both lines, and values are
