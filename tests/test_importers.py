@@ -270,3 +270,12 @@ def test_cli_import_and_scan(tmp_path):
     assert r.returncode == 0 and "10 records" in r.stdout and "litellm_proxy" in r.stdout, r.stderr
     r = run("import", "otel", str(tmp_path / "missing.json"), "--log", str(log))
     assert r.returncode == 2 and "missing.json" in r.stderr
+
+
+def test_cli_names_a_missing_file_and_writes_no_log(tmp_path, capsys):
+    from toolkit.cli import main
+
+    missing = tmp_path / "spend.csv"
+    assert main(["log", "import", "litellm-csv", str(missing), "--log", str(tmp_path / "log")]) == 2
+    assert f"routekit log import: {missing}: No such file or directory" in capsys.readouterr().err
+    assert not (tmp_path / "log").exists()

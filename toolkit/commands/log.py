@@ -188,7 +188,8 @@ def import_(args: argparse.Namespace) -> int:
             since = datetime.combine(args.since, time(), timezone.utc) if args.since else None
             report = importers.import_litellm_postgres(args.source, args.log, since=since)
     except (OSError, ValueError) as e:
-        print(f"routekit log import: {e}", file=sys.stderr)
+        said = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else e
+        print(f"routekit log import: {said}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 — psycopg's errors (unreachable server, no such table)
         if type(e).__module__.startswith("psycopg"):
