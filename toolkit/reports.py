@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import BadInput, ReportError
-from .routelog import parse_period
 from .resources import notebook_dir
+from .routelog import parse_period
 
 # report name -> (notebook, title)
 REPORTS: dict[str, tuple[str, str]] = {

@@ -1,5 +1,5 @@
-"""What several commands share: the ``--log`` and ``--policy`` arguments, days and periods (not a command: it has
-no ``register``)."""
+"""What several commands share: the ``--log`` and ``--policy`` arguments, and the argparse types of days, periods,
+counts and shares (not a command: it has no ``register``)."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,6 @@ def add_policy_arg(p: argparse.ArgumentParser, help: str = "policy YAML file") -
 
     p.add_argument("--policy", default=default_policy(), type=find,
                    help=f"{help} (default: $ROUTEKIT_POLICY or the shipped demo policy)")
-
 
 
 def day(value: str) -> date:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
 from .common import add_log_arg, check_period, day
 
 ORDER = 56

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from .files import DEFAULT_LOG_DIR, JSONL_NAME, day_of, inode, parse_day
 from .record import record_line
 
+
 @dataclass
 class RouteLogWriter:
     """Append records to ``root/date=YYYY-MM-DD/routes.jsonl`` (see the module docstring)."""
