@@ -112,6 +112,8 @@ def test_the_library_refuses_them_too(log):
      "'1.5' is not a share within 0..1"),
     (["estimate", "--model", "gpt-4o-mini", "--input-tokens", "10", "--cache-hit-rate", "nan"], "--cache-hit-rate",
      "'nan' is not a share within 0..1"),
+    (["sim", "serve", "--port", "99999"], "--port", "'99999' is not a port (1-65535)"),
+    (["local", "serve", "--port", "0"], "--port", "'0' is not a port (1-65535)"),
 ])
 def test_a_count_or_share_flag_refuses_what_is_not_one(tmp_path, capsys, argv, flag, said):
     new = tmp_path / "new"

@@ -37,3 +37,16 @@ def test_private_with_local_model_down_fails_without_vendor_traffic(sim_env, pol
         router.complete("private", "payroll of employee 7", sensitivity="private")
     assert e.value.attempts[0].outcome == "connection"
     assert sum(sim_env.state.stats.values()) == 0
+
+
+def test_serve_on_a_taken_port_says_so(capsys):
+    import socket
+
+    from toolkit.cli import main
+
+    with socket.socket() as taken:   # before: "RuntimeError: local model server did not start", exit 3
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["local", "serve", "--port", str(port)]) == 2
+    assert f"127.0.0.1:{port} is taken (Address already in use); choose another port" in capsys.readouterr().err

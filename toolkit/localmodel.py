@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from .errors import BadInput
 
 DEFAULT_PORT = 8089
 ALIASES = {"gemma-3-270m": "alpaca", "gemma-3-270m-chat": None}
@@ -43,7 +46,13 @@ def server_config(port: int, host: str = "127.0.0.1") -> dict:
 
 
 def start(port: int = DEFAULT_PORT, log: Path | None = None) -> subprocess.Popen:
-    """Start the server in the background and wait until it answers."""
+    """Start the server in the background and wait until it answers (BadInput at once if the port is taken)."""
+    with socket.socket() as probe:   # the server would fail on it only after loading the model
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as the server binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise BadInput(f"127.0.0.1:{port} is taken ({e.strerror}); choose another port") from None
     cfg = Path(tempfile.mkstemp(prefix="routekit-llama-", suffix=".json")[1])
     cfg.write_text(json.dumps(server_config(port)))
     out = open(log, "ab") if log else subprocess.DEVNULL

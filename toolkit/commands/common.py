@@ -1,5 +1,5 @@
 """What several commands share: the ``--log`` and ``--policy`` arguments, and the argparse types of days, periods,
-counts and shares (not a command: it has no ``register``)."""
+counts, shares and ports (not a command: it has no ``register``)."""
 from __future__ import annotations
 
 import argparse
@@ -53,3 +53,10 @@ def share(value: str) -> float:
     if 0 <= x <= 1:
         return x
     raise argparse.ArgumentTypeError(f"{value!r} is not a share within 0..1")
+
+
+def port(value: str) -> int:
+    """The ``type`` of a ``--port`` flag: 1-65535."""
+    if value.strip().isdigit() and 1 <= int(value) <= 65535:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"{value!r} is not a port (1-65535)")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import port
+
 ORDER = 85
 
 
@@ -10,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("local", help="the real local model (Gemma 3 270M via llama-cpp-python)")
     ps = p.add_subparsers(dest="local_command", metavar="ACTION", required=True)
     s = ps.add_parser("serve", help="serve the local model on 127.0.0.1 (foreground)")
-    s.add_argument("--port", type=int, default=8089)
+    s.add_argument("--port", type=port, default=8089)
     s.set_defaults(func=serve)
     w = ps.add_parser("path", help="assemble the GGUF weights (once) and print their path")
     w.set_defaults(func=path)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..resources import find
+from .common import port
 
 ORDER = 80
 
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "content_policy|bad_json, cached_tokens, cache_write_tokens, reasoning_tokens). "
                                   "GET /_sim/stats counts requests per protocol and model.",
                       epilog=SERVE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--port", type=int, default=8088)
+    s.add_argument("--port", type=port, default=8088)
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; a test's own network namespace may use 0.0.0.0)")
     s.add_argument("--behaviours", "--scenario", dest="behaviours", metavar="FILE", type=find,
