@@ -15,6 +15,7 @@ from toolkit.resources import find
 from toolkit.routelog import RouteLogWriter
 
 POLICY = str(find("data/policy.example.yaml"))
+OUTCOMES = str(find("data/outcomes/routellm-gsm8k.csv"))
 
 
 @pytest.fixture
@@ -113,6 +114,9 @@ def test_the_library_refuses_them_too(log):
     (["estimate", "--model", "gpt-4o-mini", "--input-tokens", "10", "--cache-hit-rate", "nan"], "--cache-hit-rate",
      "'nan' is not a share within 0..1"),
     (["sim", "serve", "--port", "99999"], "--port", "'99999' is not a port (1-65535)"),
+    (["research", "pair", OUTCOMES, "--bins", "0"], "--bins", "'0' is not a whole number at least 1"),
+    (["research", "frontier", OUTCOMES, "--cascade", "1", "--verifier-error", "2"], "--verifier-error",
+     "'2' is not a share within 0..1"),
     (["local", "serve", "--port", "0"], "--port", "'0' is not a port (1-65535)"),
 ])
 def test_a_count_or_share_flag_refuses_what_is_not_one(tmp_path, capsys, argv, flag, said):
@@ -122,3 +126,15 @@ def test_a_count_or_share_flag_refuses_what_is_not_one(tmp_path, capsys, argv, f
     assert exit_.value.code == 2
     assert f"argument {flag}: {said}" in capsys.readouterr().err
     assert not new.exists()
+
+
+def test_the_research_library_refuses_them_too():
+    from toolkit.research import load_outcomes
+    from toolkit.research.replay import cascade, random_router_curve
+
+    o = load_outcomes(OUTCOMES)   # before: ZeroDivisionError (0 bins), a silent error rate of 2 or -1
+    strong, weak = sorted(o.models)[:2]
+    with pytest.raises(BadInput, match="at least 1 bin, not 0"):
+        random_router_curve(o, strong, weak, bins=0)
+    with pytest.raises(BadInput, match="error rate is a share within 0..1, not -1"):
+        cascade(o, threshold=1.0, error_rate=-1)

@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..resources import find
+from .common import share, whole
 
 ORDER = 60
 
@@ -63,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--json", action="store_true", help="print the JSON document")
     f.add_argument("--cascade", type=float, action="append", metavar="SCORE",
                    help="add a cheapest-first cascade accepting answers scoring >= SCORE (repeatable)")
-    f.add_argument("--verifier-error", type=float, default=0.0, help="the cascade verifier's error rate")
+    f.add_argument("--verifier-error", type=share, default=0.0, help="the cascade verifier's error rate")
     f.add_argument("--threshold-column", help="add a threshold-router sweep on this per-prompt numeric column")
     f.add_argument("--strong", help="strong model of the threshold router (default: best quality)")
     f.add_argument("--weak", help="weak model of the threshold router (default: cheapest)")
@@ -85,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--strong", help="default: the best-quality model")
     pr.add_argument("--weak", help="default: the cheapest other model")
     pr.add_argument("--router-column", help="per-prompt score: higher sends to the strong model")
-    pr.add_argument("--bins", type=int, default=10, help="threshold quantile bins (RouteLLM: 10)")
+    pr.add_argument("--bins", type=whole, default=10, help="threshold quantile bins (RouteLLM: 10)")
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=pair)
@@ -110,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--emit-policy", metavar="FILE",
                    help="write the result as a routekit policy (a route table, or a router: block and its model "
                         "file when the learned router beats the lookup table on held-out prompts)")
-    t.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
+    t.add_argument("--bootstrap", type=whole, default=1000, help="bootstrap resamples for the intervals (default 1000)")
     t.add_argument("--no-lodo", action="store_true", help="skip the leave-one-domain-out split")
     t.add_argument("--cache-dir", metavar="DIR", help="where embedding features are cached (default: "
                                                       "$ROUTEKIT_CACHE_DIR or ~/.cache/routekit)")

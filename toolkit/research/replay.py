@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import OutcomeTableError
+from ..errors import BadInput, OutcomeTableError
 
 REQUIRED = ("prompt_id", "model", "score", "cost_usd")
 
@@ -269,6 +269,8 @@ def cascade(o: Outcomes, models: list[str] | None = None, *, threshold: float | 
 
     if (threshold is None) == (verifier is None):
         raise ValueError("a cascade needs exactly one of threshold= (on the score) or verifier= (a column)")
+    if not 0 <= error_rate <= 1:
+        raise BadInput(f"the verifier's error rate is a share within 0..1, not {error_rate}")
     order = [o.col(m) for m in (models or sorted(o.models, key=lambda m: o.cost[:, o.col(m)].mean()))]
     if verifier is None:
         accept = o.score >= threshold
@@ -297,6 +299,8 @@ def threshold_curve(o: Outcomes, router_score: Any, strong: str, weak: str, bins
     """RouteLLM's threshold sweep: strong when router_score >= t, t at the 0..1 quantiles (B bins)."""
     import numpy as np
 
+    if bins < 1:
+        raise BadInput(f"a threshold sweep needs at least 1 bin, not {bins}")
     w = np.asarray(router_score, dtype=float)
     s, k = o.col(strong), o.col(weak)
     points = []
