@@ -118,6 +118,9 @@ def test_the_library_refuses_them_too(log):
     (["research", "frontier", OUTCOMES, "--cascade", "1", "--verifier-error", "2"], "--verifier-error",
      "'2' is not a share within 0..1"),
     (["local", "serve", "--port", "0"], "--port", "'0' is not a port (1-65535)"),
+    (["sim", "matrix", "--timeout", "0"], "--timeout", "'0' is not a number above 0"),
+    (["recommend", "--intent", "math", "--outcomes", OUTCOMES, "--max-p95-ms", "-5"], "--max-p95-ms",
+     "'-5' is not a number above 0"),
 ])
 def test_a_count_or_share_flag_refuses_what_is_not_one(tmp_path, capsys, argv, flag, said):
     new = tmp_path / "new"

@@ -1,5 +1,5 @@
 """What several commands share: the ``--log`` and ``--policy`` arguments, and the argparse types of days, periods,
-counts, shares and ports (not a command: it has no ``register``)."""
+counts, shares, positive numbers and ports (not a command: it has no ``register``)."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +53,17 @@ def share(value: str) -> float:
     if 0 <= x <= 1:
         return x
     raise argparse.ArgumentTypeError(f"{value!r} is not a share within 0..1")
+
+
+def positive(value: str) -> float:
+    """The ``type`` of a flag that is a finite number above 0 (a timeout, a latency bound...)."""
+    try:
+        x = float(value)
+    except ValueError:
+        x = float("nan")
+    if 0 < x < float("inf"):
+        return x
+    raise argparse.ArgumentTypeError(f"{value!r} is not a number above 0")
 
 
 def port(value: str) -> int:

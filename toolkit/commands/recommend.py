@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from .common import positive
+
 ORDER = 47
 
 EXAMPLES = """examples:
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--outcomes", metavar="FILE", help="long outcome table (.csv, .jsonl or .parquet)")
     p.add_argument("--policy", help="policy YAML: the route's baselines.min_score as the bar, tiers for min_tier")
     p.add_argument("--min-score", type=float, help="the bar (default: see below)")
-    p.add_argument("--max-p95-ms", type=float, help="latency bound: p95 of the measured calls, in ms")
+    p.add_argument("--max-p95-ms", type=positive, help="latency bound: p95 of the measured calls, in ms")
     p.add_argument("--json", action="store_true", help="print JSON: {intent, bar, recommended, why, route, candidates}")
     p.set_defaults(func=run)
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..resources import find
-from .common import port
+from .common import port, positive
 
 ORDER = 80
 
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "first token; (N s) is the Retry-After the transport kept. Runs its own "
                                   "simulator.",
                       epilog=MATRIX_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    m.add_argument("--timeout", type=float, default=0.5, help="per-call timeout in seconds (default 0.5)")
+    m.add_argument("--timeout", type=positive, default=0.5, help="per-call timeout in seconds (default 0.5)")
     m.add_argument("--check", action="store_true", help="exit 1 if any cell is not its expected kind")
     m.add_argument("--write", metavar="FILE", help=f"replace the table between {START} and {END} in FILE")
     m.set_defaults(func=matrix)
