@@ -141,3 +141,17 @@ def test_the_research_library_refuses_them_too():
         random_router_curve(o, strong, weak, bins=0)
     with pytest.raises(BadInput, match="error rate is a share within 0..1, not -1"):
         cascade(o, threshold=1.0, error_rate=-1)
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["drill", "--policy", POLICY, "--scenario", "{missing}", "--prompts", "{prompts}"], "routekit drill: {missing}"),
+    (["sim", "serve", "--behaviours", "{missing}"], "routekit sim: bad behaviour file: {missing}"),
+    (["log", "import", "otel", "{missing}", "--log", "{new}"], "routekit log import: {missing}"),
+])
+def test_a_missing_file_is_named_as_path_and_reason(tmp_path, capsys, argv, said):
+    # before: Python's "[Errno 2] No such file or directory: '...'"
+    paths = {"missing": tmp_path / "nope.yaml", "new": tmp_path / "new",
+             "prompts": find("data/prompts/triage.jsonl")}
+    assert main([a.format(**paths) for a in argv]) == 2
+    assert said.format(**paths) + ": No such file or directory" in capsys.readouterr().err
+    assert not paths["new"].exists()

@@ -59,6 +59,7 @@ def report(e: Exception, command: str) -> int:
     scrubbed of secrets.  ``ROUTEKIT_DEBUG=1`` shows the traceback instead."""
     import os
 
+    from .commands.common import oserror_line
     from .errors import BadInput, MissingExtra, RoutingError
     from .extras import missing_extra
     from .redact import scrub
@@ -73,7 +74,7 @@ def report(e: Exception, command: str) -> int:
     elif isinstance(e, RoutingError):
         message, code = str(e), 1
     elif isinstance(e, OSError):
-        message, code = f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", 2
+        message, code = oserror_line(e), 2
     print(scrub(f"routekit {command}: {message}"), file=sys.stderr)
     return code
 

@@ -19,6 +19,11 @@ def add_policy_arg(p: argparse.ArgumentParser, help: str = "policy YAML file") -
                    help=f"{help} (default: $ROUTEKIT_POLICY or the shipped demo policy)")
 
 
+def oserror_line(e: OSError) -> str:
+    """What the system refused, in one line: ``path: reason`` (not Python's ``[Errno 2] ...: 'path'``)."""
+    return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
+
+
 def day(value: str) -> date:
     """The ``type`` of every YYYY-MM-DD flag: a bad day is a usage error naming the flag, before anything runs."""
     from ..errors import BadInput

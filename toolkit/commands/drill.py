@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..resources import find
-from .common import add_log_arg, add_policy_arg
+from .common import add_log_arg, add_policy_arg, oserror_line
 
 ORDER = 45
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"routekit drill: bad input:\n{e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"routekit drill: {e}", file=sys.stderr)
+        print(f"routekit drill: {oserror_line(e)}", file=sys.stderr)
         return 2
     print(render(report))
     return 0 if report.ok else 1

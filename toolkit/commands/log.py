@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .common import add_log_arg, add_policy_arg, day, whole
+from .common import add_log_arg, add_policy_arg, day, oserror_line, whole
 
 ORDER = 50
 
@@ -188,8 +188,7 @@ def import_(args: argparse.Namespace) -> int:
             since = datetime.combine(args.since, time(), timezone.utc) if args.since else None
             report = importers.import_litellm_postgres(args.source, args.log, since=since)
     except (OSError, ValueError) as e:
-        said = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else e
-        print(f"routekit log import: {said}", file=sys.stderr)
+        print(f"routekit log import: {oserror_line(e) if isinstance(e, OSError) else e}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 — psycopg's errors (unreachable server, no such table)
         if type(e).__module__.startswith("psycopg"):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..resources import find
-from .common import port, positive
+from .common import oserror_line, port, positive
 
 ORDER = 80
 
@@ -73,7 +73,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         behaviours = load_behaviours(args.behaviours) if args.behaviours else None
     except (OSError, ValueError) as e:
-        print(f"bad behaviour file: {e}", file=sys.stderr)
+        said = oserror_line(e) if isinstance(e, OSError) else e
+        print(f"routekit sim: bad behaviour file: {said}", file=sys.stderr)
         return 2
     print(f"routekit simulator on http://{args.host}:{args.port}", flush=True)
     serve(args.port, behaviours, args.seed, host=args.host)
