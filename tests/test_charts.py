@@ -186,6 +186,12 @@ def test_what_if_charts_and_explorer(tmp_path):
     box.children[0].children[1].value = "model"           # and so does the split dropdown
     assert "model" in box.charts[0].to_dict()["layer"][0]["encoding"]["color"]["field"]
 
+    # a scenario file's 31-day month: $21.70 at the plan, in the sensitivity lines and in the explorer alike
+    sens31 = c.sensitivity(d.sensitivity(base, policy=policy, factors=(1.0,), days=31))
+    assert shown(sens31, "per month", driver=d.SAME_DRIVERS) == ["$21.70"]
+    box31 = c.what_if_explorer([base], policy=policy, days=31)
+    assert {t["per month"] for t in tips(box31.charts[0]) if "per month" in t} == {"$21.70"}
+
 
 def test_export_svg_png_html(small, tmp_path):
     chart = c.spend_over_time(d.spend(small, "team"), "team")

@@ -138,3 +138,24 @@ def test_quality_notebook_shows_agent_call_failures_per_model(sim_env, policy_co
     [cell] = [c for c in nbformat.read(out, as_version=4).cells if c.get("id") == "agent-calls"]
     shown = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
     assert "tool call failure rate" in shown and "mid-anthropic" in shown and "50.0%" in shown
+
+
+def test_what_if_prices_months_of_the_scenario_files_days(tmp_path):
+    """Before: the notebook priced 30-day months whatever the file's ``days:`` said (the CLI used the file's)."""
+    from toolkit import dashboards as d
+    from toolkit.estimate import estimate_scenarios, load_scenarios
+    from toolkit.reports import read_headline
+
+    shipped = ROOT / "data" / "scenarios" / "three-approaches.yaml"
+    text = shipped.read_text().replace("days: 30", "days: 31").replace(
+        "policy: ../policy.example.yaml", f"policy: {ROOT / 'data' / 'policy.example.yaml'}")
+    assert "days: 31" in text
+    (tmp_path / "s.yaml").write_text(text)
+    out = tmp_path / "what_if.out.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "what_if.ipynb"), str(out), {
+        "log_dir": str(tmp_path / "no-log"), "scenarios_path": str(tmp_path / "s.yaml"), "interactive": False},
+        cwd=str(tmp_path), progress_bar=False)
+    spec = load_scenarios(tmp_path / "s.yaml")
+    want = {days: d.what_if_headline(estimate_scenarios(spec.scenarios, policy=spec.policy, days=days))
+            for days in (30, 31)}
+    assert want[30] != want[31] and read_headline(out).numbers == want[31]

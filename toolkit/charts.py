@@ -19,6 +19,8 @@ from typing import Any
 
 import polars as pl
 
+from .estimate import DAYS_PER_MONTH
+
 
 def _import_altair() -> Any:
     """altair, imported without jsonschema's optional IRI checker: rfc3987_syntax compiles a Lark grammar on import
@@ -613,10 +615,10 @@ def sensitivity(frame: pl.DataFrame) -> alt.LayerChart | alt.Chart:
 
 
 def what_if_explorer(scenarios: list[Any], prices: Any = None, policy: Any = None, by: str = "intent",
-                     month: int = 1) -> Any:
-    """JupyterLab controls over ``estimate`` scenarios: pick one, move its volume / tokens / price multipliers and
-    the split; the side-by-side comparison (every scenario plus the edited one) and the sensitivity chart re-render
-    at once. Returns the ipywidgets box; ``box.charts`` holds the charts last drawn.
+                     month: int = 1, days: int = DAYS_PER_MONTH) -> Any:
+    """JupyterLab controls over ``estimate`` scenarios (months of ``days`` days): pick one, move its volume / tokens /
+    price multipliers and the split; the side-by-side comparison (every scenario plus the edited one) and the
+    sensitivity chart re-render at once. Returns the ipywidgets box; ``box.charts`` holds the charts last drawn.
 
     A redraw replaces the output widget's outputs in one state update (no SVG: JupyterLab draws the Vega-Lite), so
     the charts change without a flicker and without clear_output, whose messages can stall a headless run."""
@@ -631,15 +633,15 @@ def what_if_explorer(scenarios: list[Any], prices: Any = None, policy: Any = Non
              for k in ("volume", "tokens", "price")}
     out = w.Output()
     box = w.VBox([w.HBox([pick, split]), w.HBox(list(knobs.values())), out])
-    fixed = estimate_scenarios(scenarios, prices, policy=policy)
+    fixed = estimate_scenarios(scenarios, prices, policy=policy, days=days)
 
     def draw(*_: Any) -> None:
         base = next(s for s in scenarios if s.name == pick.value)
         edited = d.vary(base, **{k: s.value for k, s in knobs.items()})
         rows = fixed if edited.name == base.name else pl.concat(
-            [fixed, estimate_scenarios([edited], prices, policy=policy)])
+            [fixed, estimate_scenarios([edited], prices, policy=policy, days=days)])
         box.charts = (scenario_comparison(d.scenario_costs(rows, split.value, month), split.value),
-                      sensitivity(d.sensitivity(edited, prices, policy, month=month)))
+                      sensitivity(d.sensitivity(edited, prices, policy, month=month, days=days)))
         out.outputs = tuple({"output_type": "display_data", "data": interactive(chart.to_dict()), "metadata": {}}
                             for chart in box.charts)
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 
 import polars as pl
 
+from .estimate import DAYS_PER_MONTH
 from .rollups import HIST, merge, summarize, total
 from .routelog import parse_period
 
@@ -764,16 +765,16 @@ SAME_DRIVERS = "volume, tokens or every price"
 
 def sensitivity(scenario: Any, prices: Any = None, policy: Any = None,
                 factors: Iterable[float] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0), month: int = 1,
-                models: int = 4) -> pl.DataFrame:
-    """Projected monthly cost as one driver is multiplied and the others stay put (columns: driver, factor,
-    monthly_usd): volume, tokens, every price, and the price of each of the ``models`` models that cost most (which
-    vendor's price change would matter).  Volume, tokens and every price move the cost alike unless tiers or
+                models: int = 4, days: int = DAYS_PER_MONTH) -> pl.DataFrame:
+    """Projected monthly cost (months of ``days`` days) as one driver is multiplied and the others stay put (columns:
+    driver, factor, monthly_usd): volume, tokens, every price, and the price of each of the ``models`` models that
+    cost most (which vendor's price change would matter).  Volume, tokens and every price move the cost alike unless tiers or
     fixed costs bend one of them: lines that coincide are folded into one, named :data:`SAME_DRIVERS`."""
     from .estimate import estimate_scenarios
 
     factors = list(factors)
-    base = estimate_scenarios([scenario], prices, policy=policy).filter((pl.col("month") == month)
-                                                                       & ~pl.col("unpriced"))
+    base = estimate_scenarios([scenario], prices, policy=policy, days=days).filter((pl.col("month") == month)
+                                                                                  & ~pl.col("unpriced"))
     top = (base.group_by("model").agg(pl.col("monthly_usd").sum()).sort("monthly_usd", descending=True)
            .head(models)["model"].to_list() if "model" in base.columns else [])
     # driver -> (the multiplier it moves, the one model whose price it moves)
@@ -781,7 +782,7 @@ def sensitivity(scenario: Any, prices: Any = None, policy: Any = None,
                **{f"price of {m}": ("price", m) for m in top if len(top) > 1}}
     variants = [vary(scenario, **{moved: x}, price_of=only, name=f"{driver}|{x}")
                 for driver, (moved, only) in drivers.items() for x in factors]
-    rows = estimate_scenarios(variants, prices, policy=policy)
+    rows = estimate_scenarios(variants, prices, policy=policy, days=days)
     out = (rows.filter((pl.col("month") == month) & ~pl.col("unpriced"))
            .group_by("scenario", maintain_order=True).agg(pl.col("monthly_usd").sum())
            .select(pl.col("scenario").str.split("|").list.get(0).alias("driver"),
