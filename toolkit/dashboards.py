@@ -768,8 +768,8 @@ def sensitivity(scenario: Any, prices: Any = None, policy: Any = None,
                 models: int = 4, days: int = DAYS_PER_MONTH) -> pl.DataFrame:
     """Projected monthly cost (months of ``days`` days) as one driver is multiplied and the others stay put (columns:
     driver, factor, monthly_usd): volume, tokens, every price, and the price of each of the ``models`` models that
-    cost most (which vendor's price change would matter).  Volume, tokens and every price move the cost alike unless tiers or
-    fixed costs bend one of them: lines that coincide are folded into one, named :data:`SAME_DRIVERS`."""
+    cost most (which vendor's price change would matter).  Volume, tokens and every price move the cost alike unless
+    tiers or fixed costs bend one of them: lines that coincide are folded into one, named :data:`SAME_DRIVERS`."""
     from .estimate import estimate_scenarios
 
     factors = list(factors)
