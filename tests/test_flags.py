@@ -155,3 +155,16 @@ def test_a_missing_file_is_named_as_path_and_reason(tmp_path, capsys, argv, said
     assert main([a.format(**paths) for a in argv]) == 2
     assert said.format(**paths) + ": No such file or directory" in capsys.readouterr().err
     assert not paths["new"].exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["policy", "diff", POLICY, POLICY, "--log", "{typo}"],
+    ["estimate", "--from-log", "{typo}"],
+    ["eval", "shadow", "--policy", POLICY, "--log", "{typo}"],
+])
+def test_a_log_that_is_not_there_is_named_not_read_as_empty(tmp_path, capsys, argv):
+    # before: policy diff replayed "0 of 0 requests", estimate said "no served requests to fit", eval shadow
+    # "no shadow records": a typo read as an empty log
+    typo = tmp_path / "typo"
+    assert main([a.format(typo=typo) for a in argv]) == 2
+    assert f"no route log at {typo} (a directory of date=YYYY-MM-DD partitions)" in capsys.readouterr().err

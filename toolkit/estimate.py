@@ -332,9 +332,9 @@ def fit_from_log(log: Any, *, intents: Sequence[str] | None = None) -> dict[str,
     """
     import polars as pl
 
-    from .routelog import scan_log
+    from .routelog import require_log, scan_log
 
-    frame = scan_log(log).frame if isinstance(log, (str, os.PathLike)) else log.lazy()
+    frame = scan_log(require_log(log)).frame if isinstance(log, (str, os.PathLike)) else log.lazy()
     served = frame.filter((pl.col("outcome") == "served") & pl.col("shadow_of").is_null())
     if intents is not None:
         served = served.filter(pl.col("intent").is_in(list(intents)))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .common import add_log_arg, add_policy_arg, day, oserror_line, whole
@@ -103,11 +102,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _is_log(args: argparse.Namespace) -> bool:
     """A typo in --log must not read as an empty log: says so and returns False."""
-    if os.path.isdir(args.log):
-        return True
-    print(f"routekit log {args.log_command}: no route log at {args.log} (a directory of date=YYYY-MM-DD partitions)",
-          file=sys.stderr)
-    return False
+    from ..errors import BadInput
+    from ..routelog import require_log
+
+    try:
+        require_log(args.log)
+    except BadInput as e:
+        print(f"routekit log {args.log_command}: {e}", file=sys.stderr)
+        return False
+    return True
 
 
 def scan(args: argparse.Namespace) -> int:

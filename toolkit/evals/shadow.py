@@ -77,9 +77,9 @@ def compare_shadow(log_dir: str | os.PathLike, *, intent: str | None = None, sco
     stored answers (routes with ``store_prompts``)."""
     import polars as pl
 
-    from ..routelog import scan_log
+    from ..routelog import require_log, scan_log
 
-    frame = scan_log(log_dir).frame
+    frame = scan_log(require_log(log_dir)).frame
     keep = ["request_id", "intent", "outcome", "served_alias", "requested_alias", "output_hash", "cost_usd",
             "latency_ms", "prompt_hash", "prompt", "output", "shadow_of"]
     frame = frame.select(keep).collect()

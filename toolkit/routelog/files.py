@@ -28,6 +28,14 @@ def today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
 
 
+def require_log(root: str | os.PathLike) -> Path:
+    """``root`` as a route log to read: BadInput if it is not a directory (a typo must not read as an empty log).
+    Writers and the spool create a missing log instead."""
+    if not Path(root).is_dir():
+        raise BadInput(f"no route log at {root} (a directory of date=YYYY-MM-DD partitions)")
+    return Path(root)
+
+
 def parse_day(value: Any, name: str = "") -> date | None:
     """A day as the log is partitioned by it (YYYY-MM-DD, UTC), from that text or a date; None stays None.
 
