@@ -3,6 +3,7 @@ counts, shares, positive numbers and ports (not a command: it has no ``register`
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from datetime import date
 
@@ -44,35 +45,38 @@ def check_period(since: date | None, until: date | None) -> None:
 
 def whole(value: str) -> int:
     """The ``type`` of a count flag (days, months, requests, folds...): a whole number, at least 1."""
-    if value.strip().isdigit() and int(value) >= 1:
-        return int(value)
+    if 1 <= (n := _whole(value)):
+        return n
     raise argparse.ArgumentTypeError(f"{value!r} is not a whole number at least 1")
+
+
+def port(value: str) -> int:
+    """The ``type`` of a ``--port`` flag: 1-65535."""
+    if 1 <= (n := _whole(value)) <= 65535:
+        return n
+    raise argparse.ArgumentTypeError(f"{value!r} is not a port (1-65535)")
 
 
 def share(value: str) -> float:
     """The ``type`` of a share flag (a cache hit rate...): a number within 0..1."""
-    try:
-        x = float(value)
-    except ValueError:
-        x = float("nan")
-    if 0 <= x <= 1:
+    if 0 <= (x := _number(value)) <= 1:
         return x
     raise argparse.ArgumentTypeError(f"{value!r} is not a share within 0..1")
 
 
 def positive(value: str) -> float:
     """The ``type`` of a flag that is a finite number above 0 (a timeout, a latency bound...)."""
-    try:
-        x = float(value)
-    except ValueError:
-        x = float("nan")
-    if 0 < x < float("inf"):
+    if 0 < (x := _number(value)) < math.inf:
         return x
     raise argparse.ArgumentTypeError(f"{value!r} is not a number above 0")
 
 
-def port(value: str) -> int:
-    """The ``type`` of a ``--port`` flag: 1-65535."""
-    if value.strip().isdigit() and 1 <= int(value) <= 65535:
-        return int(value)
-    raise argparse.ArgumentTypeError(f"{value!r} is not a port (1-65535)")
+def _whole(value: str) -> int:
+    return int(value) if value.strip().isdigit() else -1
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan   # fails every range check
