@@ -1,6 +1,7 @@
-"""Flags and parameters that take a day, a count or a share refuse what is not one, naming it, before anything is
-read or written. Days given as text go through routelog.parse_day / parse_period (a period that ends before it
-starts is refused too); counts and shares through commands/common.py's argparse types."""
+"""Flags and parameters that take a day, a count, a share, a port, a file or a route log refuse what is not one,
+naming it, before anything is read or written. Days given as text go through routelog.parse_day / parse_period (a
+period that ends before it starts is refused too), logs through routelog.require_log; counts, shares and ports
+through commands/common.py's argparse types."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -67,12 +68,6 @@ def test_a_period_that_ends_before_it_starts_is_refused(log, capsys, argv):
     code = main([a.format(log=log) for a in argv] + ["--since", "2026-10-02", "--until", "2026-10-01"])
     assert code == 2
     assert "--until 2026-10-01 is before --since 2026-10-02" in capsys.readouterr().err
-
-
-def test_compact_names_a_log_that_is_not_there(tmp_path, capsys):
-    assert main(["log", "compact", "--log", str(tmp_path / "typo")]) == 2
-    assert f"no route log at {tmp_path / 'typo'}" in capsys.readouterr().err
-    assert not (tmp_path / "typo").exists()
 
 
 def test_a_well_formed_day_still_works(log, capsys):
@@ -158,13 +153,15 @@ def test_a_missing_file_is_named_as_path_and_reason(tmp_path, capsys, argv, said
 
 
 @pytest.mark.parametrize("argv", [
+    ["log", "compact", "--log", "{typo}"],
     ["policy", "diff", POLICY, POLICY, "--log", "{typo}"],
     ["estimate", "--from-log", "{typo}"],
     ["eval", "shadow", "--policy", POLICY, "--log", "{typo}"],
 ])
 def test_a_log_that_is_not_there_is_named_not_read_as_empty(tmp_path, capsys, argv):
-    # before: policy diff replayed "0 of 0 requests", estimate said "no served requests to fit", eval shadow
-    # "no shadow records": a typo read as an empty log
+    # before: log compact said "compacted 0 days", policy diff replayed "0 of 0 requests", estimate said "no served
+    # requests to fit", eval shadow "no shadow records": a typo read as an empty log
     typo = tmp_path / "typo"
     assert main([a.format(typo=typo) for a in argv]) == 2
     assert f"no route log at {typo} (a directory of date=YYYY-MM-DD partitions)" in capsys.readouterr().err
+    assert not typo.exists()
