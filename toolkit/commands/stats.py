@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _by(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))   # each key once
     bad = [n for n in names if n not in BY]
     if bad or not names:
         raise argparse.ArgumentTypeError(f"unknown --by {', '.join(bad) or text!r}: choose from {', '.join(BY)}")
