@@ -208,6 +208,13 @@ def test_cli_scenarios_json_and_bad_input(prices):
               for d in ((), ("--days", "31"))}
     assert [r["requests"] for r in months[("--days", "31")]["rows"]] == pytest.approx(
         [r["requests"] * 31 / 30 for r in months[()]["rows"]])
+    # a model named twice is one scenario (before: two, added up in the totals: twice the requests and the cost)
+    twice = json.loads(cli("--model", "gpt-4o-mini", "--model", "gpt-4o-mini", "--input-tokens", "10",
+                           "--requests-per-day", "100", "--json").stdout)
+    assert [(s["scenario"], s["requests"]) for s in twice["scenarios"]] == [("gpt-4o-mini", 3000)]
+    one = Scenario.single("x", "gpt-4o-mini", requests_per_day=1, input_tokens=1, output_tokens=1)
+    with pytest.raises(ValueError, match=r"scenario names must differ: \['x'\] given more than once"):
+        estimate_scenarios([one, one], prices)
     with pytest.raises(ValueError, match="days in a month must be at least 1"):
         estimate_scenarios([Scenario.single("x", "gpt-4o-mini", requests_per_day=1, input_tokens=1,
                                             output_tokens=1)], prices, days=0)

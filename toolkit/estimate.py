@@ -236,6 +236,11 @@ def estimate_scenarios(scenarios: Iterable[Scenario], prices: PriceBook | None =
 
     if days < 1:
         raise ValueError(f"days in a month must be at least 1, not {days}")
+    scenarios = list(scenarios)
+    names = [sc.name for sc in scenarios]
+    if len(set(names)) < len(names):   # the totals add a scenario's rows up by name
+        raise ValueError(f"scenario names must differ: {sorted({n for n in names if names.count(n) > 1})} "
+                         "given more than once")
     prices = prices or PriceBook.load()
     policy = _policy(policy)
     rows: list[dict[str, Any]] = []

@@ -108,6 +108,7 @@ def _run(args: argparse.Namespace, prices) -> int:
                        title=spec.description or spec.path, days=days)
 
     days = args.days or DAYS_PER_MONTH
+    args.model = list(dict.fromkeys(args.model))   # a model named twice is one scenario, not two added up
     if args.from_log:
         loads = fit_from_log(args.from_log)
         if not loads:
