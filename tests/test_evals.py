@@ -130,6 +130,13 @@ def test_judge_is_a_routed_call_with_its_cost_logged(sim_env, policy_copy, log_d
 
 # --- baselines ---------------------------------------------------------------------------------------
 
+def test_a_model_named_twice_is_called_once_per_prompt(sim_env, policy_copy, tmp_path):
+    # before: each prompt was called (and paid) twice on it
+    items = load_prompts(PROMPTS / "gsm8k.jsonl")[:2]
+    run = run_baseline(policy_copy, items, ["fast-openai", "fast-openai"], tmp_path / "base", progress=False)
+    assert run.called == 2 and sum(sim_env.state.stats.values()) == 2 and run.scores.height == 2
+
+
 def test_baseline_against_simulator_and_real_local_model(sim_env, local_model, policy_copy, tmp_path, monkeypatch):
     """Scores mean something: gpt-4.1 answers '#### 540' to everything, right only on the first GSM8K item."""
     monkeypatch.setenv("ROUTEKIT_LOCAL_URL", local_model)

@@ -46,6 +46,7 @@ def run_baseline(policy: Any, prompts: list[PromptItem], models: list[str], out_
     from ..policy import Policy, load_policy
 
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
+    models = list(dict.fromkeys(models))   # a model named twice would be called, and paid, twice per prompt
     unknown = [m for m in models if m not in policy.models]
     if unknown:
         raise ValueError(f"unknown model alias(es) {unknown}; the policy {policy.path} has: "
