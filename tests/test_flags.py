@@ -4,6 +4,7 @@ period that ends before it starts is refused too), logs through routelog.require
 through commands/common.py's argparse types."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -165,3 +166,10 @@ def test_a_log_that_is_not_there_is_named_not_read_as_empty(tmp_path, capsys, ar
     assert main([a.format(typo=typo) for a in argv]) == 2
     assert f"no route log at {typo} (a directory of date=YYYY-MM-DD partitions)" in capsys.readouterr().err
     assert not typo.exists()
+
+
+def test_a_cascade_threshold_given_twice_is_one_policy(capsys):
+    assert main(["research", "frontier", OUTCOMES, "--cascade", "1", "--cascade", "1", "--json"]) == 0
+    policies = [p["policy"] for p in json.loads(capsys.readouterr().out)["policies"]]
+    assert sum(p.startswith("cascade(") for p in policies) == 1, policies   # before: the same row twice
+    # (and --json now carries every evaluated policy the table shows, the cascade included: it had only the models)

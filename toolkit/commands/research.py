@@ -161,7 +161,7 @@ def frontier(args: argparse.Namespace) -> int:
 
             o = only_prompts(o, args.only_prompts)
         policies = [cascade(o, threshold=t, error_rate=args.verifier_error, seed=args.seed)
-                    for t in args.cascade or []]
+                    for t in dict.fromkeys(args.cascade or [])]   # a threshold given twice is one policy
         if args.threshold_column:
             strong, weak = _pair_models(o, args.strong, args.weak)
             policies += threshold_curve(o, o.per_prompt(args.threshold_column), strong, weak,
@@ -178,7 +178,7 @@ def frontier(args: argparse.Namespace) -> int:
 
         frontier_chart(report, title=args.outcomes).save(args.chart)
     if args.json:
-        doc = {k: report[k] for k in ("models", "oracle", "frontier", "aiq", "prompts")}
+        doc = {k: report[k] for k in ("models", "policies", "oracle", "frontier", "aiq", "prompts")}
         if replayed is not None:
             doc["policy"] = {"policy": args.policy, "quality": replayed.quality,
                              "cost_per_request_usd": replayed.cost_per_request_usd, "share": replayed.share}
