@@ -108,30 +108,30 @@ def _run(args: argparse.Namespace, prices) -> int:
                        title=spec.description or spec.path, days=days)
 
     days = args.days or DAYS_PER_MONTH
-    args.model = list(dict.fromkeys(args.model))   # a model named twice is one scenario, not two added up
+    models = list(dict.fromkeys(args.model))   # a model named twice is one scenario, not two added up
     if args.from_log:
         loads = fit_from_log(args.from_log)
         if not loads:
             raise ValueError(f"{args.from_log}: no served requests to fit")
         from dataclasses import replace
 
-        runs = [(m, tuple(replace(ld, mix={m: 1.0}) for ld in loads.values())) for m in args.model] or \
+        runs = [(m, tuple(replace(ld, mix={m: 1.0}) for ld in loads.values())) for m in models] or \
                [("as logged", tuple(loads.values()))]
         scenarios = [Scenario(name, intents, args.growth_per_month, args.months, batch=args.batch)
                      for name, intents in runs]
         return _report(estimate_scenarios(scenarios, prices, policy=policy, days=days), args,
                        title=f"fitted from {args.from_log}", days=days)
 
-    if not args.model:
+    if not models:
         raise ValueError("give --model (repeatable), --scenarios FILE or --from-log DIR; see --help")
     output = Dist.of(_tokens(args.output_tokens, "--output-tokens"))
     counted: dict[str, object] = {}
     if args.input_tokens is not None:
-        inputs = {m: Dist.of(_tokens(args.input_tokens, "--input-tokens")) for m in args.model}
+        inputs = {m: Dist.of(_tokens(args.input_tokens, "--input-tokens")) for m in models}
     elif args.prompt is not None or args.messages is not None:
         messages = ([{"role": "user", "content": args.prompt}] if args.prompt is not None
                     else _read_messages(args.messages))
-        counted = {m: estimate_request(m, messages=messages, prices=prices, policy=policy) for m in args.model}
+        counted = {m: estimate_request(m, messages=messages, prices=prices, policy=policy) for m in models}
         inputs = {m: Dist.of(e.input_tokens) for m, e in counted.items()}
     else:
         raise ValueError("give the input size: --input-tokens N, --prompt TEXT or --messages FILE")
@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace, prices) -> int:
         from dataclasses import replace
 
         estimates = []
-        for m in args.model:
+        for m in models:
             e = estimate_request(m, input_tokens=inputs[m].mean, output_tokens=output.mean,
                                  cache_read_tokens=inputs[m].mean * args.cache_hit_rate, batch=args.batch,
                                  prices=prices, policy=policy)
@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace, prices) -> int:
     scenarios = [Scenario.single(m, m, requests_per_day=args.requests_per_day, input_tokens=inputs[m],
                                  output_tokens=output, cache_hit_rate=args.cache_hit_rate,
                                  growth_per_month=args.growth_per_month, months=args.months, batch=args.batch)
-                 for m in args.model]
+                 for m in models]
     rows = estimate_scenarios(scenarios, prices, policy=policy, days=days)
     tokens = {m: {"input_tokens": e.input_tokens, "approx": e.approx, "tokenizer": e.tokenizer}
               for m, e in counted.items()}
