@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from .estimate import DAYS_PER_MONTH
+from .estimate import DAYS_PER_MONTH, estimate_scenarios
 
 
 def _import_altair() -> Any:
@@ -625,7 +625,6 @@ def what_if_explorer(scenarios: list[Any], prices: Any = None, policy: Any = Non
     import ipywidgets as w
 
     from . import dashboards as d
-    from .estimate import estimate_scenarios
 
     pick = w.Dropdown(options=[s.name for s in scenarios], description="scenario")
     split = w.Dropdown(options=["intent", "model"], value=by, description="split by")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 import polars as pl
 
-from .estimate import DAYS_PER_MONTH
+from .estimate import DAYS_PER_MONTH, Dist, IntentLoad, Scenario, estimate_scenarios
 from .rollups import HIST, merge, summarize, total
 from .routelog import parse_period
 
@@ -688,7 +688,6 @@ def observed_scenario(rollups: Frame, prices: Any = None, policy: Any = None, na
     policy alias when ``policy`` prices it, else by the model string that served when the snapshot does; a serve
     neither can price is left out of the mix and named in the scenario's description."""
     from .costs import PriceBook
-    from .estimate import Dist, IntentLoad, Scenario
 
     prices = prices or PriceBook.load()
 
@@ -732,8 +731,6 @@ def vary(scenario: Any, volume: float = 1.0, tokens: float = 1.0, price: float =
     (scenarios are compared by name)."""
     from dataclasses import replace
 
-    from .estimate import Dist
-
     def scale(d: Any) -> Any:
         return Dist(d.mean * tokens, d.p10 * tokens, d.p90 * tokens)
 
@@ -770,7 +767,6 @@ def sensitivity(scenario: Any, prices: Any = None, policy: Any = None,
     driver, factor, monthly_usd): volume, tokens, every price, and the price of each of the ``models`` models that
     cost most (which vendor's price change would matter).  Volume, tokens and every price move the cost alike unless
     tiers or fixed costs bend one of them: lines that coincide are folded into one, named :data:`SAME_DRIVERS`."""
-    from .estimate import estimate_scenarios
 
     factors = list(factors)
     base = estimate_scenarios([scenario], prices, policy=policy, days=days).filter((pl.col("month") == month)
