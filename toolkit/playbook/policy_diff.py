@@ -241,10 +241,10 @@ def replay_log(old: Policy, new: Policy, log: str | os.PathLike, prices: Any, si
     """Every production request of ``log`` (days ``since``..``until``) through NEW's decision (module docstring)."""
     import polars as pl
 
-    from ..routelog import require_log, scan_log
+    from ..routelog import parse_period, require_log, scan_log
 
-    day = lambda d: d.isoformat() if isinstance(d, date) else d  # noqa: E731
-    scan = scan_log(require_log(log), start=day(since), end=day(until))
+    first, last = parse_period(since, until)
+    scan = scan_log(require_log(log), start=first and first.isoformat(), end=last and last.isoformat())
     fields = ["alias", "model", "outcome", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
               "reasoning_tokens"]
     routed = sorted({*old.routes, *new.routes})
