@@ -112,6 +112,20 @@ def test_boundary_violation_is_caught_by_records_and_simulator(sim_env, policy_c
     assert totals["boundary_violations_records"] == totals["boundary_violations_sim"] == 4
 
 
+
+def test_a_label_the_policy_does_not_declare_stops_the_drill_before_any_request(sim_env, policy_copy, tmp_path):
+    # before: the drill ran until that prompt, then the Router's error escaped (no file named)
+    prompts = tmp_path / "labelled.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{k}", "intent": "triage", "prompt": f"spam {k}?",
+                                           "expected": "no", "check": "contains",
+                                           **({"sensitivity": "privat"} if k else {})}) + "\n" for k in range(2)))
+    with pytest.raises(DrillError) as e:
+        run_drill(policy_copy, DRILLS / "primary-down.yaml", load_prompts(prompts), sim_url=sim_env.url,
+                  out_dir=tmp_path / "out", progress=False)
+    assert f"{prompts}:2: unknown sensitivity 'privat'" in str(e.value)
+    assert sum(sim_env.state.stats.values()) == 0 and not (tmp_path / "out").exists()
+
+
 def test_silent_downgrade_detector_uses_policy_tiers(policy_copy):
     policy = load_policy(policy_copy)
     item = PromptItem("x", "extraction", ({"role": "user", "content": "q"},))

@@ -137,6 +137,19 @@ def test_a_model_named_twice_is_called_once_per_prompt(sim_env, policy_copy, tmp
     assert run.called == 2 and sum(sim_env.state.stats.values()) == 2 and run.scores.height == 2
 
 
+
+def test_a_label_the_policy_does_not_declare_is_refused_before_any_call(sim_env, policy_copy, tmp_path):
+    # before: the first such prompt raised mid-run (after others were paid for), naming no prompt file
+    lines = [{"id": f"p{k}", "intent": "triage", "prompt": f"spam {k}?", "expected": "no", "check": "contains",
+              **({"sensitivity": "internal"} if k == 2 else {})} for k in range(3)]
+    src = tmp_path / "labelled.jsonl"
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with pytest.raises(PromptSetError) as e:
+        run_baseline(policy_copy, load_prompts(src), ["fast-openai"], tmp_path / "base", progress=False)
+    assert f"{src}:3: unknown sensitivity 'internal'" in str(e.value) and "private (local)" in str(e.value)
+    assert sum(sim_env.state.stats.values()) == 0 and not (tmp_path / "base").exists()
+
+
 def test_baseline_against_simulator_and_real_local_model(sim_env, local_model, policy_copy, tmp_path, monkeypatch):
     """Scores mean something: gpt-4.1 answers '#### 540' to everything, right only on the first GSM8K item."""
     monkeypatch.setenv("ROUTEKIT_LOCAL_URL", local_model)

@@ -332,6 +332,43 @@ def test_policy_diff_replays_a_real_log_through_the_new_primary(sim_env, policy_
         again.cost_before_usd - sum(x["cost_usd"] for x in failed_over) + moved, rel=1e-9)
 
 
+
+def test_policy_diff_counts_requests_whose_label_the_new_policy_does_not_declare_as_failing(sim_env, policy_copy,
+                                                                                         log_dir, tmp_path):
+    # The Router refuses a label its policy does not declare; the replay must too (it routed them to vendors).
+    labelled = write(tmp_path, policy_copy.read_text() + "\nsensitivity: {private: local, internal: vendor}\n",
+                     "labelled.yaml")
+    router = Router(labelled, log=log_dir)
+    for i in range(2):
+        router.complete("triage", f"Is message {i} spam?", team="support", sensitivity="internal")
+    router.complete("triage", "Is this spam?", team="support")
+    records = read_records(log_dir)
+    unlabelled = next(r for r in records if r["sensitivity"] is None)
+    replay = diff_policies(load_policy(labelled), load_policy(policy_copy), log=log_dir).replay
+    assert replay.requests == 3 and replay.rerouted == 2
+    assert replay.by_intent[0]["would_fail"] == 2
+    assert replay.cost_after_usd == pytest.approx(unlabelled["cost_usd"], rel=1e-9)
+    assert diff_policies(load_policy(labelled), load_policy(labelled), log=log_dir).replay.rerouted == 0
+    # statically: dropping a declared class refuses its requests (a tightening), it never "lets them leave"
+    diff = diff_policies(load_policy(labelled), load_policy(policy_copy))
+    assert [r.to_dict() for r in diff.privacy] == [
+        {"intent": "*", "change": "tightened",
+         "detail": "sensitivity 'internal': vendor -> not declared (requests marked internal are now refused)"}]
+    unlocal = write(tmp_path, policy_copy.read_text() + "\nsensitivity: {internal: vendor}\n", "unlocal.yaml")
+    diff = diff_policies(load_policy(policy_copy), load_policy(unlocal))
+    assert [r.to_dict() for r in diff.privacy] == [
+        {"intent": "*", "change": "relaxed",
+         "detail": "sensitivity 'internal': not declared -> vendor (requests marked internal were refused, may now "
+                   "reach vendors)"},
+        {"intent": "*", "change": "tightened",
+         "detail": "sensitivity 'private': local -> not declared (requests marked private are now refused)"}]
+    assert not diff_policies(load_policy(unlocal), load_policy(labelled)).privacy     # private now local: not relaxed
+    to_vendor = write(tmp_path, policy_copy.read_text() + "\nsensitivity: {private: vendor}\n", "vendor.yaml")
+    assert [r.to_dict() for r in diff_policies(load_policy(policy_copy), load_policy(to_vendor)).privacy] == [
+        {"intent": "*", "change": "relaxed",
+         "detail": "sensitivity 'private': local -> vendor (requests marked private may now leave local models)"}]
+
+
 # --- keys -----------------------------------------------------------------------------------------------------------
 
 KEYED = DEMO_POLICY.read_text().replace(

@@ -74,6 +74,21 @@ def test_records_are_consistent_like_the_routers(synth):
     assert synth_route["skipped"].list.eval(pl.element().struct.field("reason") == "below_floor").list.any().all()
 
 
+
+def test_every_sensitivity_label_is_one_the_policy_declares(synth):
+    # The Router refuses an undeclared label, so a synthetic record must not carry one (replays would count it
+    # as refused); a record on a local route carries a class the policy keeps local.
+    _, _, df = synth
+    policy = load_policy(DEFAULT_POLICY)
+    labels = set(df["sensitivity"].drop_nulls().unique())
+    assert labels and labels <= set(policy.sensitivity)
+    local = [i for i in policy.routes if policy.required_boundary(policy.routes[i], None) == "local"]
+    assert local
+    on_local = df.filter(pl.col("intent").is_in(local))["sensitivity"]
+    assert on_local.is_not_null().all() and all(policy.sensitivity[x] == "local" for x in on_local.unique())
+    assert df["sensitivity"].is_null().any()
+
+
 def test_every_attempt_is_priced_by_the_snapshot(synth):
     result, _, df = synth
     policy, book = load_policy(DEFAULT_POLICY), PriceBook.load()

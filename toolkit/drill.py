@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import DrillError, YamlError
+from .evals.items import undeclared_labels
 
 SELECTORS = ("model", "alias", "vendor", "primaries")
 
@@ -228,9 +229,10 @@ def run_drill(policy_path: str | os.PathLike, scenario_path: str | os.PathLike, 
         for item in prompts:
             if item.intent not in policy.routes:
                 unknown.setdefault(item.intent, item.source)
-        if unknown:
-            raise DrillError("\n".join(f"{src}: intent {i!r} is not a route of {policy.path} (routes: "
-                                       f"{', '.join(sorted(policy.routes))})" for i, src in unknown.items()))
+        problems = [f"{src}: intent {i!r} is not a route of {policy.path} (routes: {', '.join(sorted(policy.routes))})"
+                    for i, src in unknown.items()] + undeclared_labels(prompts, policy)
+        if problems:
+            raise DrillError("\n".join(problems))
         sim = SimControl(sim_url)
         sim.reset()
         started = _now()

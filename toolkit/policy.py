@@ -77,7 +77,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import redact
-from .errors import PolicyError, Problem, YamlError
+from .errors import PolicyError, Problem, RequestError, YamlError
 from .redact import ENV_VAR_NAME, looks_like_secret
 from .yamlfile import read_yaml
 
@@ -396,7 +396,21 @@ class Policy:
     def _chains(self) -> dict[str, list[str]]:
         return {}   # per intent, filled on first use: the policy is frozen, so its chains never change
 
+    def undeclared(self, sensitivity: str | None) -> str | None:
+        """Why a request labelled ``sensitivity`` is refused — a label the ``sensitivity:`` map does not declare
+        (a typo of ``private`` must not route as if the request had none) — or None."""
+        if sensitivity is None or sensitivity in self.sensitivity:
+            return None
+        labels = ", ".join(f"{k} ({v})" for k, v in sorted(self.sensitivity.items())) or "no label"
+        return (f"unknown sensitivity {sensitivity!r}; the policy {self.path} declares {labels} "
+                "(add it under sensitivity:, with local or vendor)")
+
     def required_boundary(self, route: RouteSpec, sensitivity: str | None) -> Boundary | None:
+        """The boundary a request of ``route`` labelled ``sensitivity`` needs; an undeclared label is a
+        :class:`RequestError` (see :meth:`undeclared`)."""
+        problem = self.undeclared(sensitivity)
+        if problem:
+            raise RequestError(problem)
         needed = self.sensitivity.get(sensitivity or "")
         if route.boundary == "local" or needed == "local":
             return "local"

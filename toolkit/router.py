@@ -238,11 +238,7 @@ class Router:
         if route is None:
             raise UnknownIntent(f"unknown intent {req.intent!r}; the policy {policy.path} routes: "
                                 f"{', '.join(sorted(policy.routes))}")
-        if req.sensitivity is not None and req.sensitivity not in policy.sensitivity:
-            # A label the policy does not know (a typo of "private") must not route as if the request had none.
-            labels = ", ".join(f"{k} ({v})" for k, v in sorted(policy.sensitivity.items())) or "no label"
-            raise RequestError(f"unknown sensitivity {req.sensitivity!r}; the policy {policy.path} declares {labels} "
-                               "(add it under sensitivity:, with local or vendor)")
+        boundary = policy.required_boundary(route, req.sensitivity)   # first: an undeclared label is refused
         chain = policy.chain(req.intent)
         if route.router is not None:  # a trained router picks the first candidate (toolkit/research/learned.py)
             from .research.learned import choose
@@ -259,7 +255,6 @@ class Router:
         earlier = self.conversations.producers(called) if called else []
         t0 = time.perf_counter()
         prompt = PromptSize(policy.models[chain[0]], req.messages)
-        boundary = policy.required_boundary(route, req.sensitivity)
         attempts: list[Attempt] = []
         skipped: list[Skip] = []
         self.overrides.refresh()   # one look at the kill switch per request

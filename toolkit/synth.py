@@ -148,6 +148,11 @@ class _World:
         owner = [r.owner or f"team-{r.intent}" for r in routes]
         self.teams = list(dict.fromkeys([*owner, sc.runaway_team]))
         self.local = np.array([policy.required_boundary(r, None) == "local" for r in routes])
+        # Records carry only labels the policy declares (the Router refuses any other): a local class on local
+        # routes, a vendor class (or none) elsewhere.
+        classes = {b: [k for k, v in sorted(policy.sensitivity.items()) if v == b] for b in ("local", "vendor")}
+        self.local_label = next(iter(classes["local"]), None)
+        self.vendor_labels = np.array([*classes["vendor"], None], dtype=object)
         shared = np.where(self.local, 0.0, 1.0 / max(1, (~self.local).sum()))  # private routes stay with owners
         mix = np.empty((len(self.teams), len(routes)))
         for t, team in enumerate(self.teams):
@@ -408,7 +413,7 @@ def _simulate_day(world: _World, d: int, n: int, weights: np.ndarray, seed: int)
         np.concatenate([rng.integers(0, 256, (n, width - 1), dtype=np.uint8),
                         rng.integers(1, 256, (n, 1), dtype=np.uint8)], axis=1).tobytes(),  # no trailing NUL
         dtype=f"S{width}")).bin.encode("hex")
-    sensitivity = np.array(["internal", "internal", "public", None], dtype=object)[rng.integers(0, 4, n)]
+    sensitivity = world.vendor_labels[rng.integers(0, 4, n) % len(world.vendor_labels)]
     zipf = np.minimum(rng.zipf(1.4, n), len(world.prompt_pool[0])) - 1
     prompt_hash = np.empty(n, dtype=object)
     for r in range(R):
@@ -428,7 +433,7 @@ def _simulate_day(world: _World, d: int, n: int, weights: np.ndarray, seed: int)
         "gen_ai.provider.name": alias_col([s.provider_prefix for s in world.specs], served_or_none),
         "intent": alias_col(world.intents, route),
         "team": alias_col(world.teams, team),
-        "sensitivity": pl.Series(np.where(world.local[route], "private", sensitivity).tolist(), dtype=pl.String),
+        "sensitivity": pl.Series(np.where(world.local[route], world.local_label, sensitivity).tolist(), dtype=pl.String),
         "boundary": np.where(world.local[route], "local", "none"),
         "outcome": np.where(ok, "served", "failed"),
         "error_kind": pl.Series(np.where(ok, len(KIND_NAMES) + 1, last_kind)).replace_strict(

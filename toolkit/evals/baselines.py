@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .items import PromptItem
+from ..errors import PromptSetError
+from .items import PromptItem, undeclared_labels
 from .judge import LLMJudge
 from .score_table import ScoreStore, scores_frame, summarize_scores, write_tables
 from .scorers import ascore
@@ -53,6 +54,9 @@ def run_baseline(policy: Any, prompts: list[PromptItem], models: list[str], out_
                          f"{', '.join(sorted(policy.models))}")
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    refused = undeclared_labels(prompts, policy)
+    if refused:
+        raise PromptSetError(refused)
     store = ScoreStore(out_dir)
     done = store.load()
     warnings = list(store.bad_lines)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 
 @dataclass(frozen=True)
@@ -28,3 +28,14 @@ class PromptItem:
             if m.get("role") == "user":
                 return str(m.get("content") or "")
         return ""
+
+
+def undeclared_labels(items: Iterable[PromptItem], policy: Any) -> list[str]:
+    """``file:line: why`` for each sensitivity label ``policy`` does not declare, at the first prompt carrying it:
+    the Router would refuse those prompts, so a run checks before it calls (and pays for) any."""
+    found: dict[str, str] = {}
+    for item in items:
+        problem = policy.undeclared(item.sensitivity)
+        if problem and item.sensitivity not in found:
+            found[item.sensitivity] = f"{item.source}: {problem}"
+    return list(found.values())

@@ -17,6 +17,7 @@ class Choice:
     queue: tuple[str, ...]                      # the candidates, in the order the Router would try them
     skipped: tuple[tuple[str, str, str], ...]   # (alias, reason code, detail)
     degraded: bool                              # the first candidate is below the route's floor
+    refused: str | None = None                  # why the Router refuses before any candidate (an undeclared label)
 
     @property
     def served(self) -> str | None:
@@ -29,6 +30,9 @@ def choose(policy: Policy, intent: str, *, removed: Iterable[str] = (), sensitiv
     """The Router's candidate order for ``intent`` with ``removed`` aliases gone; the context window is checked
     when ``prompt_tokens`` and ``prices`` (a PriceBook, for windows the policy does not give) are known."""
     route = policy.routes[intent]
+    refused = policy.undeclared(sensitivity)
+    if refused:
+        return Choice(intent, (), (), False, refused)
     boundary = policy.required_boundary(route, sensitivity)
     gone = set(removed)
 

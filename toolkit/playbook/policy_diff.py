@@ -4,14 +4,16 @@ Static: models, routes, budgets and sensitivity classes added, removed or change
 the rules a reviewer must sign off, each marked ``relaxed`` or ``tightened``:
 
 * privacy: the route's ``boundary: local``; whether its chain stays on local models; the ``allowed_vendors`` and
-  ``allowed_regions`` lists (none = any); the policy's ``sensitivity`` classes that keep requests local;
+  ``allowed_regions`` lists (none = any); the policy's ``sensitivity`` classes: one that may now reach vendors
+  relaxes, one that now keeps requests local, or is no longer declared (the Router refuses its requests), tightens;
 * floors: ``min_tier``, ``on_exhausted`` (``degrade`` is the relaxed one), the measured floor
   (``baselines.min_score``), and a candidate that moves across the floor because its tier or measured score
   changed (toolkit/eligibility.py's ``below_floor`` decides, as it does for the Router).
 
 Replay (with a route log): every production request of the period (shadow calls left out; baseline and drill calls
 are requests too) of an intent either policy routes goes through NEW's decision (toolkit/eligibility.py via
-:mod:`.decision`) with its recorded intent, sensitivity and prompt tokens.  What the record knows about the moment is
+:mod:`.decision`) with its recorded intent, sensitivity and prompt tokens (a label NEW does not declare is refused, as the Router
+refuses it: the request would fail).  What the record knows about the moment is
 kept: a model it shows failing, or skipped for the moment's state (kill switch, open circuit, budget), is passed over
 (the recorded outcome of a model both policies use), and a failure no fallback fixes (a bad request) ends the walk as
 it ends the Router's; any other candidate is taken to answer.  So replaying a policy through itself reroutes
@@ -174,10 +176,16 @@ def _sensitivity(old: Policy, new: Policy) -> list[RuleChange]:
     out = []
     for cls in sorted({*old.sensitivity, *new.sensitivity}):
         a, b = old.sensitivity.get(cls), new.sensitivity.get(cls)
-        if (a == "local") != (b == "local"):
-            out.append(RuleChange("*", "relaxed" if a == "local" else "tightened",
-                                  f"sensitivity {cls!r}: {a or 'unmapped'} -> {b or 'unmapped'} (requests marked "
-                                  f"{cls} {'may now leave' if a == 'local' else 'now stay on'} local models)"))
+        if b == "vendor" and a != "vendor":
+            change, effect = "relaxed", "may now leave local models" if a else "were refused, may now reach vendors"
+        elif b is None and a is not None:
+            change, effect = "tightened", "are now refused"
+        elif a == "vendor" and b == "local":
+            change, effect = "tightened", "now stay on local models"
+        else:   # not declared -> local: served where they were refused, never leaving the machine
+            continue
+        out.append(RuleChange("*", change, f"sensitivity {cls!r}: {a or 'not declared'} -> {b or 'not declared'} "
+                                           f"(requests marked {cls} {effect})"))
     return out
 
 
