@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from toolkit import reports, resources
+from toolkit.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
@@ -167,26 +168,30 @@ def test_every_assignment_of_a_parameters_cell_is_a_declared_parameter():
         assert assigned == set(reports.notebook_parameters(name)), name
 
 
-def test_cli_help_teaches_and_errors_exit_1(tmp_path):
+def test_cli_help_teaches_and_bad_input_exits_2(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "toolkit.cli", "report", "--help"], capture_output=True, text=True,
                             cwd=ROOT, timeout=60)
     assert helped.returncode == 0 and "routekit report all --log routelog" in helped.stdout
     failed = subprocess.run([sys.executable, "-m", "toolkit.cli", "report", "spend", "--log", str(tmp_path / "none")],
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert failed.returncode == 1 and "no such directory" in failed.stderr
+    # bad input is exit 2 like every command's (it was 1, the code of a notebook that failed)
+    assert failed.returncode == 2 and "no such directory" in failed.stderr
     assert "--jobs N" in helped.stdout and "the number of cores" in helped.stdout
+    assert "1 a notebook failed in a cell" in helped.stdout and "2 bad input" in helped.stdout
     zero = subprocess.run([sys.executable, "-m", "toolkit.cli", "report", "spend", "--jobs", "0"], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
     assert zero.returncode == 2 and "'0' is not a whole number of notebooks at least 1" in zero.stderr
 
 
-def test_a_failing_notebook_is_reported_and_the_others_still_publish(fixture_log, tmp_path):
+def test_a_failing_notebook_is_reported_and_the_others_still_publish(fixture_log, tmp_path, monkeypatch, capsys):
     # a scenario file that does not exist: what-if fails in its cell while spend runs beside it (jobs=2); spend
-    # still gets its page and the index
-    with pytest.raises(reports.ReportError, match=r"^what-if: cell \d+ failed: ScenarioError: .*nope.yaml.*\)$"):
-        reports.run(["what-if", "spend"], fixture_log, tmp_path, {"scenarios_path": str(tmp_path / "nope.yaml"),
-                                                                  "out_dir": "charts"}, progress=False,
-                    base=tmp_path, jobs=2)
+    # still gets its page and the index; exit 1 (a run that failed), not 2 (bad input)
+    monkeypatch.chdir(tmp_path)
+    code = main(["report", "what-if", "spend", "--log", str(fixture_log), "--out", str(tmp_path), "-p",
+                 "scenarios_path", str(tmp_path / "nope.yaml"), "-p", "out_dir", "charts", "--jobs", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and re.search(r"^routekit report: what-if: cell \d+ failed: ScenarioError: .*nope.yaml.*\)$",
+                                   err.strip()), err
     assert (tmp_path / "spend_review.html").exists() and (tmp_path / "what_if.ipynb").exists()
     # -p out_dir: PNG copies of the charts, the path taken relative to the caller's directory
     assert sorted(p.name for p in (tmp_path / "charts").glob("*.png")) == sorted(

@@ -477,6 +477,16 @@ def test_unknown_engine_and_missing_log_are_clear_errors(tmp_path, capsys):
         rollups.build_rollups(tmp_path, "pandas")
     assert main(["rollup", "--log", str(tmp_path / "nope")]) == 2
     assert "no route log at" in capsys.readouterr().err
+    # a directory that is not a log (a typo of the log's parent) gets no _rollups folder written into it
+    other = tmp_path / "project"
+    (other / "notes").mkdir(parents=True)
+    (other / "README.md").write_text("x")
+    assert main(["rollup", "--log", str(other)]) == 2
+    assert "holds no date=YYYY-MM-DD partitions" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["README.md", "notes"]
+    empty = tmp_path / "fresh"       # a log nothing was written to yet is a log
+    empty.mkdir()
+    assert main(["rollup", "--log", str(empty)]) == 0
 
 
 def test_rollup_command_prints_what_it_did(small_log, tmp_path, capsys):

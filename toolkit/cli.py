@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(e: Exception, command: str) -> int:
     """The error families of toolkit/errors.py and their exit codes, in one place: a missing extra, bad input or
-    a file the system refuses is 2, a request that got no answer 1, anything else 3 — each one line on stderr,
+    a file the system refuses is 2, a request that got no answer or a report notebook that failed 1, anything else 3 — each one line on stderr,
     scrubbed of secrets.  ``ROUTEKIT_DEBUG=1`` shows the traceback instead."""
     import os
 
     from .commands.common import oserror_line
-    from .errors import BadInput, MissingExtra, RoutingError
+    from .errors import BadInput, MissingExtra, NotebookFailed, RoutingError
     from .extras import missing_extra
     from .redact import scrub
 
@@ -71,7 +71,7 @@ def report(e: Exception, command: str) -> int:
         message, code = missing_extra(e), 2
     elif isinstance(e, (BadInput, MissingExtra)):
         message, code = str(e), 2
-    elif isinstance(e, RoutingError):
+    elif isinstance(e, (RoutingError, NotebookFailed)):
         message, code = str(e), 1
     elif isinstance(e, OSError):
         message, code = oserror_line(e), 2

@@ -24,10 +24,11 @@
     ├── TransportError                   one attempt at one provider failed; ``kind`` is one of KINDS
     ├── Busy (RuntimeError)              another process holds the log (a compaction or a rollup runs)
     ├── RollupError (RuntimeError)       a rollup engine failed for a reason that is not damage in the log
+    ├── NotebookFailed (RuntimeError)    a report's notebook raised in a cell; its executed .ipynb is kept
     └── MissingExtra (ImportError)       an optional dependency is not installed; names the extra to install
 
 ``routekit`` turns the families into exit codes in one place (toolkit/cli.py): a BadInput, a MissingExtra or a
-file the system refuses is 2, a RoutingError 1, anything else 3 — always one line on stderr, never a traceback.
+file the system refuses is 2, a RoutingError or a NotebookFailed 1, anything else 3 — always one line on stderr, never a traceback.
 
 Transport error kinds (``TransportError.kind``; ``retryable``: another candidate, or the same one later, may
 succeed, so the Router moves on): see toolkit/transport.py for what produces each.
@@ -116,6 +117,11 @@ class LearnedRouterError(BadInput):
 
 class ReportError(BadInput):
     """A report that cannot run as asked (unknown name or parameter, missing log); the message says which."""
+
+
+class NotebookFailed(RoutekitError, RuntimeError):
+    """One or more notebooks of a report raised in a cell (each named, with the cell); the others still published,
+    and each failed one left its executed .ipynb with the traceback."""
 
 
 class RequestError(BadInput):

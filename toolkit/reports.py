@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import BadInput, ReportError
+from .errors import BadInput, NotebookFailed, ReportError
 from .resources import notebook_dir
 from .routelog import parse_period
 
@@ -217,7 +217,7 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     Up to ``jobs`` notebooks run at once (default: the number of cores), one kernel per job, reused from one
     notebook to the next with its names reset (imported modules stay: start-up and imports are paid once per job);
     the list returned keeps the order asked (``names``), whatever order they finish in.  A notebook that fails
-    leaves its executed .ipynb (with the traceback); the others still run; then ReportError.
+    leaves its executed .ipynb (with the traceback); the others still run; then NotebookFailed.
     """
     import queue
     import threading
@@ -286,7 +286,7 @@ def run(which: str | Iterable[str], log_dir: str | Path, out_dir: str | Path = "
     failed = [r for n in chosen if isinstance(r := finished[n], str)]
     write_index(out, done, log)
     if failed:
-        raise ReportError("; ".join(failed))
+        raise NotebookFailed("; ".join(failed))
     return done
 
 

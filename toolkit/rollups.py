@@ -149,7 +149,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterator
 
-from .errors import RollupError
+from .errors import BadInput, RollupError
 from .routelog import Damage, inside_domain, outside_domain, parse_period
 
 logger = logging.getLogger("routekit.rollups")
@@ -693,6 +693,10 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
     fs = where.fs
     if not fs.isdir(where.root):  # a typo must not build an empty rollup
         raise FileNotFoundError(f"no route log at {log} (a directory of date=YYYY-MM-DD partitions)")
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(where.root, detail=False)]
+    if not any(n.startswith("date=") for n in names) and any(not n.startswith(("_", ".")) for n in names):
+        # ...nor write a _rollups folder into a directory that is not a log (its parent, a project)
+        raise BadInput(f"{log} holds no date=YYYY-MM-DD partitions: not a route log (nothing written)")
     if not force:
         manifest, sources = _read_manifest(where), where.sources()
         if manifest and _plan(where, manifest, sources, False) == ([], []):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 from ..reports import REPORTS
@@ -34,6 +33,9 @@ Values are typed as on papermill's command line (None, true/false, numbers, else
 the current directory.  Each report is an executed notebook (.ipynb) and a self-contained .html that opens
 offline from disk; index.html links them with each one's period and headline numbers. A table cut short in a page
 is written whole beside it as CSV.
+
+exit codes: 0 every report written; 1 a notebook failed in a cell (named; its .ipynb is kept with the traceback,
+the others still publish); 2 bad input (an unknown report or parameter, a missing log, a bad day).
 """
 
 
@@ -65,16 +67,11 @@ def _jobs(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reports import ReportError, parse_value, run as run_reports
+    from ..reports import parse_value, run as run_reports
 
     params = {k: parse_value(v) for k, v in args.param}
     t0 = time.perf_counter()
-    try:
-        done = run_reports(args.which, args.log, args.out, params, progress=not args.no_progress,
-                           jobs=args.jobs)
-    except ReportError as e:
-        print(f"routekit report: {e}", file=sys.stderr)
-        return 1
+    done = run_reports(args.which, args.log, args.out, params, progress=not args.no_progress, jobs=args.jobs)
     for r in done:
         print(f"{r.name:<9} {r.html}  ({r.seconds:.1f} s + {r.export_seconds:.1f} s HTML)")
     print(f"index     {done[0].html.parent / 'index.html'}")
