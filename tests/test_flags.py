@@ -117,6 +117,8 @@ def test_the_library_refuses_them_too(log):
     (["sim", "matrix", "--timeout", "0"], "--timeout", "'0' is not a number above 0"),
     (["recommend", "--intent", "math", "--outcomes", OUTCOMES, "--max-p95-ms", "-5"], "--max-p95-ms",
      "'-5' is not a number above 0"),
+    (["readiness", "--policy", POLICY, "--deprecation-warning", "-3"], "--deprecation-warning",
+     "'-3' is not a whole number (0 or more)"),
 ])
 def test_a_count_or_share_flag_refuses_what_is_not_one(tmp_path, capsys, argv, flag, said):
     new = tmp_path / "new"

@@ -300,6 +300,20 @@ def test_cli_serve_in_its_own_process_with_a_scenario(tmp_path):
     assert r.returncode == 2 and "bad.yaml:2: models.x: unknown behaviour keys ['latency']" in r.stderr
 
 
+def test_cli_serve_on_a_taken_port_says_so_and_never_announces_a_url(capsys):
+    # before: "routekit simulator on http://..." was printed first, then the bind failed
+    import socket
+
+    from toolkit.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["sim", "serve", "--port", str(taken.getsockname()[1])]) == 2
+    out, err = capsys.readouterr()
+    assert "simulator on" not in out and "address already in use" in err.lower() and "Traceback" not in err
+
+
 def test_skilled_models_answer_a_fixed_share_of_the_answer_key(fresh, tmp_path):
     """A model with skill s answers right a share ~s of the keyed prompts, the same ones on every call and
     through every protocol; without a skill it echoes; a prompt not in the key is echoed whatever the skill."""

@@ -50,6 +50,13 @@ def whole(value: str) -> int:
     raise argparse.ArgumentTypeError(f"{value!r} is not a whole number at least 1")
 
 
+def days_ahead(value: str) -> int:
+    """The ``type`` of a flag counting days that may be none (a warning given this many days before): 0 or more."""
+    if 0 <= (n := _whole(value)):
+        return n
+    raise argparse.ArgumentTypeError(f"{value!r} is not a whole number (0 or more)")
+
+
 def port(value: str) -> int:
     """The ``type`` of a ``--port`` flag: 1-65535."""
     if 1 <= (n := _whole(value)) <= 65535:

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from .common import add_policy_arg
+from .common import add_policy_arg, days_ahead
 
 ORDER = 49
 
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the kill switch's overrides file, whose history is read (default: the policy's own, or "
                         "$ROUTEKIT_OVERRIDES)")
     p.add_argument("--max-age", default="90d", help="how recent a drill and a rehearsal must be (default 90d)")
-    p.add_argument("--deprecation-warning", type=int, default=30, metavar="DAYS",
+    p.add_argument("--deprecation-warning", type=days_ahead, default=30, metavar="DAYS",
                    help="fail a model this many days before its retirement date (default 30)")
     p.add_argument("--json", action="store_true", help="print JSON: {ready, checks: [...]}")
     p.set_defaults(func=run)

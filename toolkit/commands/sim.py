@@ -76,8 +76,8 @@ def serve(args: argparse.Namespace) -> int:
         said = oserror_line(e) if isinstance(e, OSError) else e
         print(f"routekit sim: bad behaviour file: {said}", file=sys.stderr)
         return 2
-    print(f"routekit simulator on http://{args.host}:{args.port}", flush=True)
-    serve(args.port, behaviours, args.seed, host=args.host)
+    serve(args.port, behaviours, args.seed, host=args.host,
+          on_ready=lambda: print(f"routekit simulator on http://{args.host}:{args.port}", flush=True))
     return 0
 
 

@@ -135,14 +135,18 @@ class SimServer:
         self.stop()
 
 
-def serve(port: int, scenario: dict[str, Any] | None = None, seed: int = 0, host: str = "127.0.0.1") -> None:
-    """Serve in the foreground until interrupted (``routekit sim serve``)."""
+def serve(port: int, scenario: dict[str, Any] | None = None, seed: int = 0, host: str = "127.0.0.1",
+          on_ready: Callable[[], None] | None = None) -> None:
+    """Serve in the foreground until interrupted (``routekit sim serve``); ``on_ready`` once the port is bound (a
+    port taken is an OSError before it)."""
 
     async def main() -> None:
         runner = _runner(SimState(scenario, seed))
         await runner.setup()
-        await web.TCPSite(runner, host, port, backlog=1024).start()
         try:
+            await web.TCPSite(runner, host, port, backlog=1024).start()
+            if on_ready:
+                on_ready()
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
