@@ -59,6 +59,7 @@ def edited(policy_path, change) -> str:
     ({"temperature": 3}, "temperature"), ({"top_p": "high"}, "top_p"), ({"seed": 1.5}, "seed"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"), ({"max_tokens": 0}, "max_tokens"),
     ({"logit_bias": {}}, "'logit_bias'"), ({"conversation_id": ""}, "conversation_id"),
+    ({"team": ""}, "team"), ({"team": 3}, "team"),   # before: recorded as such (a budget's team never matched)
 ])
 def test_bad_arguments_are_named_before_anything_is_sent(router, sim_env, log_dir, kwargs, field):
     with pytest.raises(RequestError, match=field.replace("[", r"\[").replace("]", r"\]")):
@@ -69,7 +70,7 @@ def test_bad_arguments_are_named_before_anything_is_sent(router, sim_env, log_di
 
 
 @pytest.mark.parametrize("messages,field", [
-    ([], "messages"),
+    ([], "messages"), ("", "messages"), (" \n", "messages"),   # before: an empty prompt was sent, and paid for
     ([{"role": "robot", "content": "hi"}], r"messages\[0\].role"),
     ([{"role": "user", "content": [{"type": "audio", "data": "x"}]}], r"messages\[0\].content\[0\].type"),
     ([{"role": "user", "content": [{"type": "image_url", "image_url": "http://x"}]}],

@@ -274,10 +274,10 @@ def _response_format(fmt: Any) -> None:
 
 def check_messages(messages: Any) -> list[dict]:
     """The conversation as a list of messages, or a :class:`RequestError` naming the first bad field."""
-    if isinstance(messages, str):
+    if isinstance(messages, str) and messages.strip():
         return [{"role": "user", "content": messages}]
     if not isinstance(messages, (list, tuple)) or not messages:
-        raise RequestError("messages must be a string or a non-empty list of {'role': ..., 'content': ...}")
+        raise RequestError("messages must be a non-empty string or a non-empty list of {'role': ..., 'content': ...}")
     called: set[str] = set()
     for i, m in enumerate(messages):
         where = f"messages[{i}]"

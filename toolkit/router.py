@@ -449,6 +449,8 @@ def _request(intent: str, messages: str | list[dict], team: str, sensitivity: st
         raise RequestError(f"max_tokens must be a positive integer, not {max_tokens!r}")
     if conversation_id is not None and (not isinstance(conversation_id, str) or not conversation_id):
         raise RequestError(f"conversation_id must be a non-empty string, not {conversation_id!r}")
+    if not isinstance(team, str) or not team.strip():   # budgets, spend and the audit log group by it
+        raise RequestError(f"team must be a non-empty string, not {team!r}")
     return Request(intent, check_messages(messages), team, sensitivity, max_tokens, stream=stream,
                    options=chat_options(chat), conversation_id=conversation_id)
 
