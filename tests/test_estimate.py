@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from toolkit.costs import PriceBook, UnknownModel, prices_dir
+from toolkit.errors import BadInput
 from toolkit.estimate import (Dist, Scenario, ScenarioError, estimate_request, estimate_scenarios,
                               fit_from_log, load_scenarios, reprice_prompts, scenario_totals)
 from toolkit.router import Router
@@ -101,6 +102,8 @@ def test_token_distributions_from_samples():
     assert Dist.of({"mean": 50}) == Dist(50, 50, 50) and Dist.of(7) == Dist(7, 7, 7)
     with pytest.raises(ValueError):
         Dist.of({"mean": 10, "p10": 20, "p90": 5})
+    with pytest.raises(ValueError, match="p90 inf"):    # before: an infinite cost
+        Dist.of({"mean": 10, "p10": 5, "p90": float("inf")})
 
 
 def test_self_hosted_per_hour_is_a_fixed_monthly_row(tmp_path, prices):
@@ -143,6 +146,14 @@ def test_single_request_from_messages(prices):
     assert alias.cost_usd == pytest.approx(1000 * 0.13e-6 + 100 * 0.40e-6) and alias.rates_source == "policy override"
     with pytest.raises(ValueError, match="exactly one"):
         estimate_request("gpt-4o-mini", prices=prices)
+    # before: a negative or NaN count came back as a negative or NaN cost
+    for field, value in (("output_tokens", -5), ("output_tokens", float("nan")), ("input_tokens", -1),
+                         ("cache_read_tokens", float("inf")), ("output_tokens", "100")):
+        kw = {"text": "hi", "output_tokens": 10, field: value}
+        if field == "input_tokens":
+            kw.pop("text")
+        with pytest.raises(BadInput, match=f"{field} must be a finite number of tokens, 0 or more, not {value!r}"):
+            estimate_request("gpt-4o-mini", prices=prices, **kw)
 
 
 def test_scenario_file(prices):

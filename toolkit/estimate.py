@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .costs import PriceBook, Rates, Usage
-from .errors import ScenarioError, YamlError
+from .errors import BadInput, ScenarioError, YamlError
 
 DAYS_PER_MONTH = 30
 
@@ -74,7 +74,7 @@ class Dist:
     p90: float
 
     def __post_init__(self) -> None:
-        if min(self.mean, self.p10, self.p90) < 0 or self.p10 > self.p90 or any(map(math.isnan, self)):
+        if min(self.mean, self.p10, self.p90) < 0 or self.p10 > self.p90 or not all(map(math.isfinite, self)):
             raise ValueError(f"need 0 <= p10 <= p90 and mean >= 0, got mean {self.mean}, p10 {self.p10}, "
                              f"p90 {self.p90}")
 
@@ -189,6 +189,10 @@ def estimate_request(model: str, *, messages: list[dict] | None = None, text: st
     approx = tokenizer = None
     if (messages is None) + (text is None) + (input_tokens is None) != 2:
         raise ValueError("give exactly one of messages, text or input_tokens")
+    for name, n in (("input_tokens", input_tokens), ("output_tokens", output_tokens),
+                    ("cache_read_tokens", cache_read_tokens)):
+        if n is not None and not (isinstance(n, (int, float)) and not isinstance(n, bool) and 0 <= n < math.inf):
+            raise BadInput(f"{name} must be a finite number of tokens, 0 or more, not {n!r}")
     if input_tokens is None:
         from .tokens import count_messages, count_text
 
