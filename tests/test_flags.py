@@ -175,3 +175,14 @@ def test_a_cascade_threshold_given_twice_is_one_policy(capsys):
     policies = [p["policy"] for p in json.loads(capsys.readouterr().out)["policies"]]
     assert sum(p.startswith("cascade(") for p in policies) == 1, policies   # before: the same row twice
     # (and --json now carries every evaluated policy the table shows, the cascade included: it had only the models)
+
+
+def test_an_empty_prompt_is_refused_in_the_words_of_the_command(tmp_path, capsys, monkeypatch):
+    # before: the library's "messages must be ... a non-empty list of {'role': ...}" (and, earlier still, a paid call)
+    import io
+
+    for argv, stdin in ((["route", "--intent", "triage", ""], ""), (["route", "--intent", "triage", "-"], " \n")):
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        assert main([*argv, "--log", str(tmp_path / "log")]) == 2
+        assert 'the prompt is empty (give its text, or "-" to read it from stdin)' in capsys.readouterr().err
+    assert not (tmp_path / "log").exists()

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from ..router import Router
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        print('routekit route: the prompt is empty (give its text, or "-" to read it from stdin)', file=sys.stderr)
+        return 2
     kw = dict(team=args.team, sensitivity=args.sensitivity, max_tokens=args.max_tokens)
     try:
         router = Router(args.policy, log=args.log)
