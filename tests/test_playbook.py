@@ -458,6 +458,18 @@ def test_disable_and_enable_are_kept_with_who_why_when_and_damage_never_breaks_t
     assert broken.active().keys() == {"mid-openai"} and "could not record" in broken.history_problem
 
 
+
+def test_enabling_what_is_not_disabled_names_what_is(tmp_path, capsys):
+    # an on-call typo ("fast-opnai") must not read as done: before, only "fast-opnai was not disabled"
+    policy = write(tmp_path, DEMO_POLICY.read_text())
+    assert cli(capsys, "enable", "fast-openai", "--policy", str(policy))[2].strip().endswith("(nothing is disabled)")
+    assert cli(capsys, "disable", "fast-openai", "--policy", str(policy), "--reason", "incident 9")[0] == 0
+    code, out, err = cli(capsys, "enable", "fast-opnai", "--policy", str(policy))
+    assert code == 1 and "fast-opnai was not disabled (disabled now: fast-openai)" in err
+    assert "unknown target 'fast-opnai'" in err
+    assert cli(capsys, "enable", "fast-openai", "--policy", str(policy))[0] == 0
+
+
 # --- readiness ------------------------------------------------------------------------------------------------------
 
 def test_a_fresh_policy_is_not_ready_and_every_failing_check_carries_a_fix(tmp_path, capsys):

@@ -120,7 +120,12 @@ def enable(args: argparse.Namespace) -> int:
     if found:
         print(f"{args.target}: enabled")
         return 0
-    print(f"{args.target} was not disabled", file=sys.stderr)
+    # an on-call typo must not read as done: say what is disabled, and whether the name means anything here
+    disabled = ", ".join(sorted(t.state.active())) or None
+    unknown = t.policy is not None and args.target not in t.policy.models and args.target not in t.policy.routes
+    print(f"{args.target} was not disabled ({f'disabled now: {disabled}' if disabled else 'nothing is disabled'})"
+          + (f"; unknown target {args.target!r}: not a model alias or route of {t.policy.path}" if unknown else ""),
+          file=sys.stderr)
     return 1
 
 
