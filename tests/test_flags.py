@@ -168,6 +168,13 @@ def test_a_log_that_is_not_there_is_named_not_read_as_empty(tmp_path, capsys, ar
     assert main([a.format(typo=typo) for a in argv]) == 2
     assert f"no route log at {typo} (a directory of date=YYYY-MM-DD partitions)" in capsys.readouterr().err
     assert not typo.exists()
+    # ...nor is a directory that is not a log (its parent, a project): before, read as an empty log too
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "policy.yaml").write_text("x")
+    assert main([a.format(typo=project) for a in argv]) == 2
+    assert f"{project} holds no date=YYYY-MM-DD partitions: not a route log" in capsys.readouterr().err
+    assert [p.name for p in project.iterdir()] == ["policy.yaml"]
 
 
 def test_a_cascade_threshold_given_twice_is_one_policy(capsys):

@@ -149,8 +149,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterator
 
-from .errors import BadInput, RollupError
-from .routelog import Damage, inside_domain, outside_domain, parse_period
+from .errors import RollupError
+from .routelog import Damage, inside_domain, not_a_log, outside_domain, parse_period
 
 logger = logging.getLogger("routekit.rollups")
 
@@ -693,10 +693,8 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
     fs = where.fs
     if not fs.isdir(where.root):  # a typo must not build an empty rollup
         raise FileNotFoundError(f"no route log at {log} (a directory of date=YYYY-MM-DD partitions)")
-    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(where.root, detail=False)]
-    if not any(n.startswith("date=") for n in names) and any(not n.startswith(("_", ".")) for n in names):
-        # ...nor write a _rollups folder into a directory that is not a log (its parent, a project)
-        raise BadInput(f"{log} holds no date=YYYY-MM-DD partitions: not a route log (nothing written)")
+    # ...nor write a _rollups folder into a directory that is not a log (its parent, a project)
+    not_a_log(log, [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(where.root, detail=False)])
     if not force:
         manifest, sources = _read_manifest(where), where.sources()
         if manifest and _plan(where, manifest, sources, False) == ([], []):

@@ -42,7 +42,8 @@ runs at a time (``LOG_DIR/.compact.lock``).
 from .compaction import CompactReport, compact, compact_partition, seal
 from .domain import (DOMAIN, DOMAIN_ID, DOMAIN_MARK, OUTCOMES, Bound, clamp_to_domain, describe_problems,
                      domain_problems, inside_domain, outside_domain)
-from .files import COMPACT_LOCK, DEFAULT_LOG_DIR, JSONL_NAME, STATE_LOCK, parse_day, parse_period, require_log
+from .files import (COMPACT_LOCK, DEFAULT_LOG_DIR, JSONL_NAME, STATE_LOCK, not_a_log, parse_day, parse_period,
+                    require_log)
 from .privacy import privacy_findings
 from .reader import (Damage, LogScan, count_rejected, error_line, partition_files, read_jsonl, reading, scan_log,
                      screen_parquet, verify_parquet)
@@ -54,6 +55,6 @@ __all__ = ["ATTEMPT_FIELDS", "COMPACT_LOCK", "DEFAULT_LOG_DIR", "DOMAIN", "DOMAI
            "FIELD_NAMES", "JSONL_NAME", "OUTCOMES", "SCHEMA_VERSION", "SKIP_FIELDS", "STATE_LOCK", "TS_FORMAT",
            "Bound", "CompactReport", "Damage", "LogScan", "RouteLogWriter", "clamp_to_domain", "clean_record",
            "compact", "compact_partition", "count_rejected", "describe_problems", "domain_problems", "error_line",
-           "inside_domain", "may_hold_secret", "normalise_timestamp", "outside_domain", "parse_day", "parse_period",
-           "partition_files", "polars_schema", "privacy_findings", "read_jsonl", "reading", "record_line", "require_log",
+           "inside_domain", "may_hold_secret", "normalise_timestamp", "not_a_log", "outside_domain", "parse_day",
+           "parse_period", "partition_files", "polars_schema", "privacy_findings", "read_jsonl", "reading", "record_line", "require_log",
            "scan_log", "screen_parquet", "seal", "verify_parquet"]

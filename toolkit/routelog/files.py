@@ -29,11 +29,20 @@ def today() -> str:
 
 
 def require_log(root: str | os.PathLike) -> Path:
-    """``root`` as a route log to read: BadInput if it is not a directory (a typo must not read as an empty log).
-    Writers and the spool create a missing log instead."""
+    """``root`` as a route log to read: BadInput if it is not a directory, or holds files but no ``date=``
+    partition (a typo, or the log's parent, must not read as an empty log). Writers and the spool create a
+    missing log instead."""
     if not Path(root).is_dir():
         raise BadInput(f"no route log at {root} (a directory of date=YYYY-MM-DD partitions)")
+    not_a_log(root, os.listdir(root))
     return Path(root)
+
+
+def not_a_log(root: Any, names: list[str]) -> None:
+    """BadInput when a directory of these entries cannot be a route log: it holds something, but no ``date=``
+    partition (a fresh log holds nothing, or only the log's own ``.`` and ``_`` files)."""
+    if not any(n.startswith("date=") for n in names) and any(not n.startswith(("_", ".")) for n in names):
+        raise BadInput(f"{root} holds no date=YYYY-MM-DD partitions: not a route log (nothing read or written)")
 
 
 def parse_day(value: Any, name: str = "") -> date | None:
