@@ -188,7 +188,8 @@ def test_a_failing_notebook_is_reported_and_the_others_still_publish(fixture_log
     # still gets its page and the index; exit 1 (a run that failed), not 2 (bad input)
     monkeypatch.chdir(tmp_path)
     code = main(["report", "what-if", "spend", "--log", str(fixture_log), "--out", str(tmp_path), "-p",
-                 "scenarios_path", str(tmp_path / "nope.yaml"), "-p", "out_dir", "charts", "--jobs", "2", "--no-progress"])
+                 "scenarios_path", str(tmp_path / "nope.yaml"), "-p", "out_dir", "charts", "--jobs", "2",
+                 "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1 and re.search(r"^routekit report: what-if: cell \d+ failed: ScenarioError: .*nope.yaml.*\)$",
                                    err.strip()), err

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(e: Exception, command: str) -> int:
     """The error families of toolkit/errors.py and their exit codes, in one place: a missing extra, bad input or
-    a file the system refuses is 2, a request that got no answer or a report notebook that failed 1, anything else 3 — each one line on stderr,
-    scrubbed of secrets.  ``ROUTEKIT_DEBUG=1`` shows the traceback instead."""
+    a file the system refuses is 2, a request that got no answer or a report notebook that failed 1, anything else
+    3 — each one line on stderr, scrubbed of secrets.  ``ROUTEKIT_DEBUG=1`` shows the traceback instead."""
     import os
 
     from .commands.common import oserror_line

@@ -28,7 +28,8 @@
     └── MissingExtra (ImportError)       an optional dependency is not installed; names the extra to install
 
 ``routekit`` turns the families into exit codes in one place (toolkit/cli.py): a BadInput, a MissingExtra or a
-file the system refuses is 2, a RoutingError or a NotebookFailed 1, anything else 3 — always one line on stderr, never a traceback.
+file the system refuses is 2, a RoutingError or a NotebookFailed 1, anything else 3 — always one line on stderr,
+never a traceback.
 
 Transport error kinds (``TransportError.kind``; ``retryable``: another candidate, or the same one later, may
 succeed, so the Router moves on): see toolkit/transport.py for what produces each.

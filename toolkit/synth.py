@@ -433,7 +433,8 @@ def _simulate_day(world: _World, d: int, n: int, weights: np.ndarray, seed: int)
         "gen_ai.provider.name": alias_col([s.provider_prefix for s in world.specs], served_or_none),
         "intent": alias_col(world.intents, route),
         "team": alias_col(world.teams, team),
-        "sensitivity": pl.Series(np.where(world.local[route], world.local_label, sensitivity).tolist(), dtype=pl.String),
+        "sensitivity": pl.Series(np.where(world.local[route], world.local_label, sensitivity).tolist(),
+                                 dtype=pl.String),
         "boundary": np.where(world.local[route], "local", "none"),
         "outcome": np.where(ok, "served", "failed"),
         "error_kind": pl.Series(np.where(ok, len(KIND_NAMES) + 1, last_kind)).replace_strict(

@@ -12,16 +12,17 @@ the rules a reviewer must sign off, each marked ``relaxed`` or ``tightened``:
 
 Replay (with a route log): every production request of the period (shadow calls left out; baseline and drill calls
 are requests too) of an intent either policy routes goes through NEW's decision (toolkit/eligibility.py via
-:mod:`.decision`) with its recorded intent, sensitivity and prompt tokens (a label NEW does not declare is refused, as the Router
-refuses it: the request would fail).  What the record knows about the moment is
-kept: a model it shows failing, or skipped for the moment's state (kill switch, open circuit, budget), is passed over
-(the recorded outcome of a model both policies use), and a failure no fallback fixes (a bad request) ends the walk as
-it ends the Router's; any other candidate is taken to answer.  So replaying a policy through itself reroutes
-nothing it routed (a baseline's single-model calls, team eval, do show).  A request is *rerouted* when the model
-serving it changes; ``would_fail`` and ``would_degrade`` count requests served as recorded that NEW fails, or serves
-below its floor where the record was not degraded.  Cost before is what the record says; after, a rerouted request costs its recorded tokens (those of the
-attempt that served it, else its prompt) at the new model's rates (the price snapshot, or NEW's override), a request
-that keeps its model keeps its recorded cost, and a request NEW cannot serve costs nothing (it fails).
+:mod:`.decision`) with its recorded intent, sensitivity and prompt tokens (a label NEW does not declare is refused,
+as the Router refuses it: the request would fail). What the record knows about the moment is kept: a model it shows
+failing, or skipped for the moment's state (kill switch, open circuit, budget), is passed over (the recorded outcome
+of a model both policies use), and a failure no fallback fixes (a bad request) ends the walk as it ends the
+Router's; any other candidate is taken to answer. So replaying a policy through itself reroutes nothing it routed (a
+baseline's single-model calls, team eval, do show). A request is *rerouted* when the model serving it changes;
+``would_fail`` and ``would_degrade`` count requests served as recorded that NEW fails, or serves below its floor
+where the record was not degraded. Cost before is what the record says; after, a rerouted request costs its recorded
+tokens (those of the attempt that served it, else its prompt) at the new model's rates (the price snapshot, or NEW's
+override), a request that keeps its model keeps its recorded cost, and a request NEW cannot serve costs nothing (it
+fails).
 """
 from __future__ import annotations
 

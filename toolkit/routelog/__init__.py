@@ -56,5 +56,5 @@ __all__ = ["ATTEMPT_FIELDS", "COMPACT_LOCK", "DEFAULT_LOG_DIR", "DOMAIN", "DOMAI
            "Bound", "CompactReport", "Damage", "LogScan", "RouteLogWriter", "clamp_to_domain", "clean_record",
            "compact", "compact_partition", "count_rejected", "describe_problems", "domain_problems", "error_line",
            "inside_domain", "may_hold_secret", "normalise_timestamp", "not_a_log", "outside_domain", "parse_day",
-           "parse_period", "partition_files", "polars_schema", "privacy_findings", "read_jsonl", "reading", "record_line", "require_log",
-           "scan_log", "screen_parquet", "seal", "verify_parquet"]
+           "parse_period", "partition_files", "polars_schema", "privacy_findings", "read_jsonl", "reading",
+           "record_line", "require_log", "scan_log", "screen_parquet", "seal", "verify_parquet"]
