@@ -144,6 +144,19 @@ def test_a_disable_that_cannot_be_one_is_refused_before_anything_is_written(sim_
     assert status.returncode == 0 and "nothing disabled" in status.stdout
 
 
+def test_the_library_refuses_a_disable_with_no_target_or_reason(tmp_path):
+    # before: Overrides.disable("", ...) and disable(3, ...) were stored; disable("a", None) raised AttributeError
+    from toolkit.errors import BadInput
+    from toolkit.overrides import Overrides
+
+    o = Overrides(tmp_path / "overrides.json")
+    for target, reason, said in (("", "incident", "a disable needs a target"), (3, "incident", "not 3"),
+                                 ("fast-openai", None, "a disable needs a reason")):
+        with pytest.raises(BadInput, match=said):
+            o.disable(target, reason)
+    assert not (tmp_path / "overrides.json").exists() and o.active() == {}
+
+
 def test_status_reads_a_history_line_whose_time_is_out_of_range(sim_env, policy_copy, tmp_path):
     # what an older version wrote for `disable --for 99999999d`; the on-call page must still come up
     (tmp_path / "overrides.history.jsonl").write_text(json.dumps(

@@ -51,8 +51,11 @@ class Override:
     @classmethod
     def new(cls, target: str, reason: str, for_s: float | None, by: str | None, now: float) -> "Override":
         """A disable made now, for ``for_s`` seconds (None: until enabled): BadInput, before anything is written,
-        for one without a reason or lasting no time or longer than MAX_DISABLE_DAYS (leave it open instead)."""
-        if not reason.strip():
+        for one without a target or a reason, or lasting no time or longer than MAX_DISABLE_DAYS (leave it open
+        instead)."""
+        if not isinstance(target, str) or not target.strip():
+            raise BadInput(f"a disable needs a target (a model alias or a route), not {target!r}")
+        if not isinstance(reason, str) or not reason.strip():
             raise BadInput("a disable needs a reason (it is shown in status, errors and records)")
         if for_s is not None and not 0 < for_s <= MAX_DISABLE_DAYS * 86400:
             raise BadInput(f"a disable lasts more than 0 s and at most {MAX_DISABLE_DAYS} days, not {for_s:g} s "
