@@ -150,8 +150,10 @@ def test_unpriced_is_explicit_never_zero(book):
     spec = ModelSpec(alias="x", model="openai/not-in-any-price-map", tier=1)
     c = book.cost(spec, Usage(1000, 1000))
     assert c.usd is None and c.unpriced and c.price_version == book.version
-    with pytest.raises(UnknownModel, match="did you mean gpt-4o-mini"):
+    with pytest.raises(UnknownModel, match="did you mean gpt-4o-mini") as e:
         book.resolve("gpt-4o-mnii")
+    # a library caller is told the argument, not only the command's flag (it said "pass --policy")
+    assert "give the policy (policy=, or --policy) to use its aliases" in str(e.value)
 
 
 def test_unpriced_model_in_a_routed_record(sim_env, tmp_path, log_dir):

@@ -280,7 +280,7 @@ class PriceBook:
             raise UnknownModel(f"{model!r} is {'neither ' + where if where else 'not '}a priced entry of the price "
                                f"snapshot {self.version}"
                                + (f"; did you mean {', '.join(close)}?" if close else "")
-                               + ("" if policy is not None else " (pass --policy to use policy aliases)"))
+                               + ("" if policy is not None else " (give the policy (policy=, or --policy) to use its aliases)"))
         return model, rates
 
 
