@@ -156,6 +156,27 @@ def test_budget_alert_finding(hist):
     assert "reached 100% of its $12.00 limit on 2026-02-07" in b.message
 
 
+
+def test_spend_under_another_spelling_of_a_budgets_team_is_named():
+    # The Router matches a budget's scope exactly: requests recorded as team "Support" escape the budget of team
+    # "support". Nothing said this before (the spend simply went elsewhere).
+    d = START
+    spend = {"support": 1.0, "Support": 2.0, "support ": 0.5, "supportive": 9.0, "a": 4.0}
+    rows = [dict(date=d + timedelta(days=i), team=team, route_id="r1", requested_model="m1", served_model="m1",
+                 served_alias="one", provider="p1", latency_bin=250, requests=5, cost_usd=usd / 2)
+            for team, usd in spend.items() for i in range(2)]
+    rollup = make_rollup(rows)
+    budgets = [{"name": "support-monthly", "scope": {"team": "support"}, "limit_usd": 100.0},
+               {"name": "a-monthly", "scope": {"team": "a"}, "limit_usd": 100.0}]
+    found = f.budget_scope_misses(rollup, budgets)
+    assert [(x.kind, x.severity, x.subject, x.value, x.start, x.end) for x in found] == [
+        ("budget_scope", "warn", "budget support-monthly", pytest.approx(2.0), d, d + timedelta(days=1)),
+        ("budget_scope", "warn", "budget support-monthly", pytest.approx(0.5), d, d + timedelta(days=1))]
+    assert "team 'Support'" in found[0].message and "$2.00" in found[0].message and "'support'" in found[0].message
+    assert {x.kind for x in f.spend_findings(rollup, budgets=budgets)} >= {"budget_scope"}
+    assert f.budget_scope_misses(rollup, [{"name": "all", "limit_usd": 1.0}]) == []   # no scope, nothing escapes
+
+
 # --- the 90-day synthetic history, against its ground truth ---------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -384,6 +384,9 @@ def cache_savings(rollups: Frame, grain: str = "day") -> pl.DataFrame:
             .sort("period").collect())
 
 
+BUDGET_SCOPES = {"team": "team", "intent": "intent", "route": "route_id", "provider": "provider"}  # -> column
+
+
 def budget_status(rollups: Frame, budgets: Iterable[Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Spend against each budget, cumulative within each budget period, and the alerts it crossed.
 
@@ -392,7 +395,6 @@ def budget_status(rollups: Frame, budgets: Iterable[Any]) -> tuple[pl.DataFrame,
              alerts: budget, period_start, threshold, date, spent_usd, limit_usd) -- an alert is the first day in a
     budget period on which the cumulative spend reached ``threshold x limit``.
     """
-    scope_columns = {"team": "team", "intent": "intent", "route": "route_id", "provider": "provider"}
     series, alerts = [], []
     for b in budgets:
         b = b if isinstance(b, dict) else b.model_dump()
@@ -400,7 +402,7 @@ def budget_status(rollups: Frame, budgets: Iterable[Any]) -> tuple[pl.DataFrame,
         thresholds = tuple(b.get("alerts", (0.5, 0.8, 1.0)))
         lf = rollups.lazy()
         for dim, value in (b.get("scope") or {}).items():
-            lf = lf.filter(pl.col(scope_columns[dim]) == value)
+            lf = lf.filter(pl.col(BUDGET_SCOPES[dim]) == value)
         start = pl.col("date") if period == "daily" else pl.col("date").dt.truncate("1mo")
         s = (lf.group_by("date").agg(day_usd=total("cost_usd")).with_columns(period_start=start)
              .sort("date")

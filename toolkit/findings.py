@@ -14,6 +14,8 @@ unusual, in plain words (the thresholds are arguments):
 - latency creep: a model's weekly p95 trends up (Theil-Sen slope, most week pairs rising) by at least
   ``min_rise`` over the period, read from weeks of at least ``min_requests`` (100: the p95 of a few dozen requests
   is about their largest one, and noise rises by chance);
+- budget scope missed: spend recorded under another spelling of a budget's scope (team "Support" or "support "
+  for a budget of team "support": the Router matches a scope exactly, so that spend escapes the budget);
 - degraded serves and lower-tier fallbacks: every one counted, and zero said out loud;
 - model mismatch: a provider reported serving another model than the one asked for (e.g. a cheaper one), per alias.
 """
@@ -28,8 +30,8 @@ from typing import Any, Iterable
 
 import polars as pl
 
-from .dashboards import NONE, Frame, Period, budget_status, degraded_serves, latency, lower_tier_fallbacks, \
-    model_mismatches, production, spend, within
+from .dashboards import BUDGET_SCOPES, NONE, Frame, Period, budget_status, degraded_serves, latency, \
+    lower_tier_fallbacks, model_mismatches, production, spend, within
 from .rollups import total
 from .tables import markdown_money
 
@@ -134,6 +136,31 @@ def budget_alerts(rollups: Frame, budgets: Iterable[Any]) -> list[Finding]:
             f"Budget **{name}** reached {top['threshold']:.0%} of its {_usd(top['limit_usd'])} limit on {top['date']} "
             f"({_usd(top['spent_usd'])} spent in the period starting {top['period_start']}).",
             top["date"], top["date"], top["spent_usd"], top["limit_usd"]))
+    return found
+
+
+def budget_scope_misses(rollups: Frame, budgets: Iterable[Any]) -> list[Finding]:
+    """Spend under another spelling of a budget's scope value (case, spaces, ``-``, ``_`` and ``.`` aside): one
+    warning per spelling, the largest spend first."""
+    def spelling(expr: pl.Expr) -> pl.Expr:
+        return expr.str.to_lowercase().str.replace_all(r"[\s_.\-]+", "")
+
+    found = []
+    for b in budgets:
+        b = b if isinstance(b, dict) else b.model_dump()
+        for dim, value in (b.get("scope") or {}).items():
+            col = pl.col(BUDGET_SCOPES[dim])
+            missed = (production(rollups).filter((col != value) & (spelling(col) == spelling(pl.lit(value))))
+                      .group_by(col.alias("spelt")).agg(total("cost_usd").alias("usd"), pl.col("requests").sum(),
+                                                        pl.col("date").min().alias("first"),
+                                                        pl.col("date").max().alias("last"))
+                      .sort("usd", "spelt", descending=[True, False]).collect())
+            for m in missed.iter_rows(named=True):
+                found.append(Finding(
+                    "budget_scope", "warn", f"budget {b['name']}",
+                    f"{m['requests']:,} requests recorded as {dim} {m['spelt']!r} ({_usd(m['usd'])}, {m['first']} .. "
+                    f"{m['last']}) escape budget **{b['name']}**, scoped to {dim} {value!r}: the Router matches a "
+                    "scope exactly (fix the caller's spelling).", m["first"], m["last"], m["usd"]))
     return found
 
 
@@ -382,8 +409,9 @@ def _touching(found: Iterable[Finding], period: Period | None) -> list[Finding]:
 def spend_findings(rollups: Frame, period: Period | None = None, budgets: Iterable[Any] = ()) -> list[Finding]:
     h = _history(rollups, period)
     now = h if period is None else within(h, period)
+    budgets = list(budgets)
     return _touching([*spend_jumps(h, "team"), *spend_jumps(h, "model"), *budget_alerts(now, budgets),
-                      *price_changes(h)], period)
+                      *budget_scope_misses(now, budgets), *price_changes(h)], period)
 
 
 def latency_findings(rollups: Frame, period: Period | None = None, histograms: Frame | None = None) -> list[Finding]:
