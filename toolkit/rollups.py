@@ -693,8 +693,6 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
     fs = where.fs
     if not fs.isdir(where.root):  # a typo must not build an empty rollup
         raise FileNotFoundError(f"no route log at {log} (a directory of date=YYYY-MM-DD partitions)")
-    # ...nor write a _rollups folder into a directory that is not a log (its parent, a project)
-    not_a_log(log, [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(where.root, detail=False)])
     if not force:
         manifest, sources = _read_manifest(where), where.sources()
         if manifest and _plan(where, manifest, sources, False) == ([], []):
@@ -702,6 +700,8 @@ def build_rollups(log: str | os.PathLike, engine: str = "polars", *, spark_maste
             report.days_unchanged, report.damage = len(sources), _damage_of(manifest)
             report.seconds = time.perf_counter() - t0
             return report
+    # ...nor write a _rollups folder into a directory that is not a log (its parent, a project)
+    not_a_log(log, [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(where.root, detail=False)])
     fs.makedirs(f"{where.out}/_staging", exist_ok=True)
     run = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     staging = f"{where.out}/_staging/{run}"

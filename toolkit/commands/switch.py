@@ -74,6 +74,12 @@ class _Target:
         self.path = policy_path
         self.overrides = getattr(self.state, "local", self.state).overrides   # this host's overrides file
 
+    def unknown(self, target: str) -> str | None:
+        """Why ``target`` is not one of the policy's (None: it is, or the policy does not load to say)."""
+        if self.policy is None or target in self.policy.models or target in self.policy.routes:
+            return None
+        return f"unknown target {target!r}: not a model alias or route of {self.policy.path}"
+
     def warn_broken(self) -> None:
         if self.problems:
             print(f"routekit: the policy {self.path} does not load ({len(self.problems)} problem(s), first: "
@@ -96,8 +102,8 @@ def disable(args: argparse.Namespace) -> int:
     if t.policy is None:
         print(f"routekit: {args.target!r} cannot be checked against the broken policy; disabling it as given",
               file=sys.stderr)
-    elif args.target not in t.policy.models and args.target not in t.policy.routes:
-        print(f"unknown target {args.target!r}: not a model alias or route of {t.policy.path}", file=sys.stderr)
+    elif t.unknown(args.target):
+        print(t.unknown(args.target), file=sys.stderr)
         return 2
     try:
         seconds = parse_duration(args.duration) if args.duration else None
@@ -122,10 +128,9 @@ def enable(args: argparse.Namespace) -> int:
         return 0
     # an on-call typo must not read as done: say what is disabled, and whether the name means anything here
     disabled = ", ".join(sorted(t.state.active())) or None
-    unknown = t.policy is not None and args.target not in t.policy.models and args.target not in t.policy.routes
+    unknown = t.unknown(args.target)
     print(f"{args.target} was not disabled ({f'disabled now: {disabled}' if disabled else 'nothing is disabled'})"
-          + (f"; unknown target {args.target!r}: not a model alias or route of {t.policy.path}" if unknown else ""),
-          file=sys.stderr)
+          + (f"; {unknown}" if unknown else ""), file=sys.stderr)
     return 1
 
 

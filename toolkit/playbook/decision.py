@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..eligibility import below_floor, candidate_queue, context_window, rule_rejection, window_rejection
+from ..errors import RequestError
 from ..policy import Policy
 
 REMOVED = "removed"   # the reason code of a candidate taken away by the question asked
@@ -30,10 +31,10 @@ def choose(policy: Policy, intent: str, *, removed: Iterable[str] = (), sensitiv
     """The Router's candidate order for ``intent`` with ``removed`` aliases gone; the context window is checked
     when ``prompt_tokens`` and ``prices`` (a PriceBook, for windows the policy does not give) are known."""
     route = policy.routes[intent]
-    refused = policy.undeclared(sensitivity)
-    if refused:
-        return Choice(intent, (), (), False, refused)
-    boundary = policy.required_boundary(route, sensitivity)
+    try:
+        boundary = policy.required_boundary(route, sensitivity)
+    except RequestError as e:   # a label the policy does not declare
+        return Choice(intent, (), (), False, str(e))
     gone = set(removed)
 
     def rejection(alias: str) -> tuple[str, str] | None:
